@@ -125,4 +125,3 @@ func exec(t testing.TB, db *sql.DB, q string) {
 		t.Fatalf("%s: %v", q, err)
 	}
 }
-
