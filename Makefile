@@ -1,0 +1,52 @@
+# labrunner: build, lint, test and demo. `make test` is what CI runs.
+GO        ?= go
+TOOLS     := $(CURDIR)/.cache/tools
+PLATFORMS := windows/amd64 windows/arm64 darwin/amd64 darwin/arm64 linux/amd64
+COMMANDS  := $(notdir $(wildcard cmd/*))
+export CGO_ENABLED ?= 0
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: all demo test unit lint cross bench services tools clean
+
+all: cross
+
+## demo: start the whole system in one process and run a hello-world task.
+demo:
+	$(GO) run ./cmd/devstack demo
+
+## test: lint, cross-build every target, then every test against real services.
+test: services lint cross unit
+
+unit: services
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+## services: install (apt-get) and start PostgreSQL, MariaDB and RabbitMQ.
+services:
+	@scripts/ensure-services.sh
+
+tools:
+	@scripts/install-tools.sh
+
+## lint: gofmt, go vet and staticcheck, for Linux, Windows and macOS.
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>&1); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	@for os in linux windows darwin; do \
+		echo "go vet + staticcheck (GOOS=$$os)"; \
+		GOOS=$$os $(GO) vet ./... || exit 1; \
+		GOOS=$$os $(TOOLS)/staticcheck ./... || exit 1; \
+	done
+
+## cross: build every command for every supported platform with cgo off.
+cross:
+	@for p in $(PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		echo "build $$os/$$arch: $(COMMANDS)"; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -o dist/$$os-$$arch/ ./cmd/... || exit 1; \
+	done
+
+## bench: every benchmark; results are recorded in docs/benchmarks.md.
+bench: services
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+
+clean:
+	rm -rf dist
