@@ -3,10 +3,12 @@ GO        ?= go
 TOOLS     := $(CURDIR)/.cache/tools
 PLATFORMS := windows/amd64 windows/arm64 darwin/amd64 darwin/arm64 linux/amd64
 COMMANDS  := $(notdir $(wildcard cmd/*))
+# Packages with Windows-specific code, whose tests also run under Wine.
+WINPKGS   := ./platform/...
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all demo test unit lint cross bench services tools clean
+.PHONY: all demo test unit wintest lint cross bench services tools clean
 
 all: cross
 
@@ -15,10 +17,15 @@ demo:
 	$(GO) run ./cmd/devstack demo
 
 ## test: lint, cross-build every target, then every test against real services.
-test: services lint cross unit
+test: services lint cross unit wintest
 
 unit: services
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+
+## wintest: the Windows builds of WINPKGS' tests, run under Wine.
+wintest:
+	@scripts/ensure-wine.sh
+	PATH=$(CURDIR)/scripts/wine:$$PATH GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -count=1 $(WINPKGS)
 
 ## services: install (apt-get) and start PostgreSQL, MariaDB and RabbitMQ.
 services:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Makes Windows test binaries runnable on this Linux machine under Wine:
+# installs wine64 and mingw (apt-get) when missing, creates the Wine prefix,
+# reports Windows 10, and installs the bcryptprimitives.dll shim that Go
+# needs under Wine 8.0. Idempotent; `make wintest` calls it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+export WINEPREFIX=${WINEPREFIX:-$HOME/.wine-labrunner} WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+wine=/usr/lib/wine/wine64
+
+if [ ! -x "$wine" ] || ! command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1; then
+  echo "ensure-wine: installing wine64 and mingw" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wine64 gcc-mingw-w64-x86-64-win32 >/dev/null
+fi
+
+sys32=$WINEPREFIX/drive_c/windows/system32
+if [ ! -f "$WINEPREFIX/.labrunner-ready" ]; then
+  echo "ensure-wine: creating Wine prefix $WINEPREFIX" >&2
+  "$wine" wineboot --init >/dev/null 2>&1
+  "$wine" winecfg /v win10 >/dev/null 2>&1
+  /usr/lib/wine/wineserver -w >/dev/null 2>&1 || true
+fi
+if [ ! -f "$sys32/bcryptprimitives.dll" ] || [ "$here/wine/bcryptprimitives.c" -nt "$sys32/bcryptprimitives.dll" ]; then
+  tmp=$(mktemp -d)
+  x86_64-w64-mingw32-gcc -O2 -shared -s -o "$tmp/bcryptprimitives.dll" "$here/wine/bcryptprimitives.c" -lbcrypt
+  cp "$tmp/bcryptprimitives.dll" "$sys32/"
+  rm -rf "$tmp"
+fi
+touch "$WINEPREFIX/.labrunner-ready"
