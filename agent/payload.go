@@ -1,0 +1,294 @@
+// Package agent runs one Taskcluster task from claim to resolution.
+package agent
+
+// Payload parsing: raw JSON ──schema (per platform.TaskCommandStyle)──▶
+// unsupported-field check ──▶ typed Payload, or a PayloadError listing every
+// problem with its field path and fix. The schemas are generic-worker v44's,
+// embedded from schemas/ (see schemas/README.md).
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labrunner/labrunner/platform"
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+//go:embed schemas/*.json
+var schemaFiles embed.FS
+
+// Payload is a validated generic-worker v44 task payload.
+type Payload struct {
+	// Style says which of Argv or Lines holds the commands.
+	Style platform.CommandStyle
+	// Argv holds one argv list per command (platform.ArgvCommands).
+	Argv [][]string
+	// Lines holds one cmd.exe line per command (platform.CmdLineCommands).
+	Lines []string
+	// Env is the payload's environment variables.
+	Env map[string]string
+	// MaxRunTime bounds the run time of all commands together.
+	MaxRunTime time.Duration
+	// Artifacts are the files and directories to upload after the commands.
+	Artifacts []PayloadArtifact
+	// OnExitStatus maps exit codes to special resolutions.
+	OnExitStatus ExitStatusPolicy
+	// LiveLog is false only when the payload sets features.liveLog to false.
+	LiveLog bool
+	// SupersederURL is accepted for compatibility and, as in generic-worker, unused.
+	SupersederURL string
+}
+
+// ArtifactType is the payload artifact kind: a single file or a directory tree.
+type ArtifactType string
+
+// The payload artifact types.
+const (
+	FileArtifact      ArtifactType = "file"
+	DirectoryArtifact ArtifactType = "directory"
+)
+
+// PayloadArtifact is one payload artifact as the task author wrote it; defaults
+// (name from path, expiry from the task) are applied at upload.
+type PayloadArtifact struct {
+	// Type is file or directory.
+	Type ArtifactType
+	// Path is relative to the task directory, with / or \ separators.
+	Path string
+	// Name is the published name; empty means derived from Path.
+	Name string
+	// Expires is zero when the payload leaves it to the task's expiry.
+	Expires time.Time
+	// ContentType is empty when it should be guessed from the file name.
+	ContentType string
+	// ContentEncoding is "", "identity" or "gzip"; empty means guessed.
+	ContentEncoding string
+}
+
+// ExitStatusPolicy is the payload's onExitStatus.
+type ExitStatusPolicy struct {
+	// Retry exit codes resolve the run exception/intermittent-task.
+	Retry []int
+	// PurgeCaches exit codes ask for caches to be purged (labrunner has none yet).
+	PurgeCaches []int
+}
+
+// CommandCount is the number of commands in the payload.
+func (p *Payload) CommandCount() int {
+	if p.Style == platform.CmdLineCommands {
+		return len(p.Lines)
+	}
+	return len(p.Argv)
+}
+
+// IsRetryExitCode reports whether a command's exit code asks for a rerun.
+func (p *Payload) IsRetryExitCode(code int) bool {
+	return slices.Contains(p.OnExitStatus.Retry, code)
+}
+
+// Problem is one thing wrong with a payload: the field and how to fix it.
+type Problem struct {
+	// Field is a path such as payload.artifacts[0].type.
+	Field string
+	// Message says what is wrong and what to do instead.
+	Message string
+}
+
+// String renders the problem as one log line.
+func (p Problem) String() string { return p.Field + ": " + p.Message }
+
+// PayloadError is a malformed payload: every problem found, in field order.
+type PayloadError struct {
+	Problems []Problem
+}
+
+// Error lists the problems, one per line.
+func (e *PayloadError) Error() string {
+	lines := make([]string, 0, len(e.Problems)+1)
+	lines = append(lines, fmt.Sprintf("malformed payload (%d problem(s)):", len(e.Problems)))
+	for _, p := range e.Problems {
+		lines = append(lines, "  "+p.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ParsePayload validates raw against the generic-worker v44 payload schema
+// of this OS and decodes it. A bad payload gives a *PayloadError.
+func ParsePayload(raw json.RawMessage) (*Payload, error) {
+	return parsePayload(raw, platform.TaskCommandStyle())
+}
+
+// schemaFor maps a command style to its embedded schema file.
+var schemaFor = map[platform.CommandStyle]string{
+	platform.ArgvCommands:    "schemas/multiuser_posix.json",
+	platform.CmdLineCommands: "schemas/multiuser_windows.json",
+}
+
+var compiled sync.Map // schema file name → *jsonschema.Schema
+
+func payloadSchema(style platform.CommandStyle) (*jsonschema.Schema, error) {
+	file, ok := schemaFor[style]
+	if !ok {
+		return nil, fmt.Errorf("no payload schema for command style %v", style)
+	}
+	if s, ok := compiled.Load(file); ok {
+		return s.(*jsonschema.Schema), nil
+	}
+	b, err := schemaFiles.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read embedded %s: %w", file, err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("parse embedded %s: %w", file, err)
+	}
+	url := "https://labrunner.invalid/" + file
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, fmt.Errorf("load embedded %s: %w", file, err)
+	}
+	s, err := c.Compile(url)
+	if err != nil {
+		return nil, fmt.Errorf("compile embedded %s: %w", file, err)
+	}
+	compiled.Store(file, s)
+	return s, nil
+}
+
+// wirePayload is the wire form; Command is decoded per style.
+type wirePayload struct {
+	Command    json.RawMessage   `json:"command"`
+	Env        map[string]string `json:"env"`
+	MaxRunTime int64             `json:"maxRunTime"`
+	Artifacts  []struct {
+		Type            ArtifactType `json:"type"`
+		Path            string       `json:"path"`
+		Name            string       `json:"name"`
+		Expires         *time.Time   `json:"expires"`
+		ContentType     string       `json:"contentType"`
+		ContentEncoding string       `json:"contentEncoding"`
+	} `json:"artifacts"`
+	Features struct {
+		LiveLog *bool `json:"liveLog"`
+	} `json:"features"`
+	OnExitStatus struct {
+		Retry       []int `json:"retry"`
+		PurgeCaches []int `json:"purgeCaches"`
+	} `json:"onExitStatus"`
+	SupersederURL string `json:"supersederUrl"`
+}
+
+func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, error) {
+	schema, err := payloadSchema(style)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, &PayloadError{Problems: []Problem{{
+			Field:   "payload",
+			Message: fmt.Sprintf("is not valid JSON (%v); the payload must be a JSON object", err),
+		}}}
+	}
+	unsupported := unsupportedFields(doc)
+	var problems []Problem
+	for _, u := range unsupported {
+		problems = append(problems, Problem{Field: u, Message: "is not supported by labrunner yet; remove it or run the task on generic-worker (see docs/payload.md)"})
+	}
+	if err := schema.Validate(doc); err != nil {
+		var verr *jsonschema.ValidationError
+		if !errors.As(err, &verr) {
+			return nil, fmt.Errorf("validate payload: %w", err)
+		}
+		for _, p := range schemaProblems(verr, style) {
+			if !insideAny(p.Field, unsupported) {
+				problems = append(problems, p)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		slices.SortStableFunc(problems, func(a, b Problem) int { return strings.Compare(a.Field, b.Field) })
+		problems = slices.Compact(problems)
+		return nil, &PayloadError{Problems: problems}
+	}
+
+	var rp wirePayload
+	if err := json.Unmarshal(raw, &rp); err != nil {
+		// The schema accepted it, so this is a mismatch between schema and struct.
+		return nil, fmt.Errorf("decode validated payload: %w", err)
+	}
+	p := &Payload{
+		Style:         style,
+		Env:           rp.Env,
+		MaxRunTime:    time.Duration(rp.MaxRunTime) * time.Second,
+		LiveLog:       rp.Features.LiveLog == nil || *rp.Features.LiveLog,
+		SupersederURL: rp.SupersederURL,
+		OnExitStatus:  ExitStatusPolicy{Retry: rp.OnExitStatus.Retry, PurgeCaches: rp.OnExitStatus.PurgeCaches},
+	}
+	if p.Env == nil {
+		p.Env = map[string]string{}
+	}
+	switch style {
+	case platform.CmdLineCommands:
+		err = json.Unmarshal(rp.Command, &p.Lines)
+	default:
+		err = json.Unmarshal(rp.Command, &p.Argv)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("decode validated payload command: %w", err)
+	}
+	for _, a := range rp.Artifacts {
+		art := PayloadArtifact{Type: a.Type, Path: a.Path, Name: a.Name, ContentType: a.ContentType, ContentEncoding: a.ContentEncoding}
+		if a.Expires != nil {
+			art.Expires = *a.Expires
+		}
+		p.Artifacts = append(p.Artifacts, art)
+	}
+	return p, nil
+}
+
+// unsupportedFields lists the payload fields that generic-worker accepts but
+// labrunner cannot honour yet. Empty lists and false flags are harmless and
+// pass, so payloads that spell out defaults still run.
+func unsupportedFields(doc any) []string {
+	obj, ok := doc.(map[string]any)
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, name := range []string{"mounts", "osGroups"} {
+		if list, ok := obj[name].([]any); ok && len(list) > 0 {
+			out = append(out, "payload."+name)
+		} else if _, present := obj[name]; present && !ok {
+			out = append(out, "payload."+name)
+		}
+	}
+	if _, ok := obj["rdpInfo"]; ok {
+		out = append(out, "payload.rdpInfo")
+	}
+	if features, ok := obj["features"].(map[string]any); ok {
+		for _, name := range []string{"chainOfTrust", "runAsAdministrator", "taskclusterProxy"} {
+			if v, present := features[name]; present && v != false {
+				out = append(out, "payload.features."+name)
+			}
+		}
+	}
+	return out
+}
+
+func insideAny(field string, parents []string) bool {
+	for _, p := range parents {
+		if field == p || strings.HasPrefix(field, p+".") || strings.HasPrefix(field, p+"[") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,218 @@
+package agent
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labrunner/labrunner/platform"
+)
+
+func mustParse(t *testing.T, style platform.CommandStyle, payload string) *Payload {
+	t.Helper()
+	p, err := parsePayload(json.RawMessage(payload), style)
+	if err != nil {
+		t.Fatalf("parsePayload(%s): %v", payload, err)
+	}
+	return p
+}
+
+// problems parses a payload that must be rejected and returns its problems.
+func problems(t *testing.T, style platform.CommandStyle, payload string) []Problem {
+	t.Helper()
+	_, err := parsePayload(json.RawMessage(payload), style)
+	var perr *PayloadError
+	if !errors.As(err, &perr) {
+		t.Fatalf("parsePayload(%s) error = %v, want *PayloadError", payload, err)
+	}
+	if len(perr.Problems) == 0 {
+		t.Fatalf("PayloadError with no problems for %s", payload)
+	}
+	return perr.Problems
+}
+
+// hasProblem asserts that one problem names field and contains every word.
+func hasProblem(t *testing.T, probs []Problem, field string, words ...string) {
+	t.Helper()
+	for _, p := range probs {
+		if p.Field != field {
+			continue
+		}
+		ok := true
+		for _, w := range words {
+			ok = ok && strings.Contains(p.Message, w)
+		}
+		if ok {
+			return
+		}
+	}
+	t.Fatalf("no problem for %s containing %q in %v", field, words, probs)
+}
+
+func TestParsePosixPayloadFull(t *testing.T) {
+	p := mustParse(t, platform.ArgvCommands, `{
+		"command": [["echo", "hello"], ["sh", "-c", "exit 3"]],
+		"env": {"FOO": "bar"},
+		"maxRunTime": 600,
+		"artifacts": [
+			{"type": "file", "path": "out/a.txt", "name": "public/a.txt", "expires": "2030-01-02T03:04:05.000Z",
+			 "contentType": "text/plain", "contentEncoding": "identity"},
+			{"type": "directory", "path": "dist"}
+		],
+		"features": {"liveLog": true, "taskclusterProxy": false},
+		"onExitStatus": {"retry": [3, 4], "purgeCaches": [5]},
+		"supersederUrl": "https://example.com/s",
+		"mounts": [],
+		"osGroups": []
+	}`)
+	if p.Style != platform.ArgvCommands || p.CommandCount() != 2 {
+		t.Fatalf("style %v count %d", p.Style, p.CommandCount())
+	}
+	if !reflect.DeepEqual(p.Argv, [][]string{{"echo", "hello"}, {"sh", "-c", "exit 3"}}) {
+		t.Fatalf("Argv = %q", p.Argv)
+	}
+	if p.Env["FOO"] != "bar" || p.MaxRunTime != 10*time.Minute || !p.LiveLog {
+		t.Fatalf("env %v maxRunTime %v liveLog %v", p.Env, p.MaxRunTime, p.LiveLog)
+	}
+	want := []PayloadArtifact{
+		{Type: FileArtifact, Path: "out/a.txt", Name: "public/a.txt", Expires: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC),
+			ContentType: "text/plain", ContentEncoding: "identity"},
+		{Type: DirectoryArtifact, Path: "dist"},
+	}
+	if len(p.Artifacts) != 2 || !p.Artifacts[0].Expires.Equal(want[0].Expires) {
+		t.Fatalf("Artifacts = %+v", p.Artifacts)
+	}
+	p.Artifacts[0].Expires = want[0].Expires
+	if !reflect.DeepEqual(p.Artifacts, want) {
+		t.Fatalf("Artifacts = %+v, want %+v", p.Artifacts, want)
+	}
+	if !p.IsRetryExitCode(3) || !p.IsRetryExitCode(4) || p.IsRetryExitCode(5) || p.IsRetryExitCode(0) {
+		t.Fatalf("retry codes %v", p.OnExitStatus.Retry)
+	}
+	if !reflect.DeepEqual(p.OnExitStatus.PurgeCaches, []int{5}) || p.SupersederURL != "https://example.com/s" {
+		t.Fatalf("purgeCaches %v superseder %q", p.OnExitStatus.PurgeCaches, p.SupersederURL)
+	}
+}
+
+func TestParseMinimalPayloadDefaults(t *testing.T) {
+	p := mustParse(t, platform.ArgvCommands, `{"command": [["true"]], "maxRunTime": 1}`)
+	if p.Env == nil || len(p.Env) != 0 || len(p.Artifacts) != 0 || !p.LiveLog || p.MaxRunTime != time.Second {
+		t.Fatalf("defaults wrong: %+v", p)
+	}
+	off := mustParse(t, platform.ArgvCommands, `{"command": [["true"]], "maxRunTime": 1, "features": {"liveLog": false}}`)
+	if off.LiveLog {
+		t.Fatal("features.liveLog false not honoured")
+	}
+}
+
+func TestParseWindowsPayload(t *testing.T) {
+	p := mustParse(t, platform.CmdLineCommands, `{
+		"command": ["set FOO=1", "echo %FOO% > out.txt"],
+		"maxRunTime": 30,
+		"osGroups": []
+	}`)
+	if p.CommandCount() != 2 || !reflect.DeepEqual(p.Lines, []string{"set FOO=1", "echo %FOO% > out.txt"}) || p.Argv != nil {
+		t.Fatalf("Lines = %q Argv = %q", p.Lines, p.Argv)
+	}
+}
+
+func TestCommandShapeOfTheOtherOS(t *testing.T) {
+	probs := problems(t, platform.ArgvCommands, `{"command": ["echo hello"], "maxRunTime": 5}`)
+	hasProblem(t, probs, "payload.command[0]", "must be array", "list of arguments")
+	probs = problems(t, platform.CmdLineCommands, `{"command": [["echo", "hello"]], "maxRunTime": 5}`)
+	hasProblem(t, probs, "payload.command[0]", "must be string", "cmd.exe line")
+}
+
+func TestSchemaProblemsNameFieldAndFix(t *testing.T) {
+	probs := problems(t, platform.ArgvCommands, `{
+		"command": [],
+		"maxRunTime": 100000,
+		"artifacts": [{"type": "tarball", "path": "x", "expires": "tomorrow"}, {"path": "y"}],
+		"env": {"N": 3},
+		"onExitStatus": {"retry": [0]},
+		"comand": 1
+	}`)
+	hasProblem(t, probs, "payload.command", "at least one command")
+	hasProblem(t, probs, "payload.maxRunTime", "at most 86400", "100000", "seconds")
+	hasProblem(t, probs, "payload.artifacts[0].type", `"file"`, `"directory"`, "tarball")
+	hasProblem(t, probs, "payload.artifacts[0].expires", "RFC 3339", "tomorrow")
+	hasProblem(t, probs, "payload.artifacts[1].type", "required", "file")
+	hasProblem(t, probs, "payload.env.N", "must be string", "number")
+	hasProblem(t, probs, "payload.onExitStatus.retry[0]", "at least 1")
+	hasProblem(t, probs, "payload.comand", "not a generic-worker v44 payload field", "spelling")
+}
+
+func TestMissingRequiredFields(t *testing.T) {
+	probs := problems(t, platform.ArgvCommands, `{}`)
+	hasProblem(t, probs, "payload.command", "required", `[["echo", "hello"]]`)
+	hasProblem(t, probs, "payload.maxRunTime", "required", "seconds")
+	probs = problems(t, platform.CmdLineCommands, `{"maxRunTime": 5}`)
+	hasProblem(t, probs, "payload.command", "required", `["echo hello"]`)
+}
+
+func TestNotJSONObject(t *testing.T) {
+	hasProblem(t, problems(t, platform.ArgvCommands, `{"command":`), "payload", "not valid JSON")
+	hasProblem(t, problems(t, platform.ArgvCommands, `[1]`), "payload", "must be object")
+}
+
+func TestUnsupportedFieldsRejected(t *testing.T) {
+	base := `"command": [["true"]], "maxRunTime": 5`
+	cases := map[string]string{
+		"payload.mounts":                    `"mounts": [{"file": "a", "content": {"raw": "x"}}]`,
+		"payload.features.taskclusterProxy": `"features": {"taskclusterProxy": true}`,
+		"payload.features.chainOfTrust":     `"features": {"chainOfTrust": true}`,
+	}
+	for field, extra := range cases {
+		probs := problems(t, platform.ArgvCommands, `{`+base+`, `+extra+`}`)
+		hasProblem(t, probs, field, "not supported by labrunner yet", "docs/payload.md")
+		if len(probs) != 1 {
+			t.Errorf("%s: want exactly one problem, got %v", field, probs)
+		}
+	}
+	win := `"command": ["echo"], "maxRunTime": 5`
+	winCases := map[string]string{
+		"payload.osGroups":                    `"osGroups": ["Administrators"]`,
+		"payload.rdpInfo":                     `"rdpInfo": "public/rdp.json"`,
+		"payload.features.runAsAdministrator": `"features": {"runAsAdministrator": true}`,
+		// A malformed mount is reported as unsupported, not as a schema puzzle.
+		"payload.mounts": `"mounts": [{"bogus": 1}]`,
+	}
+	for field, extra := range winCases {
+		probs := problems(t, platform.CmdLineCommands, `{`+win+`, `+extra+`}`)
+		hasProblem(t, probs, field, "not supported by labrunner yet")
+		if len(probs) != 1 {
+			t.Errorf("%s: want exactly one problem, got %v", field, probs)
+		}
+	}
+	// The posix schema itself forbids non-empty osGroups; it is still reported as unsupported.
+	hasProblem(t, problems(t, platform.ArgvCommands, `{`+base+`, "osGroups": ["wheel"]}`), "payload.osGroups", "not supported")
+}
+
+func TestPayloadErrorMessageListsEveryProblem(t *testing.T) {
+	_, err := parsePayload(json.RawMessage(`{"command": [["true"]], "maxRunTime": 0, "mounts": [{}]}`), platform.ArgvCommands)
+	if err == nil {
+		t.Fatal("want error")
+	}
+	msg := err.Error()
+	for _, want := range []string{"malformed payload (2 problem(s))", "payload.maxRunTime: must be at least 1", "payload.mounts: is not supported"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+}
+
+func TestParsePayloadUsesPlatformStyle(t *testing.T) {
+	var payload string
+	if platform.TaskCommandStyle() == platform.CmdLineCommands {
+		payload = `{"command": ["echo hi"], "maxRunTime": 5}`
+	} else {
+		payload = `{"command": [["echo", "hi"]], "maxRunTime": 5}`
+	}
+	p, err := ParsePayload(json.RawMessage(payload))
+	if err != nil || p.Style != platform.TaskCommandStyle() {
+		t.Fatalf("ParsePayload = %+v, %v", p, err)
+	}
+}
