@@ -1,0 +1,215 @@
+package schedulerdb
+
+import (
+	"context"
+	"crypto/sha1"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	// The two drivers a SchedulerDB can live on.
+	_ "github.com/go-sql-driver/mysql"
+	_ "modernc.org/sqlite"
+)
+
+// Dialect names the SQL database a SchedulerDB lives on.
+type Dialect string
+
+// Supported dialects; the values are also the database/sql driver names.
+const (
+	MySQL  Dialect = "mysql"
+	SQLite Dialect = "sqlite"
+)
+
+// ErrNotFound is returned when a build request, buildset or build does not exist.
+var ErrNotFound = errors.New("schedulerdb: not found")
+
+// ParseDialect accepts "mysql", "mariadb" or "sqlite".
+func ParseDialect(s string) (Dialect, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "mysql", "mariadb":
+		return MySQL, nil
+	case "sqlite", "sqlite3":
+		return SQLite, nil
+	}
+	return "", fmt.Errorf("schedulerdb: dialect %q is not supported: use \"mysql\" (MySQL/MariaDB) or \"sqlite\"", s)
+}
+
+// DB is a SchedulerDB handle, safe for concurrent use by many goroutines and
+// by several processes sharing the same database.
+type DB struct {
+	sql     *sql.DB
+	dialect Dialect
+	now     func() time.Time
+}
+
+// Open connects to the SchedulerDB at dsn (a go-sql-driver DSN for MySQL, a
+// file path or file: URI for SQLite) and checks that it answers.
+func Open(ctx context.Context, dialect Dialect, dsn string) (*DB, error) {
+	if dsn == "" {
+		return nil, errors.New("schedulerdb: dsn is empty: give a MySQL DSN (user:pass@tcp(host:3306)/db) or an SQLite file path")
+	}
+	if dialect == SQLite {
+		dsn = sqliteDSN(dsn)
+	}
+	sqldb, err := sql.Open(string(dialect), dsn)
+	if err != nil {
+		return nil, fmt.Errorf("schedulerdb: open %s: %w", dialect, err)
+	}
+	db, err := New(sqldb, dialect)
+	if err != nil {
+		_ = sqldb.Close()
+		return nil, err
+	}
+	if err := db.retry(ctx, func() error { return sqldb.PingContext(ctx) }); err != nil {
+		_ = sqldb.Close()
+		return nil, fmt.Errorf("schedulerdb: connect %s: %w", dialect, err)
+	}
+	return db, nil
+}
+
+// New wraps an already opened database. For SQLite the connection should
+// use WAL mode; New works without it, only with less concurrency.
+func New(sqldb *sql.DB, dialect Dialect) (*DB, error) {
+	if dialect != MySQL && dialect != SQLite {
+		return nil, fmt.Errorf("schedulerdb: dialect %q is not supported: use %q or %q", dialect, MySQL, SQLite)
+	}
+	return &DB{sql: sqldb, dialect: dialect, now: time.Now}, nil
+}
+
+// SetClock replaces the clock used for claimed_at, complete_at and the
+// staleness rule; tests use it to move time forward.
+func (db *DB) SetClock(now func() time.Time) { db.now = now }
+
+// SQL returns the underlying database handle.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Dialect returns the dialect the DB was opened with.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// Close closes the underlying database handle.
+func (db *DB) Close() error { return db.sql.Close() }
+
+func (db *DB) epoch() int64 { return db.now().Unix() }
+
+// sqliteDSN adds the pragmas a shared SQLite file needs: WAL so readers do
+// not block the writer, and a busy timeout so writers queue instead of
+// failing at once.
+func sqliteDSN(dsn string) string {
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	var add []string
+	if !strings.Contains(dsn, "busy_timeout") {
+		add = append(add, "_pragma=busy_timeout(10000)")
+	}
+	if !strings.Contains(dsn, "journal_mode") {
+		add = append(add, "_pragma=journal_mode(WAL)")
+	}
+	if len(add) == 0 {
+		return dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + strings.Join(add, "&")
+}
+
+// querier is what both a transaction and a dedicated connection offer.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// withTx runs fn in one transaction, retried as a whole on transient errors.
+// lock, when not empty, serialises the transaction against every other one
+// taking the same lock: a named lock on MySQL, and on SQLite the database's
+// write lock taken at BEGIN IMMEDIATE (which serialises all writers anyway).
+func (db *DB) withTx(ctx context.Context, lock string, fn func(q querier) error) error {
+	return db.retry(ctx, func() error {
+		conn, err := db.sql.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = conn.Close() }()
+		if db.dialect == SQLite {
+			return sqliteTx(ctx, conn, fn)
+		}
+		if lock != "" {
+			release, err := mysqlLock(ctx, conn, lock)
+			if err != nil {
+				return err
+			}
+			defer release()
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if err := fn(tx); err != nil {
+			_ = tx.Rollback()
+			return err
+		}
+		return tx.Commit()
+	})
+}
+
+func sqliteTx(ctx context.Context, conn *sql.Conn, fn func(q querier) error) error {
+	// The pragma is per connection; setting it here also covers handles
+	// given to New that were opened without it.
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 10000"); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	if err := fn(conn); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	return nil
+}
+
+// lockWait bounds how long a MySQL named lock is waited for; the holders
+// only run short transactions.
+const lockWait = 30
+
+func mysqlLock(ctx context.Context, conn *sql.Conn, name string) (release func(), err error) {
+	name = lockName(name)
+	var got sql.NullInt64
+	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name, lockWait).Scan(&got); err != nil {
+		return nil, fmt.Errorf("take lock %s: %w", name, err)
+	}
+	if !got.Valid || got.Int64 != 1 {
+		return nil, fmt.Errorf("take lock %s: %w", name, errLockTimeout)
+	}
+	return func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", name); err != nil {
+			// A connection that may still hold the lock must not go back to
+			// the pool; closing the session frees the lock.
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}, nil
+}
+
+var errLockTimeout = errors.New("lock wait timeout")
+
+// lockName keeps MySQL lock names within their 64-character limit.
+func lockName(name string) string {
+	name = "lrsdb:" + name
+	if len(name) <= 64 {
+		return name
+	}
+	sum := sha1.Sum([]byte(name))
+	return "lrsdb:" + hex.EncodeToString(sum[:])
+}
