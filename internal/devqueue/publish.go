@@ -1,0 +1,157 @@
+package devqueue
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labrunner/labrunner/internal/pulse"
+)
+
+const exchangePrefix = "exchange/taskcluster-queue/v1/"
+
+// outboxLimit bounds queued messages; beyond it messages are dropped (and
+// logged) rather than letting a dead broker grow memory without end.
+const outboxLimit = 100000
+
+// publishTimeout bounds one Publish call so a stuck broker cannot stall the
+// outbox forever.
+const publishTimeout = 30 * time.Second
+
+// outbox publishes messages in the order they were queued, from one
+// goroutine at a time, outside the state lock. Handlers queue messages while
+// holding the state lock, so the order matches the order of state changes.
+type outbox struct {
+	pub pulse.Publisher
+	log *slog.Logger
+
+	mu       sync.Mutex
+	queue    []pulse.Outgoing
+	draining bool
+	idle     *sync.Cond
+}
+
+func newOutbox(pub pulse.Publisher, log *slog.Logger) *outbox {
+	o := &outbox{pub: pub, log: log}
+	o.idle = sync.NewCond(&o.mu)
+	return o
+}
+
+func (o *outbox) add(msg pulse.Outgoing) {
+	if o.pub == nil {
+		o.log.Debug("devqueue: no publisher; dropping message", "exchange", msg.Exchange, "routingKey", msg.RoutingKey)
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.queue) >= outboxLimit {
+		o.log.Error("devqueue: outbox full; dropping message", "exchange", msg.Exchange, "routingKey", msg.RoutingKey)
+		return
+	}
+	o.queue = append(o.queue, msg)
+	if !o.draining {
+		o.draining = true
+		go o.drain()
+	}
+}
+
+func (o *outbox) drain() {
+	for {
+		o.mu.Lock()
+		if len(o.queue) == 0 {
+			o.draining = false
+			o.idle.Broadcast()
+			o.mu.Unlock()
+			return
+		}
+		msg := o.queue[0]
+		o.queue[0] = pulse.Outgoing{}
+		o.queue = o.queue[1:]
+		o.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		if err := o.pub.Publish(ctx, msg); err != nil {
+			o.log.Error("devqueue: publish failed; message dropped", "exchange", msg.Exchange, "routingKey", msg.RoutingKey, "error", err)
+		}
+		cancel()
+	}
+}
+
+// flush waits until every queued message has been handed to the publisher.
+func (o *outbox) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for o.draining {
+		o.idle.Wait()
+	}
+}
+
+// pulseTask is task-pulse-definition.json.
+type pulseTask struct {
+	Tags map[string]string `json:"tags"`
+}
+
+// message is the union of the queue's message bodies; omitempty fields are
+// absent where the real queue leaves them out.
+type message struct {
+	Version     int         `json:"version"`
+	Status      *taskStatus `json:"status,omitempty"`
+	Task        *pulseTask  `json:"task,omitempty"`
+	RunID       *int        `json:"runId,omitempty"`
+	WorkerGroup string      `json:"workerGroup,omitempty"`
+	WorkerID    string      `json:"workerId,omitempty"`
+	TakenUntil  string      `json:"takenUntil,omitempty"`
+	Artifact    *artifactJS `json:"artifact,omitempty"`
+}
+
+// publishOpts describes one event; runID < 0 means none.
+type publishOpts struct {
+	runID       int
+	withTags    bool
+	workerGroup string
+	workerID    string
+	takenUntil  time.Time
+	artifact    *artifactJS
+}
+
+// publish queues a message about t on exchange; call it under s.mu.
+func (s *Server) publish(exchange string, t *task, o publishOpts) {
+	st := t.status()
+	m := message{Version: 1, Status: &st, WorkerGroup: o.workerGroup, WorkerID: o.workerID, Artifact: o.artifact}
+	if o.withTags {
+		tags := t.Def.Tags
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		m.Task = &pulseTask{Tags: tags}
+	}
+	runWord := "_"
+	if o.runID >= 0 {
+		id := o.runID
+		m.RunID = &id
+		runWord = strconv.Itoa(id)
+	}
+	if !o.takenUntil.IsZero() {
+		m.TakenUntil = formatTime(o.takenUntil)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		s.log.Error("devqueue: encode message", "exchange", exchange, "error", err)
+		return
+	}
+	word := func(v string) string {
+		if v == "" {
+			return "_"
+		}
+		return v
+	}
+	key := "primary." + t.ID + "." + runWord + "." + word(o.workerGroup) + "." + word(o.workerID) + "." +
+		t.Def.ProvisionerID + "." + t.Def.WorkerType + "." + t.Def.SchedulerID + "." + t.Def.TaskGroupID + "._"
+	var cc []string
+	for _, r := range t.Def.Routes {
+		cc = append(cc, "route."+r)
+	}
+	s.out.add(pulse.Outgoing{Exchange: exchangePrefix + exchange, RoutingKey: key, CC: cc, Body: body})
+}

@@ -1,0 +1,91 @@
+package devqueue
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Run resolves expired claims and deadlines every ResolverInterval until ctx
+// is done, then waits for queued Pulse messages to be handed over.
+func (s *Server) Run(ctx context.Context) error {
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.out.flush()
+			return nil
+		case <-tick.C:
+			s.resolveOnce()
+		}
+	}
+}
+
+// resolveOnce runs one pass of the claim and deadline resolvers.
+func (s *Server) resolveOnce() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for _, t := range s.tasks {
+		if !t.DeadlineDone && !t.Deadline.Add(s.deadlineWait).After(now) {
+			s.expireDeadline(t)
+			continue
+		}
+		if r := t.lastRun(); r != nil && r.State == "running" && r.TakenUntil.Before(now) && !t.Deadline.Before(now) {
+			s.expireClaim(t)
+		}
+	}
+	for tok, ref := range s.blobs {
+		if ref.put && ref.expires.Before(now) {
+			delete(s.blobs, tok)
+		}
+	}
+}
+
+// expireClaim is claimresolver.js with check_task_claim: the latest run's
+// claim lapsed without a reclaim. Call it under s.mu.
+func (s *Server) expireClaim(t *task) {
+	runID := len(t.Runs) - 1
+	r := t.Runs[runID]
+	r.State = "exception"
+	r.ReasonResolved = "claim-expired"
+	r.Resolved = s.now()
+	if t.RetriesLeft > 0 {
+		t.Runs = append(t.Runs, &run{State: "pending", ReasonCreated: "retry", Scheduled: s.now()})
+		t.RetriesLeft--
+		s.enqueuePending(t)
+		s.publish("task-pending", t, publishOpts{runID: runID + 1})
+		return
+	}
+	s.resolveDependents(t.ID, "exception")
+	s.publish("task-exception", t, publishOpts{runID: runID, workerGroup: r.WorkerGroup, workerID: r.WorkerID})
+}
+
+// expireDeadline is deadlineresolver.js: cancel_task with
+// deadline-exceeded. Call it under s.mu.
+func (s *Server) expireDeadline(t *task) {
+	t.DeadlineDone = true
+	if !s.cancelRun(t, "deadline-exceeded") {
+		return
+	}
+	s.resolveDependents(t.ID, "exception")
+	s.publish("task-exception", t, publishOpts{runID: len(t.Runs) - 1})
+}
+
+// Handler serves the queue API under /api/queue/v1/ and artifact content
+// under /_devqueue/.
+func (s *Server) Handler() http.Handler {
+	eps := s.endpoints()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, apiPrefix):
+			s.serveAPI(w, r, eps)
+		case strings.HasPrefix(r.URL.Path, blobPrefix):
+			s.serveBlob(w, r)
+		default:
+			writeError(w, s.now(), "", nil, nil, &apiError{Code: "ResourceNotFound", Message: "devqueue serves only /api/queue/v1/ and " + blobPrefix + "; " + r.URL.Path + " does not exist"})
+		}
+	})
+}
