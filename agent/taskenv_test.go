@@ -1,0 +1,103 @@
+package agent
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func envMap(t *testing.T, env []string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, kv := range env {
+		name, value, ok := strings.Cut(kv, "=")
+		if !ok {
+			t.Fatalf("entry %q is not NAME=value", kv)
+		}
+		if _, dup := m[name]; dup {
+			t.Fatalf("variable %s appears twice in %q", name, env)
+		}
+		m[name] = value
+	}
+	return m
+}
+
+func TestTaskEnv(t *testing.T) {
+	base := []string{
+		"PATH=/usr/bin:/bin",
+		"HOME=/home/worker",
+		"TASKCLUSTER_ACCESS_TOKEN=secret-token",
+		"TASKCLUSTER_CLIENT_ID=worker/agent",
+		"TASKCLUSTER_CERTIFICATE={\"cert\":1}",
+		"TASK_ID=stale",
+		"EQUALS=a=b",
+	}
+	payloadEnv := map[string]string{
+		"PATH":                 "/opt/tool/bin:/usr/bin",
+		"FOO":                  "bar baz",
+		"TASK_ID":              "payload-tries-to-override",
+		"RUN_ID":               "99",
+		"TASKCLUSTER_ROOT_URL": "https://evil.example.com",
+		"EMPTY":                "",
+	}
+	env := TaskEnv(base, payloadEnv, TaskEnvRun{
+		TaskID: "fN1SbArXTPSVFNUvaOlinQ", RunID: 2, RootURL: "https://tc.example.com",
+		TaskDir: "/tasks/task_1", WorkerLocation: `{"cloud":"lab"}`,
+	})
+	if !slices.IsSorted(env) {
+		t.Errorf("env not sorted: %q", env)
+	}
+	m := envMap(t, env)
+	want := map[string]string{
+		"PATH":                        "/opt/tool/bin:/usr/bin",
+		"HOME":                        "/home/worker",
+		"FOO":                         "bar baz",
+		"EMPTY":                       "",
+		"EQUALS":                      "a=b",
+		"TASK_ID":                     "fN1SbArXTPSVFNUvaOlinQ",
+		"RUN_ID":                      "2",
+		"TASKCLUSTER_ROOT_URL":        "https://tc.example.com",
+		"TASK_WORKDIR":                "/tasks/task_1",
+		"TASKCLUSTER_WORKER_LOCATION": `{"cloud":"lab"}`,
+	}
+	for k, v := range want {
+		if got, ok := m[k]; !ok || got != v {
+			t.Errorf("%s = %q (present %v), want %q", k, got, ok, v)
+		}
+	}
+	for _, secret := range []string{"TASKCLUSTER_ACCESS_TOKEN", "TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_CERTIFICATE"} {
+		if _, ok := m[secret]; ok {
+			t.Errorf("%s leaked into the task environment", secret)
+		}
+	}
+	for _, kv := range env {
+		if strings.Contains(kv, "secret-token") {
+			t.Errorf("agent token leaked in %q", kv)
+		}
+	}
+	if len(m) != len(want) {
+		t.Errorf("unexpected extra variables: %q", env)
+	}
+}
+
+func TestTaskEnvOptionalVariables(t *testing.T) {
+	m := envMap(t, TaskEnv(nil, nil, TaskEnvRun{TaskID: "t", RunID: 0, RootURL: "http://localhost"}))
+	if _, ok := m["TASK_WORKDIR"]; ok {
+		t.Error("TASK_WORKDIR set without a task directory")
+	}
+	if _, ok := m["TASKCLUSTER_WORKER_LOCATION"]; ok {
+		t.Error("TASKCLUSTER_WORKER_LOCATION set without a location")
+	}
+	if m["RUN_ID"] != "0" || m["TASK_ID"] != "t" {
+		t.Errorf("identity wrong: %v", m)
+	}
+}
+
+func TestTaskEnvPayloadCanRemoveNothingButCanBlank(t *testing.T) {
+	// A payload can set an inherited variable to empty but not delete it,
+	// as in generic-worker.
+	m := envMap(t, TaskEnv([]string{"LANG=C.UTF-8"}, map[string]string{"LANG": ""}, TaskEnvRun{}))
+	if v, ok := m["LANG"]; !ok || v != "" {
+		t.Errorf("LANG = %q (present %v), want empty and present", v, ok)
+	}
+}

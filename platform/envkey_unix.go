@@ -1,0 +1,5 @@
+//go:build unix
+
+package platform
+
+func envKey(name string) string { return name }
