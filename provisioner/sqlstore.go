@@ -1,0 +1,462 @@
+package provisioner
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/labrunner/labrunner/provisioner/client"
+)
+
+// sqlStore is the Store on database/sql, shared by SQLite and PostgreSQL;
+// the dialect carries the differences.
+type sqlStore struct {
+	db *sql.DB
+	d  dialect
+	// leader takes the assigner lock (advisory lock or in-process).
+	leader func(ctx context.Context) (Leadership, bool, error)
+}
+
+func (s *sqlStore) q(query string) string { return s.d.rebind(query) }
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func nullMS(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
+}
+
+func timePtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMS(v.Int64)
+	return &t
+}
+
+func nullString(s string) sql.NullString {
+	return sql.NullString{String: s, Valid: s != ""}
+}
+
+// isUniqueViolation recognises both databases' duplicate-key errors without
+// importing driver-specific types into every call site.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE 23505")
+}
+
+func (s *sqlStore) PutPool(ctx context.Context, p client.Pool) error {
+	spec, err := json.Marshal(p.Spec)
+	if err != nil {
+		return fmt.Errorf("encode pool %s: %w", p.PoolID, err)
+	}
+	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO pools (pool_id, spec, created, updated) VALUES (?, ?, ?, ?)
+		ON CONFLICT (pool_id) DO UPDATE SET spec = excluded.spec, updated = excluded.updated`),
+		p.PoolID, string(spec), ms(p.Created), ms(p.Updated))
+	if err != nil {
+		return fmt.Errorf("store pool %s: %w", p.PoolID, err)
+	}
+	return nil
+}
+
+func scanPool(sc interface{ Scan(...any) error }) (client.Pool, error) {
+	var p client.Pool
+	var spec string
+	var created, updated int64
+	if err := sc.Scan(&p.PoolID, &spec, &created, &updated); err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal([]byte(spec), &p.Spec); err != nil {
+		return p, fmt.Errorf("decode stored pool %s: %w", p.PoolID, err)
+	}
+	p.Created, p.Updated = fromMS(created), fromMS(updated)
+	return p, nil
+}
+
+func (s *sqlStore) GetPool(ctx context.Context, poolID string) (client.Pool, error) {
+	p, err := scanPool(s.db.QueryRowContext(ctx, s.q(`SELECT pool_id, spec, created, updated FROM pools WHERE pool_id = ?`), poolID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("pool %s: %w", poolID, ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("read pool %s: %w", poolID, err)
+	}
+	return p, nil
+}
+
+func (s *sqlStore) ListPools(ctx context.Context) ([]client.Pool, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT pool_id, spec, created, updated FROM pools ORDER BY pool_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	defer rows.Close()
+	out := []client.Pool{}
+	for rows.Next() {
+		p, err := scanPool(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list pools: %w", err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list pools: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) DeletePool(ctx context.Context, poolID string) error {
+	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM pools WHERE pool_id = ?`), poolID)
+	if err != nil {
+		return fmt.Errorf("delete pool %s: %w", poolID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("pool %s: %w", poolID, ErrNotFound)
+	}
+	return nil
+}
+
+const machineColumns = `machine_id, token_hash, identity, pool_id, moving_to, facts, state, current_task_id, current_run_id,
+	task_started, health, counters, registered, last_heartbeat, last_moved, quarantined_until, quarantine_reason, draining, creds_expire`
+
+func scanMachine(sc interface{ Scan(...any) error }) (*MachineRecord, error) {
+	m := &MachineRecord{}
+	var identity sql.NullString
+	var facts, health, counters, taskID string
+	var runID int
+	var taskStarted, lastHB, lastMoved, qUntil, credsExpire sql.NullInt64
+	var registered int64
+	var draining int
+	err := sc.Scan(&m.MachineID, &m.TokenHash, &identity, &m.PoolID, &m.MovingTo, &facts, &m.State, &taskID, &runID,
+		&taskStarted, &health, &counters, &registered, &lastHB, &lastMoved, &qUntil, &m.QuarantineReason, &draining, &credsExpire)
+	if err != nil {
+		return nil, err
+	}
+	m.Identity = identity.String
+	if err := json.Unmarshal([]byte(facts), &m.Facts); err != nil {
+		return nil, fmt.Errorf("decode facts of %s: %w", m.MachineID, err)
+	}
+	if err := json.Unmarshal([]byte(health), &m.Health); err != nil {
+		return nil, fmt.Errorf("decode health of %s: %w", m.MachineID, err)
+	}
+	if err := json.Unmarshal([]byte(counters), &m.Counters); err != nil {
+		return nil, fmt.Errorf("decode counters of %s: %w", m.MachineID, err)
+	}
+	if taskID != "" {
+		m.CurrentTask = &client.TaskRef{TaskID: taskID, RunID: runID}
+	}
+	m.TaskStarted = timePtr(taskStarted)
+	m.Registered = fromMS(registered)
+	m.LastHeartbeat = timePtr(lastHB)
+	m.LastMoved = timePtr(lastMoved)
+	m.QuarantinedUntil = timePtr(qUntil)
+	m.Draining = draining != 0
+	m.CredentialsExpire = timePtr(credsExpire)
+	return m, nil
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only plain data types reach here; a failure is a programming error.
+		panic(fmt.Sprintf("encode %T: %v", v, err))
+	}
+	return string(b)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (s *sqlStore) InsertMachine(ctx context.Context, m *MachineRecord) error {
+	health := m.Health
+	if health == nil {
+		health = []client.HealthResult{}
+	}
+	counters := m.Counters
+	if counters == nil {
+		counters = map[string]int64{}
+	}
+	state := m.State
+	if state == "" {
+		state = client.StateStarting
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO machines (`+machineColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, NULL, ?, ?, ?, NULL, ?, ?, ?, ?, ?)`),
+		m.MachineID, m.TokenHash, nullString(m.Identity), m.PoolID, m.MovingTo, jsonText(m.Facts), state,
+		jsonText(health), jsonText(counters), ms(m.Registered), nullMS(m.LastMoved), nullMS(m.QuarantinedUntil), m.QuarantineReason, boolInt(m.Draining), nullMS(m.CredentialsExpire))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("machine %s: %w", m.MachineID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("insert machine %s: %w", m.MachineID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) getMachineWhere(ctx context.Context, where string, arg any, what string) (*MachineRecord, error) {
+	m, err := scanMachine(s.db.QueryRowContext(ctx, s.q(`SELECT `+machineColumns+` FROM machines WHERE `+where), arg))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("machine %s: %w", what, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read machine %s: %w", what, err)
+	}
+	return m, nil
+}
+
+func (s *sqlStore) GetMachine(ctx context.Context, machineID string) (*MachineRecord, error) {
+	return s.getMachineWhere(ctx, `machine_id = ?`, machineID, machineID)
+}
+
+func (s *sqlStore) MachineByIdentity(ctx context.Context, identity string) (*MachineRecord, error) {
+	return s.getMachineWhere(ctx, `identity = ?`, identity, "with identity "+identity)
+}
+
+func (s *sqlStore) MachineIDByTokenHash(ctx context.Context, hash []byte) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT machine_id FROM machines WHERE token_hash = ?`), hash).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("machine token: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up machine token: %w", err)
+	}
+	return id, nil
+}
+
+func (s *sqlStore) ListMachines(ctx context.Context) ([]*MachineRecord, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+machineColumns+` FROM machines ORDER BY machine_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	defer rows.Close()
+	var out []*MachineRecord
+	for rows.Next() {
+		m, err := scanMachine(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list machines: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list machines: %w", err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) SaveMachine(ctx context.Context, m *MachineRecord) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE machines SET token_hash = ?, identity = ?, pool_id = ?, moving_to = ?, facts = ?,
+		last_moved = ?, quarantined_until = ?, quarantine_reason = ?, draining = ?, creds_expire = ? WHERE machine_id = ?`),
+		m.TokenHash, nullString(m.Identity), m.PoolID, m.MovingTo, jsonText(m.Facts),
+		nullMS(m.LastMoved), nullMS(m.QuarantinedUntil), m.QuarantineReason, boolInt(m.Draining), nullMS(m.CredentialsExpire), m.MachineID)
+	if isUniqueViolation(err) {
+		return fmt.Errorf("machine %s: %w", m.MachineID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("save machine %s: %w", m.MachineID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("machine %s: %w", m.MachineID, ErrNotFound)
+	}
+	return nil
+}
+
+func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.HeartbeatRequest, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("heartbeat %s: begin: %w", machineID, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var poolID, prevTask string
+	var prevRun int
+	var started sql.NullInt64
+	err = tx.QueryRowContext(ctx, s.q(`SELECT pool_id, current_task_id, current_run_id, task_started FROM machines WHERE machine_id = ?`), machineID).
+		Scan(&poolID, &prevTask, &prevRun, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("machine %s: %w", machineID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("heartbeat %s: read: %w", machineID, err)
+	}
+	taskID, runID := "", 0
+	if hb.CurrentTask != nil {
+		taskID, runID = hb.CurrentTask.TaskID, hb.CurrentTask.RunID
+	}
+	changed := taskID != prevTask || runID != prevRun
+	if changed && prevTask != "" && started.Valid {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_runs (pool_id, machine_id, task_id, run_id, started, finished) VALUES (?, ?, ?, ?, ?, ?)`),
+			poolID, machineID, prevTask, prevRun, started.Int64, ms(now)); err != nil {
+			return fmt.Errorf("heartbeat %s: record finished run: %w", machineID, err)
+		}
+	}
+	if changed {
+		started = sql.NullInt64{}
+		if taskID != "" {
+			started = sql.NullInt64{Int64: ms(now), Valid: true}
+		}
+	}
+	health := hb.Health
+	if health == nil {
+		health = []client.HealthResult{}
+	}
+	counters := hb.Counters
+	if counters == nil {
+		counters = map[string]int64{}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE machines SET state = ?, current_task_id = ?, current_run_id = ?, task_started = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ?`),
+		hb.State, taskID, runID, started, jsonText(health), jsonText(counters), ms(now), machineID); err != nil {
+		return fmt.Errorf("heartbeat %s: update: %w", machineID, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("heartbeat %s: commit: %w", machineID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) AddDirective(ctx context.Context, machineID string, d client.Directive) (int64, error) {
+	var id int64
+	d.ID = 0
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO directives (machine_id, body) VALUES (?, ?) RETURNING id`), machineID, jsonText(d)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("queue %s directive for %s: %w", d.Kind, machineID, err)
+	}
+	return id, nil
+}
+
+func (s *sqlStore) Directives(ctx context.Context, machineID string, after int64) ([]client.Directive, error) {
+	if after > 0 {
+		if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM directives WHERE machine_id = ? AND id <= ?`), machineID, after); err != nil {
+			return nil, fmt.Errorf("forget handled directives of %s: %w", machineID, err)
+		}
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, body FROM directives WHERE machine_id = ? AND id > ? ORDER BY id`), machineID, after)
+	if err != nil {
+		return nil, fmt.Errorf("read directives of %s: %w", machineID, err)
+	}
+	defer rows.Close()
+	out := []client.Directive{}
+	for rows.Next() {
+		var id int64
+		var body string
+		if err := rows.Scan(&id, &body); err != nil {
+			return nil, fmt.Errorf("read directives of %s: %w", machineID, err)
+		}
+		var d client.Directive
+		if err := json.Unmarshal([]byte(body), &d); err != nil {
+			return nil, fmt.Errorf("decode directive %d of %s: %w", id, machineID, err)
+		}
+		d.ID = id
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read directives of %s: %w", machineID, err)
+	}
+	return out, nil
+}
+
+func (s *sqlStore) AddAction(ctx context.Context, machineID string, a client.Action) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO actions (machine_id, body) VALUES (?, ?)`), machineID, jsonText(a)); err != nil {
+		return fmt.Errorf("record %s on %s: %w", a.Action, machineID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) Actions(ctx context.Context, machineID string, limit int) ([]client.Action, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT body FROM actions WHERE machine_id = ? ORDER BY id DESC LIMIT ?`), machineID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read actions of %s: %w", machineID, err)
+	}
+	defer rows.Close()
+	out := []client.Action{}
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return nil, fmt.Errorf("read actions of %s: %w", machineID, err)
+		}
+		var a client.Action
+		if err := json.Unmarshal([]byte(body), &a); err != nil {
+			return nil, fmt.Errorf("decode action of %s: %w", machineID, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) TaskRuns(ctx context.Context, poolID string, since time.Time) ([]TaskRun, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT pool_id, machine_id, task_id, run_id, started, finished FROM task_runs WHERE pool_id = ? AND finished >= ? ORDER BY finished`), poolID, ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("read task runs of %s: %w", poolID, err)
+	}
+	defer rows.Close()
+	var out []TaskRun
+	for rows.Next() {
+		var r TaskRun
+		var st, fin int64
+		if err := rows.Scan(&r.PoolID, &r.MachineID, &r.TaskID, &r.RunID, &st, &fin); err != nil {
+			return nil, fmt.Errorf("read task runs of %s: %w", poolID, err)
+		}
+		r.Started, r.Finished = fromMS(st), fromMS(fin)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) InsertToken(ctx context.Context, t TokenRecord) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO tokens (id, kind, hash, uses_left, expires, description, created) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		t.ID, t.Kind, t.Hash, t.UsesLeft, nullMS(t.Expires), t.Description, ms(t.Created))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("token %s: %w", t.ID, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store token %s: %w", t.ID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) TokenByHash(ctx context.Context, hash []byte) (TokenRecord, error) {
+	var t TokenRecord
+	var expires sql.NullInt64
+	var created int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, kind, hash, uses_left, expires, description, created FROM tokens WHERE hash = ?`), hash).
+		Scan(&t.ID, &t.Kind, &t.Hash, &t.UsesLeft, &expires, &t.Description, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("token: %w", ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("look up token: %w", err)
+	}
+	t.Expires = timePtr(expires)
+	t.Created = fromMS(created)
+	return t, nil
+}
+
+func (s *sqlStore) UseEnrollmentToken(ctx context.Context, hash []byte, now time.Time) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE tokens SET uses_left = uses_left - 1 WHERE hash = ? AND kind = ? AND uses_left > 0 AND (expires IS NULL OR expires > ?)`),
+		hash, client.TokenEnroll, ms(now))
+	if err != nil {
+		return fmt.Errorf("spend enrollment token: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("enrollment token unknown, spent or expired: %w", ErrNotFound)
+	}
+	return nil
+}
+
+func (s *sqlStore) TryLeadership(ctx context.Context) (Leadership, bool, error) {
+	return s.leader(ctx)
+}
+
+func (s *sqlStore) Close() error { return s.db.Close() }

@@ -1,0 +1,99 @@
+package provisioner
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/labrunner/labrunner/provisioner/client"
+)
+
+// ErrNotFound is returned by a Store when the named record does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned by a Store when a record with the same key exists.
+var ErrConflict = errors.New("already exists")
+
+// MachineRecord is a machine as stored: the public view plus its secrets'
+// hashes and the identity it registered with.
+type MachineRecord struct {
+	client.Machine
+	// TokenHash is the SHA-256 of the machine token.
+	TokenHash []byte
+	// Identity is a unique proof key ("ec2:<instanceId>", "serial:<serial>")
+	// so that a re-registering machine keeps its id; empty when unknown.
+	Identity string
+	// TaskStarted is when CurrentTask was first reported.
+	TaskStarted *time.Time
+}
+
+// TokenRecord is a stored API or enrollment token (hashed).
+type TokenRecord struct {
+	ID          string
+	Kind        string
+	Hash        []byte
+	UsesLeft    int
+	Expires     *time.Time
+	Description string
+	Created     time.Time
+}
+
+// TaskRun is one finished run a machine reported, kept for sizing.
+type TaskRun struct {
+	PoolID    string
+	MachineID string
+	TaskID    string
+	RunID     int
+	Started   time.Time
+	Finished  time.Time
+}
+
+// Leadership is held by the one replica that runs the assigner.
+type Leadership interface {
+	// Lost is closed when leadership ends (connection lost or released).
+	Lost() <-chan struct{}
+	// Release gives leadership up.
+	Release()
+}
+
+// Store keeps the registry. Implementations: SQLite and PostgreSQL
+// (sqlstore.go); every method is safe for concurrent use.
+type Store interface {
+	PutPool(ctx context.Context, p client.Pool) error
+	GetPool(ctx context.Context, poolID string) (client.Pool, error)
+	ListPools(ctx context.Context) ([]client.Pool, error)
+	DeletePool(ctx context.Context, poolID string) error
+
+	InsertMachine(ctx context.Context, m *MachineRecord) error
+	GetMachine(ctx context.Context, machineID string) (*MachineRecord, error)
+	MachineByIdentity(ctx context.Context, identity string) (*MachineRecord, error)
+	MachineIDByTokenHash(ctx context.Context, hash []byte) (string, error)
+	ListMachines(ctx context.Context) ([]*MachineRecord, error)
+	// SaveMachine writes the provisioner-owned fields (pool, moves,
+	// quarantine, drain, credentials expiry, token, facts); never the
+	// fields a heartbeat reports.
+	SaveMachine(ctx context.Context, m *MachineRecord) error
+	// Heartbeat records what a machine reported and, when its current task
+	// changed, the finished run.
+	Heartbeat(ctx context.Context, machineID string, hb client.HeartbeatRequest, now time.Time) error
+
+	AddDirective(ctx context.Context, machineID string, d client.Directive) (int64, error)
+	// Directives returns the machine's directives with ID > after and
+	// forgets those <= after (the runner has handled them).
+	Directives(ctx context.Context, machineID string, after int64) ([]client.Directive, error)
+
+	AddAction(ctx context.Context, machineID string, a client.Action) error
+	Actions(ctx context.Context, machineID string, limit int) ([]client.Action, error)
+	TaskRuns(ctx context.Context, poolID string, since time.Time) ([]TaskRun, error)
+
+	InsertToken(ctx context.Context, t TokenRecord) error
+	TokenByHash(ctx context.Context, hash []byte) (TokenRecord, error)
+	// UseEnrollmentToken spends one use of an enrollment token, failing
+	// with ErrNotFound when it is unknown, spent or expired.
+	UseEnrollmentToken(ctx context.Context, hash []byte, now time.Time) error
+
+	// TryLeadership takes the assigner lock if free; ok is false when
+	// another replica holds it.
+	TryLeadership(ctx context.Context) (l Leadership, ok bool, err error)
+	Close() error
+}
