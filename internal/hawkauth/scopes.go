@@ -58,3 +58,21 @@ func mergeScopes(a, b []string) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// HasScopes reports whether the identity holds every required scope, as
+// Taskcluster would judge it: authorizedScopes when given, else the
+// certificate's scopes, else (a permanent client) everything. Every caller,
+// including an anonymous one (a nil *Identity), holds assume:anonymous.
+// Role expansion is not modelled.
+func (id *Identity) HasScopes(required ...string) bool {
+	held := []string{"*"}
+	switch {
+	case id == nil:
+		held = nil
+	case id.AuthorizedScopes != nil:
+		held = id.AuthorizedScopes
+	case id.Scopes != nil:
+		held = id.Scopes
+	}
+	return satisfiesAll(mergeScopes(held, []string{"assume:anonymous"}), required)
+}
