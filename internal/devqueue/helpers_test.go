@@ -320,3 +320,5 @@ func expectFailure(t *testing.T, err error, status int, code string) apiFailure 
 	}
 	return f
 }
+
+func errorAs(err error, target any) bool { return errors.As(err, target) }
