@@ -322,3 +322,16 @@ func expectFailure(t *testing.T, err error, status int, code string) apiFailure 
 }
 
 func errorAs(err error, target any) bool { return errors.As(err, target) }
+
+// stuckPublisher hangs until released or its context ends, like a broker
+// that stopped answering.
+type stuckPublisher chan struct{}
+
+func (p stuckPublisher) Publish(ctx context.Context, _ pulse.Outgoing) error {
+	select {
+	case <-p:
+		return errors.New("broker gone")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -31,13 +31,10 @@ type outbox struct {
 	mu       sync.Mutex
 	queue    []pulse.Outgoing
 	draining bool
-	idle     *sync.Cond
 }
 
 func newOutbox(pub pulse.Publisher, log *slog.Logger) *outbox {
-	o := &outbox{pub: pub, log: log}
-	o.idle = sync.NewCond(&o.mu)
-	return o
+	return &outbox{pub: pub, log: log}
 }
 
 func (o *outbox) add(msg pulse.Outgoing) {
@@ -63,7 +60,6 @@ func (o *outbox) drain() {
 		o.mu.Lock()
 		if len(o.queue) == 0 {
 			o.draining = false
-			o.idle.Broadcast()
 			o.mu.Unlock()
 			return
 		}
@@ -79,12 +75,18 @@ func (o *outbox) drain() {
 	}
 }
 
-// flush waits until every queued message has been handed to the publisher.
-func (o *outbox) flush() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for o.draining {
-		o.idle.Wait()
+// flush waits until every queued message has been handed to the publisher,
+// or until timeout passes (a stuck broker must not stall shutdown).
+func (o *outbox) flush(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		o.mu.Lock()
+		draining := o.draining
+		o.mu.Unlock()
+		if !draining {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

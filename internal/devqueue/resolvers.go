@@ -8,14 +8,15 @@ import (
 )
 
 // Run resolves expired claims and deadlines every ResolverInterval until ctx
-// is done, then waits for queued Pulse messages to be handed over.
+// is done, then waits (up to 5 s) for queued Pulse messages to be handed to
+// the publisher.
 func (s *Server) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			s.out.flush()
+			s.out.flush(5 * time.Second)
 			return nil
 		case <-tick.C:
 			s.resolveOnce()
