@@ -76,6 +76,10 @@ type ConsumeOptions struct {
 	// ReconnectMin and ReconnectMax bound the reconnect backoff (defaults
 	// 100 ms and 30 s).
 	ReconnectMin, ReconnectMax time.Duration
+	// Ready, if set, is called each time the queue and its bindings are in
+	// place and deliveries can start: once at start and again after every
+	// reconnect. Messages published after it is called reach the queue.
+	Ready func()
 }
 
 // Handler processes one delivery; it must Ack or Nack it.

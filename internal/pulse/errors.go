@@ -1,0 +1,11 @@
+package pulse
+
+import "errors"
+
+// ErrClosed is returned by Publish and Consume once the Bus has been closed.
+var ErrClosed = errors.New("pulse: bus closed")
+
+// ErrAcknowledged is returned by Ack or Nack when the delivery was already
+// acknowledged, or when its consumer has stopped and the message has gone
+// back to the queue.
+var ErrAcknowledged = errors.New("pulse: delivery already acknowledged or no longer held by its consumer")
