@@ -292,3 +292,31 @@ func insideAny(field string, parents []string) bool {
 	}
 	return false
 }
+
+// CheckArtifactExpiry applies generic-worker's task-dependent check: an
+// artifact expiry given in the payload must fall between the task's
+// deadline and its expiry (1 s of slack either way, for rounding upstream).
+// A bad expiry gives a *PayloadError.
+func (p *Payload) CheckArtifactExpiry(deadline, taskExpires time.Time) error {
+	var problems []Problem
+	for i, a := range p.Artifacts {
+		if a.Expires.IsZero() {
+			continue
+		}
+		field := fmt.Sprintf("payload.artifacts[%d].expires", i)
+		if a.Expires.Add(time.Second).Before(deadline) {
+			problems = append(problems, Problem{Field: field, Message: fmt.Sprintf(
+				"%s is before the task deadline %s; set it to the deadline or later, or omit it to use the task's expiry",
+				a.Expires.UTC().Format(time.RFC3339), deadline.UTC().Format(time.RFC3339))})
+		}
+		if a.Expires.After(taskExpires.Add(time.Second)) {
+			problems = append(problems, Problem{Field: field, Message: fmt.Sprintf(
+				"%s is after the task expiry %s; set it no later than the task expires, or omit it",
+				a.Expires.UTC().Format(time.RFC3339), taskExpires.UTC().Format(time.RFC3339))})
+		}
+	}
+	if len(problems) > 0 {
+		return &PayloadError{Problems: problems}
+	}
+	return nil
+}

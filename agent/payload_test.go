@@ -216,3 +216,29 @@ func TestParsePayloadUsesPlatformStyle(t *testing.T) {
 		t.Fatalf("ParsePayload = %+v, %v", p, err)
 	}
 }
+
+func TestCheckArtifactExpiry(t *testing.T) {
+	p := mustParse(t, platform.ArgvCommands, `{"command": [["true"]], "maxRunTime": 5, "artifacts": [
+		{"type": "file", "path": "early", "expires": "2030-01-01T00:00:00Z"},
+		{"type": "file", "path": "ok", "expires": "2030-06-01T00:00:00Z"},
+		{"type": "file", "path": "late", "expires": "2031-06-01T00:00:00Z"},
+		{"type": "file", "path": "default"},
+		{"type": "file", "path": "rounded", "expires": "2030-01-31T23:59:59.500Z"}
+	]}`)
+	deadline := time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC)
+	expires := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	err := p.CheckArtifactExpiry(deadline, expires)
+	var perr *PayloadError
+	if !errors.As(err, &perr) {
+		t.Fatalf("CheckArtifactExpiry = %v, want *PayloadError", err)
+	}
+	hasProblem(t, perr.Problems, "payload.artifacts[0].expires", "before the task deadline")
+	hasProblem(t, perr.Problems, "payload.artifacts[2].expires", "after the task expiry")
+	if len(perr.Problems) != 2 {
+		t.Fatalf("problems %v, want only artifacts 0 and 2", perr.Problems)
+	}
+	p.Artifacts = p.Artifacts[1:2]
+	if err := p.CheckArtifactExpiry(deadline, expires); err != nil {
+		t.Fatalf("valid expiry rejected: %v", err)
+	}
+}
