@@ -1,0 +1,169 @@
+package agent
+
+// The agent's main loop:
+//
+//	start ──Recover journal──▶ idle ──Claim(free slots)──▶ runs started, one goroutine each
+//	  idle ◀── nothing claimed: wait IdlePollWait ──┘   │
+//	  idle ◀── claim failed: wait ErrorPollWait ────────┘
+//	  all slots busy ──▶ wait for a run to end
+//	  ctx done ──▶ running tasks stopped and resolved exception/worker-shutdown ──▶ Run returns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+)
+
+// Config configures an Agent.
+type Config struct {
+	// Source is where runs are claimed (required by Run, not by RunOne).
+	Source Source
+	// Cancel tells running runs of cancellations (default: none, so only a
+	// reclaim's 409 stops a cancelled run).
+	Cancel CancelWatcher
+	// Journal records claimed runs for crash recovery (optional).
+	Journal *Journal
+	// LiveLogServer serves logs while tasks run (optional); LiveLogURL is
+	// the base URL others reach it at.
+	LiveLogServer *LiveLogServer
+	LiveLogURL    string
+
+	// WorkerGroup and WorkerID name the worker in logs.
+	WorkerGroup, WorkerID string
+	// RootURL is given to tasks as TASKCLUSTER_ROOT_URL.
+	RootURL string
+	// Capacity is how many tasks run at once (default 1).
+	Capacity int
+	// TasksDir holds one fresh directory per run (required).
+	TasksDir string
+	// Version is the agent version written in log headers.
+	Version string
+	// IdlePollWait is the pause after a claim that returned nothing
+	// (default 1 s). The claim is a long poll, so the queue has already
+	// waited; a long pause would only add latency for the next task.
+	IdlePollWait time.Duration
+	// ErrorPollWait is the pause after a failed claim (default 5 s).
+	ErrorPollWait time.Duration
+	// ReclaimMargin is how long before takenUntil to reclaim (default a
+	// third of the claim).
+	ReclaimMargin time.Duration
+	// KillGrace is the time between interrupting a task's processes and
+	// killing them (default 10 s).
+	KillGrace time.Duration
+	// KeepTaskDirs keeps each run's directory and log file after it ends.
+	KeepTaskDirs bool
+	// Logger receives the agent's own logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Agent claims and runs tasks.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks cfg and returns an Agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.TasksDir == "" {
+		return nil, errors.New("agent: Config.TasksDir is empty; give a directory for task directories")
+	}
+	if cfg.Capacity < 0 {
+		return nil, fmt.Errorf("agent: Config.Capacity is %d; use 1 or more", cfg.Capacity)
+	}
+	if cfg.Capacity == 0 {
+		cfg.Capacity = 1
+	}
+	if cfg.Cancel == nil {
+		cfg.Cancel = noCancelWatcher{}
+	}
+	if cfg.IdlePollWait == 0 {
+		cfg.IdlePollWait = time.Second
+	}
+	if cfg.ErrorPollWait == 0 {
+		cfg.ErrorPollWait = 5 * time.Second
+	}
+	if cfg.KillGrace == 0 {
+		cfg.KillGrace = 10 * time.Second
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.TasksDir, 0o755); err != nil {
+		return nil, fmt.Errorf("agent: create tasks directory %s: %w", cfg.TasksDir, err)
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// resumer is a Source that can rebuild a journalled run.
+type resumer interface {
+	ResumeRun(JournalEntry) Run
+}
+
+// Run recovers journalled runs, then claims and runs tasks until ctx is
+// done; tasks still running then are stopped and resolved
+// exception/worker-shutdown before Run returns.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.cfg.Source == nil {
+		return errors.New("agent: Config.Source is nil; give the source to claim work from")
+	}
+	if a.cfg.Journal != nil {
+		if r, ok := a.cfg.Source.(resumer); ok {
+			if err := a.cfg.Journal.Recover(context.WithoutCancel(ctx), r.ResumeRun, a.log); err != nil {
+				a.log.Error("resolving runs left by a previous agent", "error", err)
+			}
+		}
+	}
+	slots := make(chan struct{}, a.cfg.Capacity)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		// Take one slot (waiting for a run to end if all are busy), then
+		// every other free one.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		n := 1
+	more:
+		for n < a.cfg.Capacity {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		runs, err := a.cfg.Source.Claim(ctx, n)
+		for i := len(runs); i < n; i++ {
+			<-slots
+		}
+		if ctx.Err() != nil && len(runs) == 0 {
+			return nil
+		}
+		if err != nil {
+			a.log.Warn("claim failed", "error", err)
+			sleepCtx(ctx, a.cfg.ErrorPollWait)
+			continue
+		}
+		if len(runs) == 0 {
+			sleepCtx(ctx, a.cfg.IdlePollWait)
+			continue
+		}
+		for _, run := range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				a.RunOne(ctx, run, nil)
+			}()
+		}
+	}
+}

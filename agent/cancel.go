@@ -1,0 +1,80 @@
+package agent
+
+// Fast cancellation: generic-worker learns of a cancel only at its next
+// reclaim, minutes later. A CancelWatcher tells a run within seconds:
+//
+//	Watch(run) ──▶ watching ──cancel seen──▶ channel closed ──▶ agent stops the tree, reports nothing
+//	                   └─ ctx done (run over) ──▶ watch released
+//
+// Implementations: PulseCancelWatcher (the queue's task-exception messages
+// for this worker, one subscription for all runs) and PollCancelWatcher
+// (queue.status per run at an interval). The provisioner's push channel
+// will be another.
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// CancelWatcher tells the agent when a running run has been cancelled.
+type CancelWatcher interface {
+	// Watch returns a channel that is closed once run is known to be
+	// cancelled (or otherwise resolved by someone else). Watching ends
+	// when ctx is done.
+	Watch(ctx context.Context, run Run) <-chan struct{}
+}
+
+// DefaultCancelPollInterval is how often PollCancelWatcher asks the queue.
+const DefaultCancelPollInterval = 30 * time.Second
+
+// PollCancelWatcher polls each run's status. It costs one queue call per
+// running task per interval, so the interval stays long by default; it is
+// the fallback when neither Pulse nor a provisioner push is available.
+type PollCancelWatcher struct {
+	// Interval between polls (default DefaultCancelPollInterval).
+	Interval time.Duration
+	// Logger receives poll failures (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Watch polls run.Cancelled every Interval until ctx is done.
+func (w *PollCancelWatcher) Watch(ctx context.Context, run Run) <-chan struct{} {
+	interval := w.Interval
+	if interval <= 0 {
+		interval = DefaultCancelPollInterval
+	}
+	log := w.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ch := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			gone, err := run.Cancelled(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Warn("poll run status for cancellation", "taskId", run.TaskID(), "runId", run.RunID(), "error", err)
+				}
+				continue
+			}
+			if gone {
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// noCancelWatcher never reports a cancellation (local runs).
+type noCancelWatcher struct{}
+
+func (noCancelWatcher) Watch(context.Context, Run) <-chan struct{} { return nil }

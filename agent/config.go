@@ -1,0 +1,255 @@
+package agent
+
+// The standalone configuration of `runner run --config FILE`: YAML, strict
+// (unknown keys are errors), and validated as a whole so that one run of
+// the command lists every problem with its fix.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// FileConfig is the agent's standalone configuration file.
+type FileConfig struct {
+	RootURL     string          `yaml:"rootURL"`
+	Credentials FileCredentials `yaml:"credentials"`
+	// TaskQueueID, or ProvisionerID and WorkerType, name the pool.
+	TaskQueueID   string `yaml:"taskQueueId"`
+	ProvisionerID string `yaml:"provisionerId"`
+	WorkerType    string `yaml:"workerType"`
+	WorkerGroup   string `yaml:"workerGroup"`
+	WorkerID      string `yaml:"workerId"`
+	Capacity      int    `yaml:"capacity"`
+	StateDir      string `yaml:"stateDir"`
+	TasksDir      string `yaml:"tasksDir"`
+	// PulseURL, when set, enables cancellation through task-exception
+	// messages (amqp://user:password@host:5672/vhost).
+	PulseURL string `yaml:"pulseURL"`
+	// PulseQueue names the Pulse queue (default queue/<user>/labrunner-<workerGroup>-<workerId>).
+	PulseQueue string      `yaml:"pulseQueue"`
+	LiveLog    FileLiveLog `yaml:"livelog"`
+
+	// IdlePollWait is the pause after a claimWork long poll that returned
+	// nothing (default 1s).
+	IdlePollWait Duration `yaml:"idlePollWait"`
+	// ErrorPollWait is the pause after a failed claimWork (default 5s).
+	ErrorPollWait Duration `yaml:"errorPollWait"`
+	// ReclaimMargin is how long before takenUntil to reclaim (default a
+	// third of the claim).
+	ReclaimMargin Duration `yaml:"reclaimMargin"`
+	// CancelPollInterval is how often to poll a running task's status when
+	// pulseURL is not set (default 30s).
+	CancelPollInterval Duration `yaml:"cancelPollInterval"`
+	// KillGrace is the time between interrupting and killing a task's
+	// processes (default 10s).
+	KillGrace Duration `yaml:"killGrace"`
+	// KeepTaskDirs keeps each run's directory after it ends (default false).
+	KeepTaskDirs bool `yaml:"keepTaskDirs"`
+}
+
+// FileCredentials are Taskcluster client credentials.
+type FileCredentials struct {
+	ClientID    string `yaml:"clientId"`
+	AccessToken string `yaml:"accessToken"`
+	Certificate string `yaml:"certificate"`
+}
+
+// FileLiveLog configures the live log server.
+type FileLiveLog struct {
+	// Listen is the TCP address the live log server binds (e.g. ":60099").
+	Listen string `yaml:"listen"`
+	// PublicURL is the base URL by which others reach it (e.g.
+	// http://machine.example.com:60099).
+	PublicURL string `yaml:"publicURL"`
+}
+
+// Duration is a time.Duration written as "5s" or "2m30s" in YAML.
+type Duration struct {
+	time.Duration
+	// bad keeps unparsable text, reported by validation with the others.
+	bad string
+}
+
+// UnmarshalYAML parses a Go duration string; a bad one is kept for
+// validation to report, so that one run lists every problem.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		d.bad = n.Value
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		d.bad = s
+		return nil
+	}
+	d.Duration = v
+	return nil
+}
+
+// ConfigError lists every problem found in a configuration.
+type ConfigError struct {
+	Problems []string
+}
+
+func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
+
+var idPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,38}$`)
+
+// LoadConfig reads and validates a configuration file; a *ConfigError
+// lists all problems.
+func LoadConfig(path string) (*FileConfig, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &ConfigError{Problems: []string{fmt.Sprintf("config file %s: %v; pass an existing file with --config", path, err)}}
+	}
+	return ParseConfig(b)
+}
+
+// ParseConfig parses and validates configuration YAML.
+func ParseConfig(b []byte) (*FileConfig, error) {
+	var c FileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	var probs []string
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, &ConfigError{Problems: []string{fmt.Sprintf("config: not valid YAML: %v", err)}}
+		}
+		// The rest of the file was still decoded: validate it too.
+		for _, e := range te.Errors {
+			probs = append(probs, "config: "+e+"; fix or remove the key (see docs/config.md)")
+		}
+	}
+	c.applyDefaults()
+	probs = append(probs, c.validate()...)
+	if len(probs) > 0 {
+		return nil, &ConfigError{Problems: probs}
+	}
+	return &c, nil
+}
+
+func (c *FileConfig) applyDefaults() {
+	if c.Capacity == 0 {
+		c.Capacity = 1
+	}
+	if c.TaskQueueID == "" && c.ProvisionerID != "" && c.WorkerType != "" {
+		c.TaskQueueID = c.ProvisionerID + "/" + c.WorkerType
+	}
+	if c.TaskQueueID != "" && c.ProvisionerID == "" && c.WorkerType == "" {
+		if p, w, ok := strings.Cut(c.TaskQueueID, "/"); ok {
+			c.ProvisionerID, c.WorkerType = p, w
+		}
+	}
+}
+
+func (c *FileConfig) validate() []string {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	if c.RootURL == "" {
+		add("rootURL: missing; set it to the Taskcluster root URL, e.g. https://tc.example.com")
+	} else if u, err := url.Parse(c.RootURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("rootURL: %q is not an absolute http(s) URL; write e.g. https://tc.example.com", c.RootURL)
+	}
+	if c.Credentials.ClientID == "" {
+		add("credentials.clientId: missing; set the worker's Taskcluster clientId")
+	}
+	if c.Credentials.AccessToken == "" {
+		add("credentials.accessToken: missing; set the worker's Taskcluster accessToken")
+	}
+	switch {
+	case c.TaskQueueID == "" && c.ProvisionerID == "" && c.WorkerType == "":
+		add("taskQueueId: missing; set taskQueueId (\"<provisionerId>/<workerType>\") or both provisionerId and workerType")
+	case c.TaskQueueID == "":
+		if c.ProvisionerID == "" {
+			add("provisionerId: missing while workerType is set; set it, or set taskQueueId instead")
+		}
+		if c.WorkerType == "" {
+			add("workerType: missing while provisionerId is set; set it, or set taskQueueId instead")
+		}
+	default:
+		pr, wt, ok := strings.Cut(c.TaskQueueID, "/")
+		if !ok || !idPattern.MatchString(pr) || !idPattern.MatchString(wt) {
+			add("taskQueueId: %q is not \"<provisionerId>/<workerType>\" (each 1-38 of a-z A-Z 0-9 _ -); fix it", c.TaskQueueID)
+		} else if (c.ProvisionerID != "" && c.ProvisionerID != pr) || (c.WorkerType != "" && c.WorkerType != wt) {
+			add("taskQueueId: %q disagrees with provisionerId %q / workerType %q; set only one form", c.TaskQueueID, c.ProvisionerID, c.WorkerType)
+		}
+	}
+	if !idPattern.MatchString(c.WorkerGroup) {
+		add("workerGroup: %q must be 1-38 of a-z A-Z 0-9 _ -; set it, e.g. the lab or datacenter name", c.WorkerGroup)
+	}
+	if !idPattern.MatchString(c.WorkerID) {
+		add("workerId: %q must be 1-38 of a-z A-Z 0-9 _ -; set it, e.g. the machine's host name", c.WorkerID)
+	}
+	if c.Capacity < 1 {
+		add("capacity: %d; set a number of concurrent tasks of 1 or more (default 1)", c.Capacity)
+	}
+	if c.StateDir == "" {
+		add("stateDir: missing; set a directory for the agent's journal, e.g. /var/lib/labrunner")
+	}
+	if c.TasksDir == "" {
+		add("tasksDir: missing; set the directory under which task directories are made, e.g. /var/lib/labrunner/tasks")
+	}
+	if c.PulseURL != "" {
+		if u, err := url.Parse(c.PulseURL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+			add("pulseURL: %q is not an amqp(s):// URL; write e.g. amqps://user:password@pulse.example.com:5671 or remove the key", redactURL(c.PulseURL))
+		} else if c.PulseQueue == "" && u.User.Username() == "" {
+			add("pulseURL: has no user name, so no Pulse queue name can be made; add the user or set pulseQueue")
+		}
+	}
+	if c.LiveLog.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.LiveLog.Listen); err != nil {
+			add("livelog.listen: %q is not host:port; write e.g. \":60099\"", c.LiveLog.Listen)
+		}
+		if c.LiveLog.PublicURL == "" {
+			add("livelog.publicURL: missing while livelog.listen is set; set the URL others reach the live log at, e.g. http://host.example.com:60099")
+		}
+	}
+	if c.LiveLog.PublicURL != "" {
+		if u, err := url.Parse(c.LiveLog.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("livelog.publicURL: %q is not an absolute http(s) URL; write e.g. http://host.example.com:60099", c.LiveLog.PublicURL)
+		}
+		if c.LiveLog.Listen == "" {
+			add("livelog.listen: missing while livelog.publicURL is set; set the address to serve on, e.g. \":60099\"")
+		}
+	}
+	for key, d := range map[string]Duration{"idlePollWait": c.IdlePollWait, "errorPollWait": c.ErrorPollWait, "reclaimMargin": c.ReclaimMargin, "cancelPollInterval": c.CancelPollInterval, "killGrace": c.KillGrace} {
+		switch {
+		case d.bad != "":
+			add("%s: %q is not a duration; write e.g. \"5s\" or \"1m30s\"", key, d.bad)
+		case d.Duration < 0:
+			add("%s: %s is negative; use a positive duration or remove the key for the default", key, d.Duration)
+		}
+	}
+	return p
+}
+
+// redactURL hides a URL's password for error messages.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// PulseQueueName is the Pulse queue the agent consumes task-exception
+// messages from.
+func (c *FileConfig) PulseQueueName() string {
+	if c.PulseQueue != "" {
+		return c.PulseQueue
+	}
+	u, _ := url.Parse(c.PulseURL)
+	return fmt.Sprintf("queue/%s/labrunner-%s-%s", u.User.Username(), c.WorkerGroup, c.WorkerID)
+}

@@ -1,0 +1,75 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfigValid(t *testing.T) {
+	c, err := ParseConfig([]byte(`
+rootURL: https://tc.example.com
+credentials: {clientId: worker/lab, accessToken: secret}
+provisionerId: lab-hw
+workerType: win11
+workerGroup: mtv
+workerId: machine-01
+stateDir: /var/lib/labrunner
+tasksDir: /var/lib/labrunner/tasks
+pulseURL: amqps://user:pw@pulse.example.com:5671
+livelog: {listen: ":60099", publicURL: "http://machine-01.example.com:60099"}
+reclaimMargin: 2m
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TaskQueueID != "lab-hw/win11" || c.Capacity != 1 || c.ReclaimMargin.Duration != 2*time.Minute {
+		t.Errorf("parsed %+v", c)
+	}
+	if got := c.PulseQueueName(); got != "queue/user/labrunner-mtv-machine-01" {
+		t.Errorf("pulse queue %q", got)
+	}
+}
+
+func TestParseConfigListsEveryProblem(t *testing.T) {
+	_, err := ParseConfig([]byte(`
+rootURL: tc.example.com
+credentials: {clientId: worker/lab}
+workerType: win11
+workerGroup: "bad group"
+capacity: -1
+pulseURL: http://pulse
+livelog: {listen: "60099"}
+killGrace: -5s
+`))
+	ce, ok := err.(*ConfigError)
+	if !ok {
+		t.Fatalf("error %v, want *ConfigError", err)
+	}
+	for _, key := range []string{"rootURL:", "credentials.accessToken:", "provisionerId:", "workerGroup:", "workerId:",
+		"capacity:", "stateDir:", "tasksDir:", "pulseURL:", "livelog.listen:", "livelog.publicURL:", "killGrace:"} {
+		found := false
+		for _, p := range ce.Problems {
+			if strings.HasPrefix(p, key) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no problem reported for %s; got:\n%s", key, ce.Error())
+		}
+	}
+	if strings.Contains(ce.Error(), "credentials.clientId") {
+		t.Errorf("clientId is set but reported:\n%s", ce.Error())
+	}
+}
+
+func TestParseConfigRejectsUnknownKeysAndBadDurations(t *testing.T) {
+	_, err := ParseConfig([]byte("rootURL: https://x\nworkerID: typo\nidlePollWait: soon\n"))
+	if err == nil {
+		t.Fatal("accepted an unknown key")
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "workerID") || !strings.Contains(msg, "soon") {
+		t.Errorf("error does not name the unknown key and the bad duration:\n%s", msg)
+	}
+}

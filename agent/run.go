@@ -1,0 +1,305 @@
+package agent
+
+// One run, from claim to resolution:
+//
+//	claimed ──journal──▶ task dir + log header ──payload invalid──▶ log names the field ─┐
+//	   │                                                                                  │
+//	   └─payload ok──▶ live.log reference ──▶ commands in sequence (process tree each) ──┤
+//	        reclaimer and cancel watcher run alongside; any of                           │
+//	        maxRunTime / cancel / reclaim 409 / agent shutdown stops the tree            │
+//	   ──▶ payload artifacts (unless gone) ──▶ footer ──▶ live_backing.log, live.log link ◀┘
+//	   ──▶ report (unless gone) ──▶ journal entry removed, task dir removed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labrunner/labrunner/platform"
+)
+
+// RunResult is how a run ended.
+type RunResult struct {
+	// Resolution is what was (or, when Reported is false, would have been)
+	// reported.
+	Resolution Resolution
+	// Reported is false when nothing was reported: the run was cancelled
+	// or lost its claim, or the report failed.
+	Reported bool
+	// ExitCode is the last command's exit code, -1 if none ran to the end.
+	ExitCode int
+
+	err error
+}
+
+// RunOne runs one claimed run to its resolution. ctx ending means the agent
+// is shutting down: the task is stopped and resolved worker-shutdown. tee,
+// if set, receives a copy of the log.
+func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) RunResult {
+	started := time.Now()
+	log := a.log.With("taskId", run.TaskID(), "runId", run.RunID())
+	// Queue calls must outlive a shutdown: the run still has to be
+	// resolved after ctx ends.
+	callCtx, stopCalls := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCalls()
+
+	if a.cfg.Journal != nil {
+		if err := a.cfg.Journal.Record(JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: run.TakenUntil()}); err != nil {
+			log.Error("journal the run", "error", err)
+		}
+	}
+	forget := func() {
+		if a.cfg.Journal != nil {
+			if err := a.cfg.Journal.Forget(run.TaskID(), run.RunID()); err != nil {
+				log.Error("forget the run", "error", err)
+			}
+		}
+	}
+	task := run.Task()
+	expires := time.Time(task.Expires)
+
+	taskDir := filepath.Join(a.cfg.TasksDir, fmt.Sprintf("task_%d", time.Now().UnixNano()))
+	o := outcome{exitCode: -1}
+	var spec *Payload
+	tl, err := a.prepare(taskDir, tee)
+	if err != nil {
+		// No log to upload: the failure is ours.
+		log.Error("prepare task directory", "error", err)
+		return a.report(callCtx, run, outcome{exitCode: -1, internal: err}, nil, log, forget)
+	}
+	if !a.cfg.KeepTaskDirs {
+		defer os.RemoveAll(taskDir)
+		defer os.Remove(tl.path)
+	}
+	tl.header(&a.cfg, run)
+
+	spec, err = parseTaskPayload(task)
+	var commandsStarted, commandsEnded time.Time
+	if err != nil {
+		tl.Printf("Invalid payload: %v", err)
+		o.malformed = err
+	} else {
+		if spec.LiveLog {
+			stopLive := a.startLiveLog(callCtx, run, tl, started.Add(spec.MaxRunTime+15*time.Minute), expires)
+			defer stopLive()
+		}
+
+		runCtx, stopRun := context.WithCancel(callCtx)
+		gone := make(chan struct{})
+		rc := &reclaimer{run: run, margin: a.cfg.ReclaimMargin, retryEvery: 2 * time.Second, log: log,
+			onReclaim: func(until time.Time) {
+				if a.cfg.Journal != nil {
+					if err := a.cfg.Journal.Record(JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: until}); err != nil {
+						log.Error("journal the reclaimed run", "error", err)
+					}
+				}
+			}}
+		go rc.loop(runCtx, gone)
+		cancelled := a.cfg.Cancel.Watch(runCtx, run)
+
+		commandsStarted = time.Now()
+		o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled)
+		commandsEnded = time.Now()
+		stopRun()
+
+		if !o.gone && o.internal == nil {
+			a.uploadArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
+		}
+	}
+
+	var retry []int
+	if spec != nil {
+		retry = spec.OnExitStatus.Retry
+	}
+	res, report := decide(o, retry)
+	resText := res.String()
+	if !report {
+		resText = "not reported"
+	}
+	tl.footer(resText, o.describe(), started, commandsStarted, commandsEnded)
+	if err := tl.Close(); err != nil {
+		log.Error("close task log", "error", err)
+	}
+	if err := publishBackingLog(callCtx, run, tl.path, expires); err != nil {
+		if report {
+			log.Error("upload the task log", "error", err)
+			// A run without its log is not the task's fault.
+			if !errors.Is(err, ErrRunGone) && res.State != StateException {
+				o.resource = err
+			}
+		}
+	}
+	return a.report(callCtx, run, o, retry, log, forget)
+}
+
+// prepare makes the task directory and opens the log beside it.
+func (a *Agent) prepare(taskDir string, tee io.Writer) (*taskLog, error) {
+	if err := os.MkdirAll(taskDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create task directory: %w", err)
+	}
+	return openTaskLog(taskDir+".log", tee)
+}
+
+// report resolves the run and forgets its journal entry.
+func (a *Agent) report(ctx context.Context, run Run, o outcome, retry []int, log interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}, forget func()) RunResult {
+	res, report := decide(o, retry)
+	result := RunResult{Resolution: res, ExitCode: o.exitCode}
+	if report {
+		err := run.Resolve(ctx, res)
+		result.err = err
+		switch {
+		case err == nil:
+			result.Reported = true
+			log.Info("run resolved", "resolution", res.String())
+		case errors.Is(err, ErrRunGone):
+			log.Info("run already resolved by the queue", "resolution", res.String())
+		default:
+			log.Error("report the run", "resolution", res.String(), "error", err)
+		}
+	} else {
+		log.Info("run cancelled or lost; nothing reported")
+	}
+	// Forget only what is settled: a run whose report failed stays in the
+	// journal for the next start to resolve.
+	if !report || result.Reported || errors.Is(result.err, ErrRunGone) {
+		forget()
+	}
+	return result
+}
+
+// startLiveLog serves the log live and publishes the live.log reference;
+// the returned func stops serving it.
+func (a *Agent) startLiveLog(ctx context.Context, run Run, tl *taskLog, refExpires, taskExpires time.Time) func() {
+	if a.cfg.LiveLogServer == nil {
+		return func() {}
+	}
+	path, err := a.cfg.LiveLogServer.Add(tl.live)
+	if err != nil {
+		tl.Printf("Live log unavailable: %v", err)
+		return func() {}
+	}
+	if refExpires.After(taskExpires) && !taskExpires.IsZero() {
+		refExpires = taskExpires
+	}
+	publishLiveLog(ctx, run, tl, strings.TrimRight(a.cfg.LiveLogURL, "/")+path, refExpires)
+	return func() { a.cfg.LiveLogServer.Remove(path) }
+}
+
+// execute runs the commands in sequence until one fails or the run must
+// stop.
+func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDir string, tl *taskLog, gone, cancelled <-chan struct{}) outcome {
+	o := outcome{exitCode: -1}
+	limit := time.NewTimer(spec.MaxRunTime)
+	defer limit.Stop()
+	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir})
+	n := spec.CommandCount()
+	for i := range n {
+		command := commandAt(spec, i)
+		cmd, err := buildCommand(run.TaskID(), i, i == n-1, command, taskDir, env)
+		if err != nil {
+			o.internal = err
+			return o
+		}
+		cmd.Stdout = tl
+		cmd.Stderr = tl
+		tl.Printf("Executing command %d: %s", i, quoteCommand(command))
+		tree, err := platform.StartProcessTree(cmd)
+		if err != nil {
+			// As in generic-worker, a command that cannot start fails the task.
+			tl.Printf("Could not start command %d: %v", i, err)
+			o.exitCode = -1
+			return o
+		}
+		stop := ""
+		select {
+		case <-tree.Done():
+		case <-limit.C:
+			stop = "max run time exceeded"
+			o.timedOut = true
+		case <-gone:
+			stop = "claim lost (cancelled or resolved by the queue)"
+			o.gone = true
+		case <-cancelled:
+			stop = "task cancelled"
+			o.gone = true
+		case <-shutdown.Done():
+			stop = "worker shutting down"
+			o.shutdown = true
+		}
+		if stop != "" {
+			tl.Printf("Stopping command %d: %s", i, stop)
+			if err := tree.Stop(a.cfg.KillGrace); err != nil {
+				tl.Printf("Stopping command %d: %v", i, err)
+			}
+		}
+		code, werr := tree.Wait()
+		if err := tree.Close(); err != nil {
+			tl.Printf("Cleaning up command %d: %v", i, err)
+		}
+		o.exitCode = code
+		if stop != "" {
+			if o.timedOut {
+				tl.Printf("Task aborted: max run time %s exceeded", spec.MaxRunTime)
+			}
+			return o
+		}
+		if werr != nil {
+			tl.Printf("Command %d ended abnormally: %v", i, werr)
+			return o
+		}
+		tl.Printf("Command %d exited with code %d", i, code)
+		if code != 0 {
+			return o
+		}
+	}
+	return o
+}
+
+func quoteCommand(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			parts[i] = strconv.Quote(a)
+		} else {
+			parts[i] = a
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// uploadArtifacts publishes the payload's artifacts; a missing one fails
+// the task, and queue refusals map as generic-worker maps them.
+func (a *Agent) uploadArtifacts(ctx context.Context, run Run, spec *Payload, taskDir string, expires time.Time, tl *taskLog, o *outcome) {
+	for _, art := range resolveArtifacts(taskDir, spec.Artifacts, expires) {
+		if art.Kind == KindError {
+			tl.Printf("Artifact %s: %s (%s)", art.Name, art.Message, art.Reason)
+			o.missingOutput = true
+		} else {
+			tl.Printf("Uploading artifact %s (%s, %s)", art.Name, art.ContentType, art.ContentEncoding)
+		}
+		err := run.Publish(ctx, art)
+		if err == nil {
+			continue
+		}
+		tl.Printf("Artifact %s failed: %v", art.Name, err)
+		switch st := artifactStatus(err); {
+		case st == http.StatusConflict:
+			o.malformed = fmt.Errorf("artifact %s was already uploaded with different content; check payload.artifacts: %w", art.Name, err)
+		case st >= 500 || st == 0:
+			o.resource = err
+		default:
+			o.internal = err
+		}
+		return
+	}
+}

@@ -1,0 +1,443 @@
+//go:build unix
+
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/labrunner/labrunner/internal/devqueue"
+)
+
+func TestTaskCompletesWithLogsAndHeader(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	cfg := e.config()
+	cfg.LiveLogServer = NewLiveLogServer()
+	cfg.LiveLogURL = "http://livelog.example.com:60099"
+	e.startAgent(cfg)
+
+	id := e.createTask(map[string]any{
+		"command": [][]string{
+			{"/bin/sh", "-c", `echo "hello from $TASK_ID run $RUN_ID in $TASK_WORKDIR with $GREETING"`},
+			{"/bin/sh", "-c", `test "$PWD" = "$TASK_WORKDIR" && echo second-command-ran`},
+		},
+		"env":        map[string]string{"GREETING": "bonjour"},
+		"maxRunTime": 60,
+	})
+	run := e.waitRun(id, 0)
+	expectRun(t, run, "completed", "completed")
+
+	arts := e.artifacts(id, 0)
+	if a := arts[BackingLogName]; a.StorageType != "s3" {
+		t.Fatalf("%s: storageType %q, want s3 (artifacts %v)", BackingLogName, a.StorageType, arts)
+	}
+	if a := arts[LiveLogName]; a.StorageType != "link" {
+		t.Fatalf("%s: storageType %q, want link", LiveLogName, a.StorageType)
+	}
+	// The reference created at start was replaced by the link: it must
+	// have been created, through the proxy, as a reference first.
+	if n := len(e.proxy.callsMatching(http.MethodPost, "/task/"+id+"/runs/0/artifacts/public%2Flogs%2Flive.log")); n != 2 {
+		t.Errorf("live.log created %d times, want 2 (reference, then link)", n)
+	}
+	log := e.artifactContent(id, 0, LiveLogName)
+	for _, want := range []string{
+		"Worker: " + e.workerGroup + "/" + e.workerID,
+		"Pool: " + e.taskQueueID,
+		"Task: " + id,
+		"Run: 0",
+		"Agent: labrunner test",
+		fmt.Sprintf("hello from %s run 0 in ", id),
+		"with bonjour",
+		"second-command-ran",
+		"Result: completed",
+		"Run took",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := len(e.waitReports(id)); n != 1 {
+		t.Errorf("%d resolution calls, want 1", n)
+	}
+}
+
+func TestNonZeroExitFails(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	e.startAgent(e.config())
+	id := e.createTask(map[string]any{
+		"command": [][]string{
+			{"/bin/sh", "-c", "echo failing; exit 3"},
+			{"/bin/sh", "-c", "echo must-not-run"},
+		},
+		"maxRunTime": 60,
+	})
+	expectRun(t, e.waitRun(id, 0), "failed", "failed")
+	log := e.artifactContent(id, 0, BackingLogName)
+	if !strings.Contains(log, "exit code 3") || strings.Contains(log, "must-not-run\n") {
+		t.Errorf("log should show exit code 3 and no second command:\n%s", log)
+	}
+}
+
+func TestMaxRunTimeFails(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	e.startAgent(e.config())
+	pidFile := filepath.Join(e.dir, "pid")
+	id := e.createTask(shPayload(fmt.Sprintf("sleep 300 & echo $! > %s; wait", pidFile), 1))
+	expectRun(t, e.waitRun(id, 0), "failed", "failed")
+	if !strings.Contains(e.artifactContent(id, 0, BackingLogName), "max run time exceeded") {
+		t.Error("log does not give the max run time as the reason")
+	}
+	pid := readPid(t, pidFile)
+	waitFor(t, "timed-out task's background process gone", func() bool { return !alive(pid) })
+}
+
+func TestCancelStopsWholeTreeWithoutReport(t *testing.T) {
+	for _, watcher := range []string{"poll", "pulse"} {
+		t.Run(watcher, func(t *testing.T) {
+			e := newEnv(t, devqueue.Config{})
+			cfg := e.config()
+			switch watcher {
+			case "poll":
+				cfg.Cancel = &PollCancelWatcher{Interval: 100 * time.Millisecond}
+			case "pulse":
+				prov, wt, _ := strings.Cut(e.taskQueueID, "/")
+				w := NewPulseCancelWatcher(e.stack.Bus, "queue/test/agent-"+e.workerID, prov, wt, e.workerGroup, e.workerID, nil)
+				ctx, cancel := context.WithCancel(context.Background())
+				t.Cleanup(cancel)
+				go func() { _ = w.Run(ctx) }()
+				<-w.Ready()
+				cfg.Cancel = w
+			}
+			e.startAgent(cfg)
+			pidFile := filepath.Join(e.dir, "grandchild")
+			// The grandchild ignores SIGTERM: only the kill after the grace
+			// period can end it.
+			id := e.createTask(shPayload(fmt.Sprintf(`/bin/sh -c 'trap "" TERM; sleep 300 & echo $! > %s; wait' ; sleep 300`, pidFile), 600))
+			pid := readPid(t, pidFile)
+			if _, err := e.root.CancelTask(id); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "grandchild gone after cancel", func() bool { return !alive(pid) })
+			expectRun(t, e.waitRun(id, 0), "exception", "canceled")
+			// The agent must report nothing; wait until it has finished
+			// with the run (its journal entry is gone) before checking.
+			waitFor(t, "run forgotten", func() bool {
+				entries, _ := cfg.Journal.Entries()
+				return len(entries) == 0
+			})
+			if r := e.proxy.reports(id); len(r) != 0 {
+				t.Errorf("agent reported a cancelled run: %v", r)
+			}
+		})
+	}
+}
+
+func TestMalformedPayload(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	e.startAgent(e.config())
+	id := e.createTask(map[string]any{"command": [][]string{{"true"}}, "maxRunTime": 0})
+	expectRun(t, e.waitRun(id, 0), "exception", "malformed-payload")
+	log := e.artifactContent(id, 0, BackingLogName)
+	if !strings.Contains(log, "payload.maxRunTime") {
+		t.Errorf("log does not name the bad field:\n%s", log)
+	}
+}
+
+func TestArtifacts(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	e.startAgent(e.config())
+	id := e.createTask(map[string]any{
+		"command": [][]string{{"/bin/sh", "-c", `mkdir -p out/sub && echo file-body > report.txt && echo one > out/a.json && echo two > out/sub/b.log`}},
+		"artifacts": []map[string]any{
+			{"type": "file", "path": "report.txt", "name": "public/report.txt"},
+			{"type": "directory", "path": "out", "name": "public/out"},
+			{"type": "file", "path": "missing.txt", "name": "public/missing.txt"},
+		},
+		"maxRunTime": 60,
+	})
+	// A missing artifact fails a task whose commands succeeded.
+	expectRun(t, e.waitRun(id, 0), "failed", "failed")
+	arts := e.artifacts(id, 0)
+	for name, kind := range map[string]string{
+		"public/report.txt":    "s3",
+		"public/out/a.json":    "s3",
+		"public/out/sub/b.log": "s3",
+		"public/missing.txt":   "error",
+	} {
+		if arts[name].StorageType != kind {
+			t.Errorf("artifact %s: storageType %q, want %q (all: %v)", name, arts[name].StorageType, kind, arts)
+		}
+	}
+	if got := arts["public/out/sub/b.log"].ContentType; got != "text/plain" {
+		t.Errorf("b.log content type %q, want text/plain", got)
+	}
+	for name, want := range map[string]string{"public/report.txt": "file-body\n", "public/out/sub/b.log": "two\n"} {
+		if got := e.artifactContent(id, 0, name); got != want {
+			t.Errorf("artifact %s = %q, want %q", name, got, want)
+		}
+	}
+	// A gzip upload is declared as such to the putUrl.
+	if !strings.Contains(e.artifactContent(id, 0, BackingLogName), "public/missing.txt: Could not read file") {
+		t.Error("log does not explain the missing artifact")
+	}
+}
+
+func TestRetryExitCodeIsIntermittent(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	e.startAgent(e.config())
+	marker := filepath.Join(e.dir, "attempted")
+	// First run exits 42 (a retry code), the rerun succeeds.
+	id := e.createTask(map[string]any{
+		"command":      [][]string{{"/bin/sh", "-c", fmt.Sprintf(`if [ -e %[1]s ]; then exit 0; fi; touch %[1]s; exit 42`, marker)}},
+		"maxRunTime":   60,
+		"onExitStatus": map[string]any{"retry": []int{42}},
+	})
+	expectRun(t, e.waitRun(id, 0), "exception", "intermittent-task")
+	run1 := e.waitRun(id, 1)
+	expectRun(t, run1, "completed", "completed")
+	if run1.ReasonCreated != "task-retry" {
+		t.Errorf("run 1 reasonCreated %q, want task-retry", run1.ReasonCreated)
+	}
+}
+
+func TestReclaimRotatesCredentials(t *testing.T) {
+	// A 2 s claim: each credential set expires 2 s after it was issued, so
+	// the task (4 s) can only report if the agent uses the reclaimed ones.
+	e := newEnv(t, devqueue.Config{ClaimTimeout: 2 * time.Second})
+	e.startAgent(e.config())
+	id := e.createTask(shPayload("sleep 4", 60))
+	expectRun(t, e.waitRun(id, 0), "completed", "completed")
+	reclaims := e.proxy.callsMatching(http.MethodPost, "/task/"+id+"/runs/0/reclaim")
+	if len(reclaims) < 2 {
+		t.Fatalf("%d reclaims, want at least 2", len(reclaims))
+	}
+	seen := map[string]bool{}
+	for _, c := range reclaims {
+		if c.status != 200 {
+			t.Errorf("reclaim answered %d", c.status)
+		}
+		if seen[c.clientID] {
+			t.Errorf("credentials %s used for two reclaims: not rotated", c.clientID)
+		}
+		seen[c.clientID] = true
+	}
+	rep := e.waitReports(id)
+	if len(rep) != 1 || rep[0].status != 200 {
+		t.Fatalf("reports %v, want one successful", rep)
+	}
+	if seen[rep[0].clientID] {
+		t.Errorf("report used credentials %s that a reclaim had replaced", rep[0].clientID)
+	}
+}
+
+func TestReclaimConflictKillsWithoutReport(t *testing.T) {
+	// No cancel watcher: only the reclaim's 409 can tell the agent.
+	e := newEnv(t, devqueue.Config{ClaimTimeout: 3 * time.Second})
+	cfg := e.config()
+	e.startAgent(cfg)
+	pidFile := filepath.Join(e.dir, "pid")
+	id := e.createTask(shPayload(fmt.Sprintf("sleep 300 & echo $! > %s; wait", pidFile), 600))
+	pid := readPid(t, pidFile)
+	if _, err := e.root.CancelTask(id); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "task process gone after reclaim 409", func() bool { return !alive(pid) })
+	waitFor(t, "run forgotten", func() bool {
+		entries, _ := cfg.Journal.Entries()
+		return len(entries) == 0
+	})
+	conflicts := 0
+	for _, c := range e.proxy.callsMatching(http.MethodPost, "/task/"+id+"/runs/0/reclaim") {
+		if c.status == http.StatusConflict {
+			conflicts++
+		}
+	}
+	if conflicts != 1 {
+		t.Errorf("%d reclaims answered 409, want 1", conflicts)
+	}
+	if r := e.proxy.reports(id); len(r) != 0 {
+		t.Errorf("agent reported after a reclaim 409: %v", r)
+	}
+}
+
+func TestShutdownResolvesWorkerShutdown(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	stop := e.startAgent(e.config())
+	pidFile := filepath.Join(e.dir, "pid")
+	id := e.createTask(shPayload(fmt.Sprintf("echo $$ > %s; sleep 300", pidFile), 600))
+	pid := readPid(t, pidFile)
+	stop()
+	expectRun(t, e.waitRun(id, 0), "exception", "worker-shutdown")
+	if alive(pid) {
+		t.Error("task still running after the agent stopped")
+	}
+}
+
+func TestCapacityTwoRunsTasksTogether(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	cfg := e.config()
+	cfg.Capacity = 2
+	e.startAgent(cfg)
+	a, b := filepath.Join(e.dir, "a"), filepath.Join(e.dir, "b")
+	// Each task waits (up to 30 s) for the other's marker: both complete
+	// only if they run at the same time.
+	script := `touch %s; i=0; while [ ! -e %s ]; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1; done`
+	id1 := e.createTask(shPayload(fmt.Sprintf(script, a, b), 60))
+	id2 := e.createTask(shPayload(fmt.Sprintf(script, b, a), 60))
+	expectRun(t, e.waitRun(id1, 0), "completed", "completed")
+	expectRun(t, e.waitRun(id2, 0), "completed", "completed")
+}
+
+func TestTransientQueueErrors(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	// Every third request fails with a 500 before reaching the queue, and
+	// every fifth is delayed.
+	e.proxy.setFaults(func(r *http.Request, n int) (int, time.Duration) {
+		var d time.Duration
+		if n%5 == 0 {
+			d = 150 * time.Millisecond
+		}
+		if n%3 == 0 {
+			return http.StatusInternalServerError, d
+		}
+		return 0, d
+	})
+	cfg := e.config()
+	cfg.Capacity = 2
+	e.startAgent(cfg)
+	var ids []string
+	for i := range 6 {
+		ids = append(ids, e.createTask(map[string]any{
+			"command":    [][]string{{"/bin/sh", "-c", fmt.Sprintf("echo task %d > out.txt; exit %d", i, i%2)}},
+			"artifacts":  []map[string]any{{"type": "file", "path": "out.txt", "name": "public/out.txt"}},
+			"maxRunTime": 60,
+		}))
+	}
+	for i, id := range ids {
+		want := []string{"completed", "failed"}[i%2]
+		expectRun(t, e.waitRun(id, 0), want, want)
+		st := e.status(id)
+		if len(st.Runs) != 1 {
+			t.Errorf("task %d has %d runs, want 1", i, len(st.Runs))
+		}
+		// The proxy records a call once its answer is sent, which may be
+		// after the status already shows the resolution.
+		ok := 0
+		waitFor(t, "successful report recorded", func() bool {
+			ok = 0
+			for _, c := range e.proxy.reports(id) {
+				if c.status == 200 {
+					ok++
+				}
+			}
+			return ok > 0
+		})
+		if ok != 1 {
+			t.Errorf("task %d: %d successful reports, want exactly 1", i, ok)
+		}
+		if got := e.artifactContent(id, 0, "public/out.txt"); got != fmt.Sprintf("task %d\n", i) {
+			t.Errorf("task %d artifact = %q", i, got)
+		}
+	}
+	if n := len(e.proxy.callsMatching("", "")); n == 0 {
+		t.Fatal("no calls went through the proxy")
+	}
+	injected := 0
+	for _, c := range e.proxy.callsMatching("", "") {
+		if c.status == 500 {
+			injected++
+		}
+	}
+	if injected == 0 {
+		t.Error("no fault was injected; the test proves nothing")
+	}
+}
+
+func TestKilledAgentRunResolvedOnRestart(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	cfg := e.config()
+	pidFile := filepath.Join(e.dir, "pid")
+	id := e.createTask(shPayload(fmt.Sprintf("echo $$ > %s; sleep 300", pidFile), 600))
+
+	// The first agent runs in a child process, killed with SIGKILL once the
+	// command has started: no chance to report anything.
+	child := startAgentProcess(t, helperConfig{
+		RootURL: e.proxy.URL(), ClientID: e.stack.Credentials.ClientID, AccessToken: e.stack.Credentials.AccessToken,
+		TaskQueueID: e.taskQueueID, WorkerGroup: e.workerGroup, WorkerID: e.workerID,
+		TasksDir: cfg.TasksDir, JournalDir: filepath.Join(e.dir, "state", "journal"),
+	})
+	pid := readPid(t, pidFile)
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	// The orphaned task's process group is not the agent's to clean up in
+	// this test; kill it so it does not outlive the test.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	if st := e.status(id); st.Runs[0].State != "running" {
+		t.Fatalf("run 0 is %s after the agent was killed, want still running", st.Runs[0].State)
+	}
+	entries, err := cfg.Journal.Entries()
+	if err != nil || len(entries) != 1 || entries[0].TaskID != id {
+		t.Fatalf("journal after kill: %v, %v; want the one run", entries, err)
+	}
+
+	// A new agent resolves it at start; the queue then retries the task.
+	e.startAgent(cfg)
+	expectRun(t, e.waitRun(id, 0), "exception", "worker-shutdown")
+	waitFor(t, "journal emptied", func() bool {
+		entries, _ := cfg.Journal.Entries()
+		for _, en := range entries {
+			if en.RunID == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	st := e.status(id)
+	if len(st.Runs) < 2 || st.Runs[1].ReasonCreated != "retry" {
+		t.Fatalf("no retry run after worker-shutdown: %+v", st.Runs)
+	}
+}
+
+func TestRunTaskLocally(t *testing.T) {
+	dir := t.TempDir()
+	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := NewLocalRun([]byte(`{"command": [["/bin/sh", "-c", "echo local > result.txt; echo to-terminal; exit 5"]], "maxRunTime": 30,
+		"artifacts": [{"type": "file", "path": "result.txt", "name": "public/result.txt"}]}`), filepath.Join(dir, "artifacts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var term strings.Builder
+	res := a.RunOne(context.Background(), run, &syncWriter{w: &term})
+	if res.TaskExitCode() != 5 || res.Resolution != Failed {
+		t.Errorf("result %+v (exit %d), want failed with exit code 5", res, res.TaskExitCode())
+	}
+	if !strings.Contains(term.String(), "to-terminal") {
+		t.Errorf("terminal did not get the log:\n%s", term.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "artifacts", "public", "result.txt"))
+	if err != nil || string(b) != "local\n" {
+		t.Errorf("artifact copy: %q, %v", b, err)
+	}
+	if got, ok := run.Resolution(); !ok || got != Failed {
+		t.Errorf("local run resolution %v, %v", got, ok)
+	}
+}
+
+// syncWriter serialises writes for tests that read the result afterwards.
+type syncWriter struct {
+	w *strings.Builder
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) { return s.w.Write(p) }

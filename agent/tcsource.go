@@ -1,0 +1,219 @@
+package agent
+
+// The Taskcluster source claims with queue.claimWork, a long poll: the
+// queue answers as soon as a task is pending, or with nothing after about
+// 20 s. Each claimed run carries temporary credentials valid until
+// takenUntil; every reclaim returns fresh ones, which replace the old for
+// all later calls about that run.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+)
+
+// ClaimPollTimeout bounds one claimWork long poll; the queue answers within
+// about 20 s, and client-go has no HTTP timeout of its own.
+const ClaimPollTimeout = 30 * time.Second
+
+// TCSourceConfig configures a TCSource.
+type TCSourceConfig struct {
+	// RootURL is the Taskcluster deployment's root URL.
+	RootURL string
+	// Credentials are the worker's credentials, used for claimWork.
+	Credentials tcclient.Credentials
+	// TaskQueueID is "<provisionerId>/<workerType>".
+	TaskQueueID string
+	// WorkerGroup and WorkerID name this worker to the queue.
+	WorkerGroup, WorkerID string
+	// HTTPClient replaces the default HTTP client (tests put a proxy here).
+	HTTPClient *http.Client
+	// RetryFor bounds how long one queue call retries transient errors
+	// (default 5 min).
+	RetryFor time.Duration
+}
+
+// TCSource claims native Taskcluster tasks from the queue.
+type TCSource struct {
+	cfg TCSourceConfig
+}
+
+// NewTCSource returns a Taskcluster source.
+func NewTCSource(cfg TCSourceConfig) *TCSource {
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 5 * time.Minute
+	}
+	return &TCSource{cfg: cfg}
+}
+
+// Claim long-polls claimWork for up to max tasks.
+func (s *TCSource) Claim(ctx context.Context, max int) ([]Run, error) {
+	pollCtx, cancel := context.WithTimeout(ctx, ClaimPollTimeout)
+	defer cancel()
+	creds := s.cfg.Credentials
+	q := newQueue(pollCtx, s.cfg.RootURL, &creds, s.cfg.HTTPClient, s.cfg.RetryFor)
+	resp, err := q.ClaimWork(s.cfg.TaskQueueID, &tcqueue.ClaimWorkRequest{
+		Tasks:       int64(max),
+		WorkerGroup: s.cfg.WorkerGroup,
+		WorkerID:    s.cfg.WorkerID,
+	})
+	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// Our own poll timeout: the queue just had nothing for us.
+			return nil, nil
+		}
+		return nil, fmt.Errorf("claimWork on %s: %w", s.cfg.TaskQueueID, err)
+	}
+	runs := make([]Run, 0, len(resp.Tasks))
+	for _, c := range resp.Tasks {
+		runs = append(runs, s.newRun(c))
+	}
+	return runs, nil
+}
+
+func (s *TCSource) newRun(c tcqueue.TaskClaim) *tcRun {
+	task := c.Task
+	return &tcRun{
+		src:        s,
+		taskID:     c.Status.TaskID,
+		runID:      int(c.RunID),
+		task:       &task,
+		takenUntil: time.Time(c.TakenUntil),
+		creds:      credsOf(c.Credentials),
+	}
+}
+
+// ResumeRun rebuilds a run from a journal entry, to resolve it after a
+// restart.
+func (s *TCSource) ResumeRun(e JournalEntry) Run {
+	return &tcRun{
+		src:        s,
+		taskID:     e.TaskID,
+		runID:      e.RunID,
+		task:       &tcqueue.TaskDefinitionResponse{},
+		takenUntil: e.TakenUntil,
+		creds:      e.Credentials,
+	}
+}
+
+func credsOf(c tcqueue.TaskCredentials) tcclient.Credentials {
+	return tcclient.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}
+}
+
+// tcRun is a run claimed from the queue.
+type tcRun struct {
+	src    *TCSource
+	taskID string
+	runID  int
+	task   *tcqueue.TaskDefinitionResponse
+
+	mu         sync.Mutex
+	takenUntil time.Time
+	creds      tcclient.Credentials
+}
+
+func (r *tcRun) TaskID() string                        { return r.taskID }
+func (r *tcRun) RunID() int                            { return r.runID }
+func (r *tcRun) Task() *tcqueue.TaskDefinitionResponse { return r.task }
+
+func (r *tcRun) TakenUntil() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.takenUntil
+}
+
+func (r *tcRun) Credentials() tcclient.Credentials {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.creds
+}
+
+// queue is a client with the run's current credentials.
+func (r *tcRun) queue(ctx context.Context) *tcqueue.Queue {
+	creds := r.Credentials()
+	return newQueue(ctx, r.src.cfg.RootURL, &creds, r.src.cfg.HTTPClient, r.src.cfg.RetryFor)
+}
+
+func (r *tcRun) runIDString() string { return strconv.Itoa(r.runID) }
+
+func (r *tcRun) Reclaim(ctx context.Context) (time.Time, error) {
+	resp, err := r.queue(ctx).ReclaimTask(r.taskID, r.runIDString())
+	if err != nil {
+		if httpStatus(err) == http.StatusConflict {
+			return time.Time{}, fmt.Errorf("reclaim %s/%d: %w", r.taskID, r.runID, ErrRunGone)
+		}
+		return time.Time{}, fmt.Errorf("reclaim %s/%d: %w", r.taskID, r.runID, err)
+	}
+	until := time.Time(resp.TakenUntil)
+	r.mu.Lock()
+	r.takenUntil = until
+	r.creds = credsOf(resp.Credentials)
+	r.mu.Unlock()
+	return until, nil
+}
+
+func (r *tcRun) Publish(ctx context.Context, a RunArtifact) error {
+	body, err := json.Marshal(a.request())
+	if err != nil {
+		return fmt.Errorf("encode artifact %s: %w", a.Name, err)
+	}
+	par := tcqueue.PostArtifactRequest(body)
+	resp, err := r.queue(ctx).CreateArtifact(r.taskID, r.runIDString(), a.Name, &par)
+	if err != nil {
+		return &artifactError{name: a.Name, status: httpStatus(err), err: err}
+	}
+	if a.Kind != KindFile {
+		return nil
+	}
+	var s3 tcqueue.S3ArtifactResponse
+	if err := json.Unmarshal(*resp, &s3); err != nil {
+		return fmt.Errorf("decode createArtifact answer for %s: %w", a.Name, err)
+	}
+	if err := putFile(ctx, r.src.cfg.HTTPClient, s3.PutURL, a); err != nil {
+		return &artifactError{name: a.Name, err: err}
+	}
+	return nil
+}
+
+func (r *tcRun) Resolve(ctx context.Context, res Resolution) error {
+	q := r.queue(ctx)
+	var err error
+	switch res.State {
+	case StateCompleted:
+		_, err = q.ReportCompleted(r.taskID, r.runIDString())
+	case StateFailed:
+		_, err = q.ReportFailed(r.taskID, r.runIDString())
+	default:
+		_, err = q.ReportException(r.taskID, r.runIDString(), &tcqueue.TaskExceptionRequest{Reason: res.Reason})
+	}
+	if err != nil {
+		if httpStatus(err) == http.StatusConflict {
+			return fmt.Errorf("report %s for %s/%d: %w", res, r.taskID, r.runID, ErrRunGone)
+		}
+		return fmt.Errorf("report %s for %s/%d: %w", res, r.taskID, r.runID, err)
+	}
+	return nil
+}
+
+func (r *tcRun) Cancelled(ctx context.Context) (bool, error) {
+	// Status needs no credentials: the run's may have expired by now.
+	q := newQueue(ctx, r.src.cfg.RootURL, nil, r.src.cfg.HTTPClient, r.src.cfg.RetryFor)
+	st, err := q.Status(r.taskID)
+	if err != nil {
+		return false, fmt.Errorf("status of %s: %w", r.taskID, err)
+	}
+	for _, run := range st.Status.Runs {
+		if int(run.RunID) == r.runID {
+			return run.State != "running", nil
+		}
+	}
+	return false, fmt.Errorf("status of %s has no run %d", r.taskID, r.runID)
+}
