@@ -39,7 +39,7 @@ func (s *Server) claimWork(c *call) (any, *apiError) {
 	s.mu.Lock()
 	w := s.workers[workerKey{tqID, req.WorkerGroup, req.WorkerID}]
 	quarantined := w != nil && w.QuarantineUntil.After(s.now())
-	s.workerSeen(tqID, req.WorkerGroup, req.WorkerID, time.Time{})
+	s.workerSeen(tqID, req.WorkerGroup, req.WorkerID, nil)
 	s.mu.Unlock()
 
 	timer := time.NewTimer(s.pollWait)

@@ -350,7 +350,7 @@ func refArtifact(h *harness, url string) *tcqueue.PostArtifactRequest {
 	})
 }
 
-func postArtifact(t *testing.T, v any) *tcqueue.PostArtifactRequest {
+func postArtifact(t testing.TB, v any) *tcqueue.PostArtifactRequest {
 	t.Helper()
 	raw, err := json.Marshal(v)
 	if err != nil {

@@ -40,7 +40,8 @@
 //   - There is no object service: createArtifact refuses storageType
 //     "object" with a 400, and finishArtifact always answers 400 (the real
 //     v44 queue answers 500 for non-object artifacts through a typo).
-//   - Artifact and task expiry is not enforced (nothing is deleted).
+//   - A task is forgotten (with its artifacts) once its expires passes; an
+//     artifact's own expires is not enforced before that.
 //   - When a dependency resolves failed or exception, every all-resolved
 //     dependent is satisfied; the real dependencytracker.js returns at the
 //     first all-completed dependent it meets, which can leave later

@@ -95,3 +95,15 @@ func TestDeadlineDelay(t *testing.T) {
 	h.clock.Advance(31 * time.Second)
 	waitFor(t, "deadline after the delay", func() bool { return h.status(id).State == "exception" })
 }
+
+func TestExpiredTasksAreForgotten(t *testing.T) {
+	h := start(t, nil)
+	d := shortDef(h, newQueueID())
+	d.Expires = tcclient.Time(h.clock.Now().Add(2 * time.Minute))
+	id := h.create(d)
+	h.clock.Advance(2*time.Minute + time.Second)
+	waitFor(t, "task to expire", func() bool {
+		_, err := h.anon.Status(id)
+		return err != nil && failure(t, err).Status == 404
+	})
+}

@@ -47,7 +47,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // harness is a devqueue behind httptest with clients and a Pulse listener.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	url    string
 	clock  *fakeClock
@@ -59,7 +59,7 @@ type harness struct {
 
 // start runs a devqueue with test-friendly timings; mod may adjust the
 // config before New.
-func start(t *testing.T, mod func(*Config)) *harness {
+func start(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	var handler http.Handler
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
@@ -105,7 +105,7 @@ type collector struct {
 	msgs []pulse.Delivery
 }
 
-func listen(t *testing.T, bus pulse.Bus) *collector {
+func listen(t testing.TB, bus pulse.Bus) *collector {
 	t.Helper()
 	c := &collector{}
 	var bindings []pulse.Binding
@@ -157,7 +157,7 @@ func (c *collector) forTask(taskID string) []pulse.Delivery {
 }
 
 // waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
@@ -290,7 +290,7 @@ type apiFailure struct {
 	Method  string
 }
 
-func failure(t *testing.T, err error) apiFailure {
+func failure(t testing.TB, err error) apiFailure {
 	t.Helper()
 	var ae *tcclient.APICallException
 	if !errors.As(err, &ae) {
@@ -309,7 +309,7 @@ func failure(t *testing.T, err error) apiFailure {
 	return apiFailure{Status: ae.CallSummary.HTTPResponse.StatusCode, Code: body.Code, Message: body.Message, Method: body.RequestInfo.Method}
 }
 
-func expectFailure(t *testing.T, err error, status int, code string) apiFailure {
+func expectFailure(t testing.TB, err error, status int, code string) apiFailure {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("want %d %s, got success", status, code)

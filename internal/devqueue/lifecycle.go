@@ -255,7 +255,7 @@ func (s *Server) reclaimTask(c *call) (any, *apiError) {
 		}
 	}
 	if r.WorkerGroup != "" {
-		s.workerSeen(t.Def.TaskQueueID, r.WorkerGroup, r.WorkerID, time.Time{})
+		s.workerSeen(t.Def.TaskQueueID, r.WorkerGroup, r.WorkerID, nil)
 	}
 	if runID != len(t.Runs)-1 || r.State != "running" {
 		return nil, errorf("RequestConflict", "Run %d on task `%s` is resolved or not running.", runID, t.ID)

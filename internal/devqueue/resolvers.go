@@ -30,6 +30,10 @@ func (s *Server) resolveOnce() {
 	defer s.mu.Unlock()
 	now := s.now()
 	for _, t := range s.tasks {
+		if t.Expires.Before(now) {
+			s.forget(t)
+			continue
+		}
 		if !t.DeadlineDone && !t.Deadline.Add(s.deadlineWait).After(now) {
 			s.expireDeadline(t)
 			continue
@@ -41,6 +45,21 @@ func (s *Server) resolveOnce() {
 	for tok, ref := range s.blobs {
 		if ref.put && ref.expires.Before(now) {
 			delete(s.blobs, tok)
+		}
+	}
+}
+
+// forget drops an expired task with its artifacts, as the real queue's
+// expiry crontask does, so a long-running devqueue does not grow without
+// bound. Call it under s.mu.
+func (s *Server) forget(t *task) {
+	delete(s.tasks, t.ID)
+	delete(s.dependents, t.ID)
+	for _, arts := range t.Artifacts {
+		for _, a := range arts {
+			if a.getToken != "" {
+				delete(s.blobs, a.getToken)
+			}
 		}
 	}
 }

@@ -27,11 +27,16 @@ type worker struct {
 }
 
 // workerSeen upserts the worker record as queue_worker_seen_with_last_date_active
-// does; expires zero means now + 1 day. Call it under s.mu.
-func (s *Server) workerSeen(tqID, workerGroup, workerID string, expires time.Time) *worker {
+// does; a nil expires means now + 1 day (workerinfo.js seen). Call it under
+// s.mu.
+func (s *Server) workerSeen(tqID, workerGroup, workerID string, expiresIn *time.Time) *worker {
 	now := s.now()
-	if expires.IsZero() {
-		expires = now.Add(24 * time.Hour)
+	expires := now.Add(24 * time.Hour)
+	if expiresIn != nil {
+		// Taken as given, like the real queue: client-go's zero
+		// WorkerRequest.Expires (year 1) declares an already expired worker,
+		// which can still be quarantined but is otherwise invisible.
+		expires = *expiresIn
 	}
 	k := workerKey{tqID, workerGroup, workerID}
 	w, ok := s.workers[k]
@@ -148,17 +153,18 @@ func (s *Server) quarantineWorker(c *call) (any, *apiError) {
 
 func (s *Server) declareWorker(c *call) (any, *apiError) {
 	var req struct {
-		Expires string `json:"expires"`
+		Expires *string `json:"expires"`
 	}
 	if aerr := c.decode(&req); aerr != nil {
 		return nil, aerr
 	}
-	var expires time.Time
-	if req.Expires != "" {
-		var aerr *apiError
-		if expires, aerr = parseTime("expires", req.Expires); aerr != nil {
+	var expires *time.Time
+	if req.Expires != nil {
+		e, aerr := parseTime("expires", *req.Expires)
+		if aerr != nil {
 			return nil, aerr
 		}
+		expires = &e
 	}
 	k := c.workerKey()
 	s.mu.Lock()

@@ -27,14 +27,18 @@ func TestWorkerRecordsAndQuarantine(t *testing.T) {
 	_, err = h.q.GetWorker(prov, wt, "wg", "w1")
 	expectFailure(t, err, 404, "ResourceNotFound")
 
-	// declareWorker makes it known.
+	// declareWorker makes it known. client-go sends a zero Expires as year
+	// 1, which declares an expired worker, as in the real queue: it is not
+	// listed, but it can be quarantined.
 	w, err := h.q.DeclareWorker(prov, wt, "wg", "w1", &tcqueue.WorkerRequest{})
 	if err != nil {
 		t.Fatalf("declareWorker: %v", err)
 	}
-	if w.WorkerID != "w1" || w.TaskQueueID != tq || len(w.RecentTasks) != 0 {
+	if w.WorkerID != "w1" || w.TaskQueueID != tq || len(w.RecentTasks) != 0 || time.Time(w.Expires).Year() != 1 {
 		t.Errorf("declared worker = %+v", w)
 	}
+	_, err = h.q.GetWorker(prov, wt, "wg", "w1")
+	expectFailure(t, err, 404, "ResourceNotFound")
 	w, err = h.q.QuarantineWorker(prov, wt, "wg", "w1", &tcqueue.QuarantineWorkerRequest{QuarantineUntil: until})
 	if err != nil {
 		t.Fatalf("quarantineWorker: %v", err)
@@ -111,7 +115,7 @@ func TestListWorkersPaging(t *testing.T) {
 	tq := newQueueID()
 	prov, wt := split(tq)
 	for _, id := range []string{"a", "b", "c"} {
-		if _, err := h.q.DeclareWorker(prov, wt, "wg", id, &tcqueue.WorkerRequest{}); err != nil {
+		if _, err := h.q.DeclareWorker(prov, wt, "wg", id, &tcqueue.WorkerRequest{Expires: tcclient.Time(h.clock.Now().Add(time.Hour))}); err != nil {
 			t.Fatal(err)
 		}
 	}
