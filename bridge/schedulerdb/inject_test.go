@@ -252,9 +252,9 @@ func TestInjectConcurrentDuplicatesMakeOneRequest(t *testing.T) {
 func TestBranchHelpers(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://hg.mozilla.org/integration/mozilla-inbound/": "integration/mozilla-inbound",
-		"http://foo.com/blah":                                 "blah",
-		"integration/mozilla-inbound/":                        "integration/mozilla-inbound",
-		"foo":                                                 "foo",
+		"http://foo.com/blah":          "blah",
+		"integration/mozilla-inbound/": "integration/mozilla-inbound",
+		"foo":                          "foo",
 	} {
 		if got := NormalizeBranch(in); got != want {
 			t.Errorf("NormalizeBranch(%q) = %q, want %q", in, got, want)
