@@ -1,7 +1,6 @@
 package pulse
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -11,7 +10,7 @@ const (
 	defaultReconnectMax = 30 * time.Second
 )
 
-// backoff yields exponentially growing delays with full jitter, so that many
+// backoff yields exponentially growing delays with jitter, so that many
 // clients cut off by one broker restart do not reconnect in lock step.
 type backoff struct {
 	min, max time.Duration
@@ -22,26 +21,14 @@ func newBackoff(minDelay, maxDelay time.Duration) *backoff {
 	return &backoff{min: minDelay, max: maxDelay, next: minDelay}
 }
 
-// delay returns the next wait: uniformly random in [d/2, d] where d doubles
-// from min up to max.
+// delay returns the next wait: uniformly random in [max(d/2, min), d] where
+// d doubles from min up to max.
 func (b *backoff) delay() time.Duration {
 	d := b.next
 	b.next = min(b.next*2, b.max)
-	half := d / 2
-	return half + rand.N(d-half+1)
+	low := max(d/2, b.min)
+	return low + rand.N(d-low+1)
 }
 
 // reset starts over from min after a success.
 func (b *backoff) reset() { b.next = b.min }
-
-// wait sleeps for the next delay, returning ctx's error if it ends first.
-func (b *backoff) wait(ctx context.Context) error {
-	t := time.NewTimer(b.delay())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
