@@ -190,6 +190,15 @@ func (s *Server) createTask(c *call) (any, *apiError) {
 		if !bytes.Equal(old.Canon, canon) {
 			return nil, errorf("RequestConflict", "taskId `%s` already used by another task.\nThis could be the result of faulty idempotency!", taskID)
 		}
+		// The real queue announces the task again on an idempotent repeat
+		// (it computes the "initial" status before noticing the task
+		// exists), and run 0 again while it is pending.
+		initial := old.status()
+		initial.State, initial.Runs, initial.RetriesLeft = "unscheduled", []runStatus{}, old.Def.Retries
+		s.publish("task-defined", old, publishOpts{runID: -1, withTags: true, status: &initial})
+		if len(old.Runs) > 0 && old.Runs[0].State == "pending" {
+			s.publish("task-pending", old, publishOpts{runID: 0, withTags: true})
+		}
 		return statusResponse{Status: old.status()}, nil
 	}
 	// All tasks of a group share a schedulerId (ensure_task_group).

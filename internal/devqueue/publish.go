@@ -116,11 +116,17 @@ type publishOpts struct {
 	workerID    string
 	takenUntil  time.Time
 	artifact    *artifactJS
+	// status replaces the task's current status (task-defined carries the
+	// status from before scheduling).
+	status *taskStatus
 }
 
 // publish queues a message about t on exchange; call it under s.mu.
 func (s *Server) publish(exchange string, t *task, o publishOpts) {
 	st := t.status()
+	if o.status != nil {
+		st = *o.status
+	}
 	m := message{Version: 1, Status: &st, WorkerGroup: o.workerGroup, WorkerID: o.workerID, Artifact: o.artifact}
 	if o.withTags {
 		tags := t.Def.Tags

@@ -88,8 +88,17 @@ func TestCreateTaskIdempotency(t *testing.T) {
 	d.Metadata.Name = "another"
 	_, err := h.q.CreateTask(id, d)
 	expectFailure(t, err, 409, "RequestConflict")
-	if n := len(h.exchangesFor(id, 2)); n != 2 {
-		t.Errorf("repeated createTask published again: %d messages", n)
+	// Like the real queue, the repeat announces the task again
+	// (at-least-once), with the status it had before scheduling.
+	got := h.exchangesFor(id, 4)
+	if strings.Join(got, ",") != "task-defined,task-pending,task-defined,task-pending" {
+		t.Errorf("messages = %v", got)
+	}
+	var m struct {
+		Status tcqueue.TaskStatusStructure `json:"status"`
+	}
+	if err := json.Unmarshal(h.events.forTask(id)[2].Body, &m); err != nil || m.Status.State != "unscheduled" || len(m.Status.Runs) != 0 {
+		t.Errorf("repeated task-defined status = %+v, %v", m.Status, err)
 	}
 }
 
