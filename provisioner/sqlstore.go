@@ -329,7 +329,10 @@ func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.He
 func (s *sqlStore) AddDirective(ctx context.Context, machineID string, d client.Directive) (int64, error) {
 	var id int64
 	d.ID = 0
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO directives (machine_id, body) VALUES (?, ?) RETURNING id`), machineID, jsonText(d)).Scan(&id)
+	if d.Created.IsZero() {
+		d.Created = time.Now().UTC()
+	}
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO directives (machine_id, body, created) VALUES (?, ?, ?) RETURNING id`), machineID, jsonText(d), ms(d.Created)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("queue %s directive for %s: %w", d.Kind, machineID, err)
 	}
@@ -366,6 +369,25 @@ func (s *sqlStore) Directives(ctx context.Context, machineID string, after int64
 	}
 	return out, nil
 }
+
+func (s *sqlStore) RecentDirectiveMachines(ctx context.Context, since time.Time) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT DISTINCT machine_id FROM directives WHERE created >= ?`), ms(since))
+	if err != nil {
+		return nil, fmt.Errorf("read recent directives: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("read recent directives: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) Shared() bool { return s.d.name == "postgres" }
 
 func (s *sqlStore) AddAction(ctx context.Context, machineID string, a client.Action) error {
 	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO actions (machine_id, body) VALUES (?, ?)`), machineID, jsonText(a)); err != nil {

@@ -82,6 +82,12 @@ type Store interface {
 	// forgets those <= after (the runner has handled them).
 	Directives(ctx context.Context, machineID string, after int64) ([]client.Directive, error)
 
+	// RecentDirectiveMachines lists machines with directives queued since
+	// since, for replicas that wake their long-polls by polling.
+	RecentDirectiveMachines(ctx context.Context, since time.Time) ([]string, error)
+	// Shared reports whether other replicas may use the same database.
+	Shared() bool
+
 	AddAction(ctx context.Context, machineID string, a client.Action) error
 	Actions(ctx context.Context, machineID string, limit int) ([]client.Action, error)
 	TaskRuns(ctx context.Context, poolID string, since time.Time) ([]TaskRun, error)

@@ -84,6 +84,9 @@ const (
 	StateDraining  = "draining"
 	StateRebooting = "rebooting"
 	StateStarting  = "starting"
+	// StateDrained means the runner follows a drain: it claims nothing and
+	// runs nothing, so the provisioner may move it.
+	StateDrained = "drained"
 )
 
 // TaskRef names one run of a task.
@@ -235,6 +238,9 @@ type MachineList struct {
 type MachineDetail struct {
 	Machine
 	Actions []Action `json:"actions"`
+	// Warnings report side effects that failed (a quarantine not mirrored
+	// to the queue); the action itself is recorded.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Action is an operator's or the assigner's action on a machine.

@@ -30,9 +30,11 @@ CREATE TABLE machines (
 CREATE TABLE directives (
 	id INTEGER PRIMARY KEY AUTOINCREMENT,
 	machine_id TEXT NOT NULL,
-	body TEXT NOT NULL
+	body TEXT NOT NULL,
+	created BIGINT NOT NULL
 );
 CREATE INDEX directives_machine ON directives (machine_id, id);
+CREATE INDEX directives_created ON directives (created);
 
 CREATE TABLE actions (
 	id INTEGER PRIMARY KEY AUTOINCREMENT,
