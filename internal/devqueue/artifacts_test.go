@@ -266,3 +266,35 @@ func TestListArtifactsPaging(t *testing.T) {
 	_, err = h.anon.ListArtifacts(id, "3", "", "")
 	expectFailure(t, err, 404, "ResourceNotFound")
 }
+
+func TestPrivateArtifactsNeedCredentialsEvenThroughLinks(t *testing.T) {
+	h := start(t, nil)
+	id, rq := h.running()
+	s3 := h.s3(rq, id, "private/data.bin", "application/octet-stream")
+	put(t, s3.PutURL, "application/octet-stream", "", []byte("secret"))
+	exp := tcclient.Time(h.clock.Now().Add(24 * time.Hour))
+	if _, err := rq.CreateArtifact(id, "0", "public/alias", postArtifact(t, tcqueue.LinkArtifactRequest{StorageType: "link", Artifact: "private/data.bin", Expires: exp})); err != nil {
+		t.Fatal(err)
+	}
+	// A public link does not make its private target public.
+	_, err := h.anon.GetArtifact(id, "0", "public/alias")
+	expectFailure(t, err, 401, "AuthenticationFailed")
+	if ga, err := h.q.GetArtifact(id, "0", "public/alias"); err != nil || ga.StorageType != "s3" {
+		t.Errorf("authenticated getArtifact through link = %+v, %v", ga, err)
+	}
+	// A signed URL (bewit) works without an Authorization header.
+	u, err := h.q.GetArtifact_SignedURL(id, "0", "private/data.bin", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(u.String()) // follows the 303 to the blob
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body := new(bytes.Buffer)
+	_, _ = body.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 || body.String() != "secret" {
+		t.Errorf("signed URL download = %s %q", resp.Status, body)
+	}
+}
