@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -28,7 +29,7 @@ import (
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 
 	"github.com/labrunner/labrunner/internal/devqueue"
-	"github.com/labrunner/labrunner/internal/pulse"
+	"github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/internal/testsvc"
 )
 
@@ -47,10 +48,15 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// quietLogger keeps the stack's info logs out of test output.
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 // env is one test's stack, queue proxy and task queue.
 type env struct {
 	t           testing.TB
-	stack       *stack
+	stack       *devstack.Stack
 	proxy       *queueProxy
 	root        *tcqueue.Queue
 	taskQueueID string
@@ -67,7 +73,11 @@ func newEnv(t testing.TB, qcfg devqueue.Config) *env {
 	if qcfg.ResolverInterval == 0 {
 		qcfg.ResolverInterval = 100 * time.Millisecond
 	}
-	s := startStack(t, qcfg)
+	s, err := devstack.Start(context.Background(), devstack.Options{Queue: qcfg, Logger: quietLogger()})
+	if err != nil {
+		t.Fatalf("start devstack: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
 	p := newQueueProxy(t, s.RootURL)
 	creds := s.Credentials
 	root := tcqueue.New(&creds, s.RootURL)
@@ -426,36 +436,4 @@ func alive(pid int) bool {
 		return true
 	}
 	return s[i+2] != 'Z'
-}
-
-// stack is the dev queue on an in-process bus, served over HTTP.
-type stack struct {
-	RootURL     string
-	Credentials tcclient.Credentials
-	Bus         pulse.Bus
-}
-
-func startStack(t testing.TB, qcfg devqueue.Config) *stack {
-	t.Helper()
-	bus := pulse.NewInProcess()
-	mux := http.NewServeMux()
-	srv := httptest.NewUnstartedServer(mux)
-	rootURL := "http://" + srv.Listener.Addr().String()
-	creds := tcclient.Credentials{ClientID: "static/taskcluster/root", AccessToken: "root-access-token-for-agent-tests-0123456789"}
-	qcfg.RootURL = rootURL
-	qcfg.Clients = map[string]string{creds.ClientID: creds.AccessToken}
-	qcfg.RootClientID = creds.ClientID
-	qcfg.Publisher = bus
-	q, err := devqueue.New(qcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/api/queue/v1/", q.Handler())
-	mux.Handle("/_devqueue/", q.Handler())
-	srv.Start()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = q.Run(ctx) }()
-	t.Cleanup(func() { srv.Close(); cancel(); <-done; _ = bus.Close() })
-	return &stack{RootURL: rootURL, Credentials: creds, Bus: bus}
 }

@@ -1,0 +1,106 @@
+package agent
+
+// A standalone agent is what `runner run --config FILE` runs: the agent
+// wired from a FileConfig with its live log server and, when a Pulse URL is
+// set, the task-exception subscription for fast cancellation.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+
+	"github.com/labrunner/labrunner/internal/pulse"
+)
+
+// RunStandalone runs an agent from a validated configuration until ctx is
+// done, then stops the running tasks (resolved worker-shutdown) and
+// returns.
+func RunStandalone(ctx context.Context, c *FileConfig, version string, log *slog.Logger) error {
+	if log == nil {
+		log = slog.Default()
+	}
+	journal, err := OpenJournal(filepath.Join(c.StateDir, "journal"))
+	if err != nil {
+		return err
+	}
+	cfg := Config{
+		Source: NewTCSource(TCSourceConfig{
+			RootURL:     c.RootURL,
+			Credentials: tcclient.Credentials{ClientID: c.Credentials.ClientID, AccessToken: c.Credentials.AccessToken, Certificate: c.Credentials.Certificate},
+			TaskQueueID: c.TaskQueueID,
+			WorkerGroup: c.WorkerGroup,
+			WorkerID:    c.WorkerID,
+		}),
+		Journal:       journal,
+		WorkerGroup:   c.WorkerGroup,
+		WorkerID:      c.WorkerID,
+		RootURL:       c.RootURL,
+		Capacity:      c.Capacity,
+		TasksDir:      c.TasksDir,
+		Version:       version,
+		IdlePollWait:  c.IdlePollWait.Duration,
+		ErrorPollWait: c.ErrorPollWait.Duration,
+		ReclaimMargin: c.ReclaimMargin.Duration,
+		KillGrace:     c.KillGrace.Duration,
+		KeepTaskDirs:  c.KeepTaskDirs,
+		Logger:        log,
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBg()
+
+	if c.LiveLog.Listen != "" {
+		srv := NewLiveLogServer()
+		ln, err := net.Listen("tcp", c.LiveLog.Listen)
+		if err != nil {
+			return fmt.Errorf("live log: listen on %s (livelog.listen): %w", c.LiveLog.Listen, err)
+		}
+		hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("live log server", "error", err)
+			}
+		}()
+		defer func() { _ = hs.Close() }()
+		cfg.LiveLogServer = srv
+		cfg.LiveLogURL = c.LiveLog.PublicURL
+	}
+
+	if c.PulseURL != "" {
+		bus, err := pulse.DialAMQP(ctx, c.PulseURL, log)
+		if err != nil {
+			return fmt.Errorf("connect to Pulse (pulseURL): %w", err)
+		}
+		defer func() { _ = bus.Close() }()
+		w := NewPulseCancelWatcher(bus, c.PulseQueueName(), c.ProvisionerID, c.WorkerType, c.WorkerGroup, c.WorkerID, log)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(bgCtx); err != nil {
+				log.Error("Pulse cancellation subscription", "error", err)
+			}
+		}()
+		cfg.Cancel = w
+	} else {
+		cfg.Cancel = &PollCancelWatcher{Interval: c.CancelPollInterval.Duration, Logger: log}
+	}
+
+	a, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	log.Info("agent started", "taskQueueId", c.TaskQueueID, "workerGroup", c.WorkerGroup, "workerId", c.WorkerID, "capacity", cfg.Capacity)
+	return a.Run(ctx)
+}

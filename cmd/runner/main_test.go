@@ -1,0 +1,172 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskcluster/slugid-go/slugid"
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+
+	"github.com/labrunner/labrunner/internal/devqueue"
+	"github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/internal/testsvc"
+)
+
+// execute runs the root command with args and returns its exit code and
+// stdout and stderr.
+func execute(ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	root := newRootCommand()
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	err := root.ExecuteContext(ctx)
+	var ee exitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.code
+	default:
+		code = 1
+		errb.WriteString(err.Error())
+	}
+	return code, out.String(), errb.String()
+}
+
+func TestRunBadConfigListsProblemsAndExits2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yml")
+	if err := os.WriteFile(path, []byte("rootURL: not-a-url\ncapacity: 0\nworkerGroup: lab\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := execute(context.Background(), "run", "--config", path)
+	if code != 2 {
+		t.Fatalf("exit code %d, want 2; stderr:\n%s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, key := range []string{"rootURL:", "credentials.clientId:", "credentials.accessToken:", "taskQueueId:", "workerId:", "stateDir:", "tasksDir:"} {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, key) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no line for %s in:\n%s", key, stderr)
+		}
+	}
+}
+
+func TestRunTaskExitCodeAndArtifacts(t *testing.T) {
+	dir := t.TempDir()
+	task := filepath.Join(dir, "task.json")
+	if err := os.WriteFile(task, []byte(`{"payload": {"command": [["/bin/sh", "-c", "echo hello-terminal; echo data > out.txt; exit 7"]], "maxRunTime": 30,
+		"artifacts": [{"type": "file", "path": "out.txt", "name": "public/out.txt"}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	arts := filepath.Join(dir, "artifacts")
+	code, stdout, stderr := execute(context.Background(), "run-task", task, "--artifacts", arts, "--tasks-dir", filepath.Join(dir, "tasks"))
+	if code != 7 {
+		t.Fatalf("exit code %d, want the task's 7; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "hello-terminal") || !strings.Contains(stdout, "Result: failed") {
+		t.Errorf("log not streamed to the terminal:\n%s", stdout)
+	}
+	if b, err := os.ReadFile(filepath.Join(arts, "public", "out.txt")); err != nil || string(b) != "data\n" {
+		t.Errorf("artifact: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(arts, "public", "logs", "live_backing.log")); err != nil {
+		t.Errorf("log not copied with the artifacts: %v", err)
+	}
+}
+
+func TestRunTaskBarePayloadCompletes(t *testing.T) {
+	dir := t.TempDir()
+	task := filepath.Join(dir, "payload.json")
+	if err := os.WriteFile(task, []byte(`{"command": [["/bin/sh", "-c", "true"]], "maxRunTime": 30}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := execute(context.Background(), "run-task", task, "--tasks-dir", filepath.Join(dir, "tasks")); code != 0 {
+		t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+	}
+}
+
+func TestRunAgainstDevstack(t *testing.T) {
+	s, err := devstack.Start(context.Background(), devstack.Options{
+		Queue:  devqueue.Config{PollWait: time.Second},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	dir := t.TempDir()
+	wt := "wt-" + strings.ReplaceAll(testsvc.Unique(), "_", "-")
+	if len(wt) > 38 {
+		wt = wt[:38]
+	}
+	cfg := map[string]any{
+		"rootURL":      s.RootURL,
+		"credentials":  map[string]string{"clientId": s.Credentials.ClientID, "accessToken": s.Credentials.AccessToken},
+		"taskQueueId":  "lab/" + wt,
+		"workerGroup":  "lab",
+		"workerId":     "machine-1",
+		"stateDir":     filepath.Join(dir, "state"),
+		"tasksDir":     filepath.Join(dir, "tasks"),
+		"livelog":      map[string]string{"listen": "127.0.0.1:0", "publicURL": "http://127.0.0.1:1"},
+		"idlePollWait": "10ms",
+	}
+	b, _ := json.Marshal(cfg) // JSON is YAML
+	path := filepath.Join(dir, "agent.yml")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		code, _, stderr := execute(ctx, "run", "--config", path)
+		if code != 0 {
+			t.Errorf("runner run exited %d:\n%s", code, stderr)
+		}
+		done <- code
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	creds := s.Credentials
+	q := tcqueue.New(&creds, s.RootURL)
+	id := slugid.Nice()
+	now := time.Now().UTC()
+	if _, err := q.CreateTask(id, &tcqueue.TaskDefinitionRequest{
+		TaskQueueID: "lab/" + wt,
+		Created:     tcclient.Time(now), Deadline: tcclient.Time(now.Add(time.Hour)), Expires: tcclient.Time(now.Add(24 * time.Hour)),
+		Payload:  json.RawMessage(`{"command": [["/bin/sh", "-c", "echo hi"]], "maxRunTime": 30}`),
+		Metadata: tcqueue.TaskMetadata{Name: "t", Description: "t", Owner: "t@example.com", Source: "https://example.com"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st, err := q.Status(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := st.Status.Runs; len(r) > 0 && r[0].State == "completed" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task not completed: %+v", st.Status.Runs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+}

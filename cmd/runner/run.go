@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/labrunner/labrunner/agent"
+)
+
+func newRunCommand() *cobra.Command {
+	var configPath string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Claim and run tasks in the foreground with a standalone config (docs/config.md)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := agent.LoadConfig(configPath)
+			var ce *agent.ConfigError
+			if errors.As(err, &ce) {
+				for _, p := range ce.Problems {
+					fmt.Fprintln(cmd.ErrOrStderr(), p)
+				}
+				return exitError{code: 2}
+			}
+			if err != nil {
+				return err
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return agent.RunStandalone(ctx, cfg, version, log)
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "agent configuration file (YAML, see docs/config.md)")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log at debug level")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}
