@@ -1,0 +1,21 @@
+-- The BBB `tasks` table (specs/bridge.md §3.1, after BBB's migration 002:
+-- buildrequestId nullable, UNIQUE(taskId, runId)), plus a surrogate id and
+-- the reflector's row-lease columns. Times are epoch seconds, BIGINT so they
+-- outlive 2038. Identifiers are unquoted, so PostgreSQL folds them to lower
+-- case; every query uses them unquoted too.
+CREATE TABLE IF NOT EXISTS tasks (
+    id BIGSERIAL PRIMARY KEY,
+    buildrequestId BIGINT NULL,
+    taskId VARCHAR(32) NOT NULL,
+    runId INTEGER NOT NULL,
+    createdDate BIGINT NULL,
+    processedDate BIGINT NULL,
+    takenUntil BIGINT NULL,
+    lease_owner VARCHAR(128) NULL,
+    lease_until BIGINT NULL,
+    CONSTRAINT uc_tasks_taskId_runId UNIQUE (taskId, runId)
+);
+CREATE INDEX IF NOT EXISTS ix_tasks_buildrequestId ON tasks (buildrequestId);
+CREATE INDEX IF NOT EXISTS ix_tasks_taskId ON tasks (taskId);
+CREATE INDEX IF NOT EXISTS ix_tasks_takenUntil ON tasks (takenUntil);
+CREATE INDEX IF NOT EXISTS ix_tasks_lease_until ON tasks (lease_until);
