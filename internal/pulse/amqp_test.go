@@ -258,3 +258,33 @@ func receive(t *testing.T, got chan Delivery) Delivery {
 		return Delivery{}
 	}
 }
+
+// TestAMQPPublishRedeclaresDeletedExchange covers the retry path of a
+// publish that fails in flight: the cached exchange is gone, the broker
+// closes the channel (NOT_FOUND), and Publish must reopen, redeclare and
+// get a confirm.
+func TestAMQPPublishRedeclaresDeletedExchange(t *testing.T) {
+	t.Parallel()
+	im := amqpImpl(t)
+	u := testsvc.AMQPURL(t)
+	ex := im.exchange(t)
+	pub := im.connect(t)
+	publish(t, pub, ex, "k", "declares")
+
+	conn, err := amqp.Dial(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close() }()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDelete(ex, false, false); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, pub, ex, "k", "after delete")
+	if err := ch.ExchangeDeclarePassive(ex, "topic", true, false, false, false, nil); err != nil {
+		t.Errorf("exchange not declared again: %v", err)
+	}
+}

@@ -3,6 +3,21 @@
 // routing keys, durable named queues, manual acknowledgement and bounded
 // prefetch. Two implementations share the Bus interface: AMQP (RabbitMQ,
 // amqp091-go) for production and an in-process bus for the embedded default.
+//
+// Conventions shared by both implementations:
+//   - Exchanges are durable topic exchanges, declared by whoever publishes
+//     or binds first; routing keys are dotted words, and binding patterns use
+//     `*` for exactly one word and `#` for zero or more (MatchRoutingKey).
+//   - Taskcluster's `route.<r>` keys travel as CC keys: the message is routed
+//     on them as well as on the primary key, reaches each queue at most once,
+//     and arrives with its primary RoutingKey and a "CC" header ([]any of
+//     strings).
+//   - Delivery is at least once: publishers retry until the broker confirms,
+//     unacknowledged messages return to the queue (Redelivered set) when a
+//     consumer stops or loses its connection, so handlers must be idempotent.
+//   - Handlers run concurrently, at most Prefetch at a time, one goroutine per
+//     delivery; Prefetch 1 gives strict queue order.
+//   - A message published while no queue is bound to its exchange is dropped.
 package pulse
 
 import (
