@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueueevents"
@@ -25,7 +26,9 @@ var cancelReasons = map[string]bool{"canceled": true, "deadline-exceeded": true}
 
 func (s *Server) runCancellations(ctx context.Context) error {
 	if s.cfg.Pulse != nil {
-		return s.cfg.Pulse.Consume(ctx, pulse.ConsumeOptions{Queue: s.cfg.PulseQueue, Prefetch: 50},
+		var once sync.Once
+		ready := func() { once.Do(func() { close(s.cancelReady) }) }
+		return s.cfg.Pulse.Consume(ctx, pulse.ConsumeOptions{Queue: s.cfg.PulseQueue, Prefetch: 50, Ready: ready},
 			[]pulse.Binding{{Exchange: taskExceptionExchange, RoutingKeyPattern: "#"}}, s.handleTaskException)
 	}
 	if s.cfg.CancelPollInterval < 0 || s.cfg.RootURL == "" {

@@ -26,6 +26,8 @@ type Server struct {
 	ec2     *ec2Verifier
 	tc      *taskcluster
 
+	// cancelReady is closed once the task-exception consumer is bound.
+	cancelReady chan struct{}
 	// kick wakes the assigner early after a change (pool edited, machine
 	// registered).
 	kick chan struct{}
@@ -67,7 +69,9 @@ func New(cfg Config) (*Server, error) {
 		notify: newNotifier(),
 		ec2:    ec2,
 		kick:   make(chan struct{}, 1),
-		tc:     newTaskcluster(cfg),
+
+		cancelReady: make(chan struct{}),
+		tc:          newTaskcluster(cfg),
 	}
 	s.demand = cfg.Demand
 	if s.demand == nil {
