@@ -32,6 +32,11 @@ type Config struct {
 	LiveLogServer *LiveLogServer
 	LiveLogURL    string
 
+	// Preflight, if set, is asked before each task's commands run (disk
+	// space, machine health); an error refuses the task, which is resolved
+	// exception/resource-unavailable with the error in its log.
+	Preflight func(ctx context.Context) error
+
 	// WorkerGroup and WorkerID name the worker in logs.
 	WorkerGroup, WorkerID string
 	// RootURL is given to tasks as TASKCLUSTER_ROOT_URL.

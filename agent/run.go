@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -42,7 +43,19 @@ type RunResult struct {
 // RunOne runs one claimed run to its resolution. ctx ending means the agent
 // is shutting down: the task is stopped and resolved worker-shutdown. tee,
 // if set, receives a copy of the log.
-func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) RunResult {
+func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunResult) {
+	defer func() {
+		// An agent bug must not leave the run to expire: report it.
+		if p := recover(); p != nil {
+			a.log.Error("agent fault while running a task", "taskId", run.TaskID(), "runId", run.RunID(), "panic", p, "stack", string(debug.Stack()))
+			err := fmt.Errorf("agent fault: %v", p)
+			result = a.report(context.WithoutCancel(ctx), run, outcome{exitCode: -1, internal: err}, nil, a.log, func() {
+				if a.cfg.Journal != nil {
+					_ = a.cfg.Journal.Forget(run.TaskID(), run.RunID())
+				}
+			})
+		}
+	}()
 	started := time.Now()
 	log := a.log.With("taskId", run.TaskID(), "runId", run.RunID())
 	// Queue calls must outlive a shutdown: the run still has to be
@@ -82,10 +95,18 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) RunResult {
 
 	spec, err = parseTaskPayload(task)
 	var commandsStarted, commandsEnded time.Time
-	if err != nil {
+	var refused error
+	if err == nil && a.cfg.Preflight != nil {
+		refused = a.cfg.Preflight(callCtx)
+	}
+	switch {
+	case err != nil:
 		tl.Printf("Invalid payload: %v", err)
 		o.malformed = err
-	} else {
+	case refused != nil:
+		tl.Printf("Machine refused the task: %v", refused)
+		o.resource = refused
+	default:
 		if spec.LiveLog {
 			stopLive := a.startLiveLog(callCtx, run, tl, started.Add(spec.MaxRunTime+15*time.Minute), expires)
 			defer stopLive()

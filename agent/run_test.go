@@ -4,6 +4,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -441,3 +442,19 @@ type syncWriter struct {
 }
 
 func (s *syncWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
+
+func TestPreflightRefusalIsResourceUnavailable(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	cfg := e.config()
+	cfg.Preflight = func(context.Context) error { return errors.New("only 12 MB free in tasksDir") }
+	e.startAgent(cfg)
+	marker := filepath.Join(e.dir, "ran")
+	id := e.createTask(shPayload("touch "+marker, 60))
+	expectRun(t, e.waitRun(id, 0), "exception", "resource-unavailable")
+	if !strings.Contains(e.artifactContent(id, 0, BackingLogName), "only 12 MB free") {
+		t.Error("log does not give the refusal's reason")
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the command ran although the machine refused the task")
+	}
+}
