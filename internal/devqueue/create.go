@@ -220,6 +220,7 @@ func (s *Server) createTask(c *call) (any, *apiError) {
 	}
 	s.tasks[taskID] = t
 	s.groups[def.TaskGroupID] = def.SchedulerID
+	s.groupActive[def.TaskGroupID]++
 	s.publish("task-defined", t, publishOpts{runID: -1, withTags: true})
 	s.trackDependencies(t)
 	if len(t.Blocking) == 0 {

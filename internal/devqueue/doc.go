@@ -46,7 +46,6 @@
 //     dependent is satisfied; the real dependencytracker.js returns at the
 //     first all-completed dependent it meets, which can leave later
 //     all-resolved dependents unscheduled (an upstream bug).
-//   - task-group-resolved is not published.
 //   - takenUntil keeps milliseconds: workclaimer.js's "rounding up to the
 //     nearest second" rounds getSeconds(), an integer, so it never rounds,
 //     and the per-run clientId then ends in e.g. "until/1700000000.123".

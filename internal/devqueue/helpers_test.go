@@ -109,7 +109,7 @@ func listen(t testing.TB, bus pulse.Bus) *collector {
 	t.Helper()
 	c := &collector{}
 	var bindings []pulse.Binding
-	for _, ex := range []string{"task-defined", "task-pending", "task-running", "artifact-created", "task-completed", "task-failed", "task-exception"} {
+	for _, ex := range []string{"task-defined", "task-pending", "task-running", "artifact-created", "task-completed", "task-failed", "task-exception", "task-group-resolved"} {
 		bindings = append(bindings, pulse.Binding{Exchange: exchangePrefix + ex, RoutingKeyPattern: "#"})
 	}
 	ready := make(chan struct{})
@@ -150,6 +150,19 @@ func (c *collector) forTask(taskID string) []pulse.Delivery {
 			} `json:"status"`
 		}
 		if json.Unmarshal(d.Body, &m) == nil && m.Status.TaskID == taskID {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// onExchange returns the messages on the named exchange so far.
+func (c *collector) onExchange(name string) []pulse.Delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []pulse.Delivery
+	for _, d := range c.msgs {
+		if d.Exchange == exchangePrefix+name {
 			out = append(out, d)
 		}
 	}

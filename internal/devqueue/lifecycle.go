@@ -131,8 +131,8 @@ func (s *Server) cancelTask(c *call) (any, *apiError) {
 	// Like the real queue, a repeated cancel re-announces the exception
 	// (at-least-once delivery).
 	if last := t.lastRun(); last.State == "exception" && last.ReasonResolved == "canceled" {
-		s.resolveDependents(t.ID, "exception")
 		s.publish("task-exception", t, publishOpts{runID: len(t.Runs) - 1, workerGroup: last.WorkerGroup, workerID: last.WorkerID})
+		s.resolveDependents(t.ID, "exception")
 	}
 	return statusResponse{Status: t.status()}, nil
 }
@@ -183,12 +183,14 @@ func (s *Server) resolve(c *call, target string) (any, *apiError) {
 	if len(t.Runs)-1 != runID || r.State != target || r.ReasonResolved != target {
 		return nil, errorf("RequestConflict", "Run %d on task `%s` is resolved or not running.", runID, t.ID)
 	}
-	s.resolveDependents(t.ID, target)
 	exchange := "task-completed"
 	if target == "failed" {
 		exchange = "task-failed"
 	}
 	s.publish(exchange, t, publishOpts{runID: runID, withTags: true, workerGroup: r.WorkerGroup, workerID: r.WorkerID})
+	// Dependents are announced after the resolution, as the real queue's
+	// asynchronous dependency resolver does.
+	s.resolveDependents(t.ID, target)
 	return statusResponse{Status: t.status()}, nil
 }
 
@@ -222,8 +224,8 @@ func (s *Server) reportException(c *call) (any, *apiError) {
 			return statusResponse{Status: t.status()}, nil
 		}
 	}
-	s.resolveDependents(t.ID, "exception")
 	s.publish("task-exception", t, publishOpts{runID: runID, withTags: true, workerGroup: r.WorkerGroup, workerID: r.WorkerID})
+	s.resolveDependents(t.ID, "exception")
 	return statusResponse{Status: t.status()}, nil
 }
 

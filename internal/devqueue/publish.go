@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labrunner/labrunner/internal/pulse"
@@ -31,6 +32,9 @@ type outbox struct {
 	mu       sync.Mutex
 	queue    []pulse.Outgoing
 	draining bool
+
+	// handled counts messages handed to the publisher (delivered or not).
+	handled atomic.Int64
 }
 
 func newOutbox(pub pulse.Publisher, log *slog.Logger) *outbox {
@@ -72,6 +76,7 @@ func (o *outbox) drain() {
 			o.log.Error("devqueue: publish failed; message dropped", "exchange", msg.Exchange, "routingKey", msg.RoutingKey, "error", err)
 		}
 		cancel()
+		o.handled.Add(1)
 	}
 }
 

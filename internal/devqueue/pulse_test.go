@@ -149,3 +149,41 @@ func TestStuckBrokerDoesNotBlockRequests(t *testing.T) {
 		}
 	}
 }
+
+func TestTaskGroupResolved(t *testing.T) {
+	h := start(t, nil)
+	tq := newQueueID()
+	group := newSlug()
+	for i := 0; i < 2; i++ {
+		d := h.def(tq)
+		d.TaskGroupID = group
+		d.SchedulerID = "sched"
+		h.create(d)
+	}
+	first := h.claim(tq, "w1")
+	second := h.claim(tq, "w2")
+	if _, err := h.runQueue(first.Credentials).ReportCompleted(first.Status.TaskID, "0"); err != nil {
+		t.Fatal(err)
+	}
+	// The second task's messages arrive after the first's resolution.
+	if _, err := h.runQueue(second.Credentials).ReportFailed(second.Status.TaskID, "0"); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until everything published has arrived, then count.
+	waitFor(t, "all messages", func() bool {
+		h.events.mu.Lock()
+		defer h.events.mu.Unlock()
+		return h.srv.out.handled.Load() == 9 && len(h.events.msgs) == 9
+	})
+	got := h.events.onExchange("task-group-resolved")
+	if len(got) != 1 {
+		t.Fatalf("task-group-resolved published %d times, want once", len(got))
+	}
+	if last := h.events.msgs[8]; last.Exchange != exchangePrefix+"task-group-resolved" {
+		t.Errorf("last message is on %s, want task-group-resolved after the resolution", last.Exchange)
+	}
+	m := checkMessage(t, h.srv, got[0], tcqueueevents.TaskGroupResolved{RoutingKeyKind: "primary", TaskGroupID: group, SchedulerID: "sched"}, "task-group-resolved.yml").(*tcqueueevents.TaskGroupResolvedMessage)
+	if m.TaskGroupID != group || m.SchedulerID != "sched" || got[0].RoutingKey != "primary."+group+".sched._" {
+		t.Errorf("task-group-resolved = %+v on %s", m, got[0].RoutingKey)
+	}
+}

@@ -55,6 +55,12 @@ func (s *Server) resolveOnce() {
 func (s *Server) forget(t *task) {
 	delete(s.tasks, t.ID)
 	delete(s.dependents, t.ID)
+	if !t.EverResolved {
+		s.groupActive[t.Def.TaskGroupID]--
+	}
+	if s.groupActive[t.Def.TaskGroupID] <= 0 {
+		delete(s.groupActive, t.Def.TaskGroupID)
+	}
 	for _, arts := range t.Artifacts {
 		for _, a := range arts {
 			if a.getToken != "" {
@@ -79,8 +85,8 @@ func (s *Server) expireClaim(t *task) {
 		s.publish("task-pending", t, publishOpts{runID: runID + 1})
 		return
 	}
-	s.resolveDependents(t.ID, "exception")
 	s.publish("task-exception", t, publishOpts{runID: runID, workerGroup: r.WorkerGroup, workerID: r.WorkerID})
+	s.resolveDependents(t.ID, "exception")
 }
 
 // expireDeadline is deadlineresolver.js: cancel_task with
@@ -90,8 +96,8 @@ func (s *Server) expireDeadline(t *task) {
 	if !s.cancelRun(t, "deadline-exceeded") {
 		return
 	}
-	s.resolveDependents(t.ID, "exception")
 	s.publish("task-exception", t, publishOpts{runID: len(t.Runs) - 1})
+	s.resolveDependents(t.ID, "exception")
 }
 
 // Handler serves the queue API under /api/queue/v1/ and artifact content

@@ -64,9 +64,11 @@ type Server struct {
 	tasks      map[string]*task
 	dependents map[string][]string // required taskId → dependent taskIds
 	groups     map[string]string   // taskGroupId → schedulerId
-	queues     map[string]*taskQueue
-	workers    map[workerKey]*worker
-	blobs      map[string]*blobRef // upload/download token → artifact
+	// groupActive counts each task group's tasks that never resolved.
+	groupActive map[string]int
+	queues      map[string]*taskQueue
+	workers     map[workerKey]*worker
+	blobs       map[string]*blobRef // upload/download token → artifact
 
 	// checkOutput makes every reply be validated against its output schema
 	// (set by tests, as the real queue always does).
@@ -120,6 +122,7 @@ func New(cfg Config) (*Server, error) {
 		tasks:        map[string]*task{},
 		dependents:   map[string][]string{},
 		groups:       map[string]string{},
+		groupActive:  map[string]int{},
 		queues:       map[string]*taskQueue{},
 		workers:      map[workerKey]*worker{},
 		blobs:        map[string]*blobRef{},

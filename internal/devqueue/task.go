@@ -81,6 +81,9 @@ type task struct {
 
 	// DeadlineDone is set once the deadline resolver has handled the task.
 	DeadlineDone bool
+	// EverResolved is set at the task's first resolution; the task group is
+	// resolved when all its tasks have it.
+	EverResolved bool
 }
 
 func (t *task) state() string {
