@@ -1,0 +1,107 @@
+// Command devstack runs labrunner's whole central side in one process for
+// development, tests and the demo.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/labrunner/labrunner/internal/devstack"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "devstack:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "devstack",
+		Short:         "labrunner's central services in one process, with a Taskcluster-compatible dev queue",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCommand(), newDemoCommand())
+	return root
+}
+
+type stackFlags struct {
+	listen, pulseURL, clientID, accessToken string
+	verbose                                 bool
+}
+
+func (f *stackFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the root URL on (host:port; port 0 picks a free one)")
+	cmd.Flags().StringVar(&f.pulseURL, "pulse", "", "RabbitMQ URL for Pulse messages (amqp://user:pass@host:5672); empty uses the in-process bus")
+	cmd.Flags().StringVar(&f.clientID, "client-id", devstack.DefaultClientID, "root client id")
+	cmd.Flags().StringVar(&f.accessToken, "access-token", "", "root access token (generated when empty)")
+	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log at debug level")
+}
+
+func (f *stackFlags) options() devstack.Options {
+	level := slog.LevelInfo
+	if f.verbose {
+		level = slog.LevelDebug
+	}
+	return devstack.Options{
+		Listen:      f.listen,
+		PulseURL:    f.pulseURL,
+		ClientID:    f.clientID,
+		AccessToken: f.accessToken,
+		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newServeCommand() *cobra.Command {
+	var f stackFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "serve the dev queue (and the other central services) until SIGINT/SIGTERM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext()
+			defer stop()
+			s, err := devstack.Start(ctx, f.options())
+			if err != nil {
+				return err
+			}
+			devstack.PrintEnv(cmd.OutOrStdout(), s)
+			<-ctx.Done()
+			return s.Close()
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func newDemoCommand() *cobra.Command {
+	var f stackFlags
+	var once bool
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "start the stack and run the hello-world demo",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext()
+			defer stop()
+			return devstack.RunDemo(ctx, cmd.OutOrStdout(), f.options(), !once)
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().Lookup("listen").DefValue = "127.0.0.1:0"
+	_ = cmd.Flags().Set("listen", "127.0.0.1:0")
+	cmd.Flags().BoolVar(&once, "once", false, "exit after the demo instead of serving")
+	return cmd
+}
