@@ -25,9 +25,9 @@ import (
 const leaseFree = `(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ? OR lease_owner = ?)`
 
 // AcquireLeases leases up to limit rows to owner for ttl, taking free or
-// expired rows and renewing the owner's own, in the list order (takenUntil
-// descending, not-yet-started rows last). Two owners never hold a row at the
-// same time while their clocks agree.
+// expired rows and renewing the owner's own, oldest rows first, and returns
+// them in the list order (takenUntil descending, not-yet-started rows last).
+// Two owners never hold a row at the same time while their clocks agree.
 func (s *Store) AcquireLeases(ctx context.Context, owner string, ttl time.Duration, limit int) ([]Task, error) {
 	switch {
 	case owner == "" || len(owner) > 128:
@@ -45,7 +45,10 @@ func (s *Store) AcquireLeases(ctx context.Context, owner string, ttl time.Durati
 		if s.skipLocked {
 			lock = " FOR UPDATE SKIP LOCKED"
 		}
-		rows, err := q.QueryContext(ctx, s.q("SELECT id FROM tasks WHERE "+leaseFree+listOrder+" LIMIT ?"+lock), now, owner, limit)
+		// Candidates in primary-key order: InnoDB locks every row it
+		// examines, so an order that needs a sort would lock the whole table
+		// and leave nothing for the other instances to take.
+		rows, err := q.QueryContext(ctx, s.q("SELECT id FROM tasks WHERE "+leaseFree+" ORDER BY id LIMIT ?"+lock), now, owner, limit)
 		if err != nil {
 			return fmt.Errorf("select free rows: %w", err)
 		}

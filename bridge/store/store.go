@@ -231,7 +231,9 @@ func (s *Store) withTx(ctx context.Context, fn func(q querier) error) error {
 			}
 			return nil
 		}
-		tx, err := s.sql.BeginTx(ctx, nil)
+		// READ COMMITTED: InnoDB then releases the locks of rows a locking
+		// read examined but did not return (PostgreSQL's default anyway).
+		tx, err := s.sql.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 		if err != nil {
 			return err
 		}
