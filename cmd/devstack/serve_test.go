@@ -78,11 +78,11 @@ func TestServeWithRabbitMQ(t *testing.T) {
 	ready := make(chan struct{}, 1)
 	go func() {
 		_ = bus.Consume(ctx, pulse.ConsumeOptions{
-			Queue: "queue/devstack-test/" + workerType, Exclusive: true,
+			Queue: "queue/devstack-test/" + workerType, Exclusive: true, Prefetch: 1,
 			Ready: func() { ready <- struct{}{} },
 		}, bindings, func(_ context.Context, d pulse.Delivery) {
+			got <- d // before the ack, so that with prefetch 1 order is kept
 			_ = d.Ack()
-			got <- d
 		})
 	}()
 	select {

@@ -71,12 +71,12 @@ func RunDemo(ctx context.Context, out io.Writer, opts Options, serve bool) error
 	}
 	ready := make(chan struct{})
 	var readyOnce sync.Once
-	consumeOpts := pulse.ConsumeOptions{Queue: "queue/devstack/demo", Exclusive: true, Ready: func() { readyOnce.Do(func() { close(ready) }) }}
+	consumeOpts := pulse.ConsumeOptions{Queue: "queue/devstack/demo", Exclusive: true, Prefetch: 1, Ready: func() { readyOnce.Do(func() { close(ready) }) }}
 	go func() {
 		_ = s.Bus.Consume(watchCtx, consumeOpts, bindings,
 			func(_ context.Context, d pulse.Delivery) {
-				_ = d.Ack()
 				events <- d.Exchange + " " + d.RoutingKey
+				_ = d.Ack()
 			})
 	}()
 	select {
