@@ -1,6 +1,7 @@
 package devqueue
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"mime"
@@ -203,6 +204,8 @@ func (s *Server) serveCall(c *call) {
 		return
 	}
 	c.body = body
+	// The verifier re-reads the body when the client signed its hash.
+	c.r.Body = io.NopCloser(bytes.NewReader(body))
 	if c.needsAuth() {
 		id, aerr := s.authn(c.r)
 		if aerr != nil {

@@ -1,7 +1,10 @@
 package devqueue
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+	hawk "github.com/tent/hawk-go"
 )
 
 func TestPing(t *testing.T) {
@@ -215,5 +219,42 @@ func TestAuthentication(t *testing.T) {
 	// never authenticates them.
 	if err := bad.Ping(); err != nil {
 		t.Fatalf("ping with bad credentials: %v", err)
+	}
+}
+
+// TestSignedPayloadHash signs the body hash, as Taskcluster's other clients
+// may (client-go does not), and checks devqueue still verifies and decodes it.
+func TestSignedPayloadHash(t *testing.T) {
+	h := start(t, nil)
+	tq := newQueueID()
+	body, err := json.Marshal(h.def(tq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(payload []byte) *http.Response {
+		id := newSlug()
+		req, err := http.NewRequest(http.MethodPut, h.url+"/api/queue/v1/task/"+id, bytes.NewReader(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		auth := hawk.NewRequestAuth(req, &hawk.Credentials{ID: rootID, Key: rootToken, Hash: sha256.New}, 0)
+		ph := auth.PayloadHash("application/json")
+		ph.Write(body) // always the hash of the original body
+		auth.SetHash(ph)
+		req.Header.Set("Authorization", auth.RequestHeader())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := send(body); resp.StatusCode != 200 {
+		t.Fatalf("createTask with a signed payload hash: %s", resp.Status)
+	}
+	tampered := bytes.Replace(body, []byte(`"test"`), []byte(`"evil"`), 1)
+	if resp := send(tampered); resp.StatusCode != 401 {
+		t.Fatalf("tampered body with the original hash: %s, want 401", resp.Status)
 	}
 }
