@@ -46,11 +46,18 @@
 //     dependent is satisfied; the real dependencytracker.js returns at the
 //     first all-completed dependent it meets, which can leave later
 //     all-resolved dependents unscheduled (an upstream bug).
+//   - The claim and deadline resolvers scan every ResolverInterval instead of
+//     reading advisory queues, so they act within one interval.
+//
+// Where the real queue's source differs from its documentation (and from
+// labrunner's spec), devqueue follows the source:
 //   - takenUntil keeps milliseconds: workclaimer.js's "rounding up to the
 //     nearest second" rounds getSeconds(), an integer, so it never rounds,
 //     and the per-run clientId then ends in e.g. "until/1700000000.123".
-//   - The claim and deadline resolvers scan every ResolverInterval instead of
-//     reading advisory queues, so they act within one interval.
+//   - Repeating an idempotent call re-publishes its messages (createTask
+//     re-announces task-defined, and task-pending while run 0 is pending).
+//   - The s3 createArtifact reply's expires is that of the upload URL
+//     (now + 45 min), not the artifact's.
 //
 // Pulse messages are queued in state-change order while the state lock is
 // held and published by one goroutine outside it (bounded; failures are
