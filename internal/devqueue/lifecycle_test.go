@@ -174,3 +174,28 @@ func TestDependencies(t *testing.T) {
 		t.Errorf("dependent of a completed task = %s, want pending", s.State)
 	}
 }
+
+func TestRerunStopsAtFiftyRuns(t *testing.T) {
+	h := start(t, nil)
+	id := h.create(h.def(newQueueID()))
+	for runs := 1; runs < maxRuns; runs++ {
+		if _, err := h.q.CancelTask(id); err != nil {
+			t.Fatal(err)
+		}
+		st, err := h.q.RerunTask(id)
+		if err != nil {
+			t.Fatalf("rerun to run %d: %v", runs, err)
+		}
+		if len(st.Status.Runs) != runs+1 || st.Status.RetriesLeft != int64(min(5, maxRuns-runs-1)) {
+			t.Fatalf("after rerun %d: %d runs, retriesLeft %d", runs, len(st.Status.Runs), st.Status.RetriesLeft)
+		}
+	}
+	if _, err := h.q.CancelTask(id); err != nil {
+		t.Fatal(err)
+	}
+	_, err := h.q.RerunTask(id)
+	f := expectFailure(t, err, 409, "RequestConflict")
+	if !strings.Contains(f.Message, "Maximum number of runs") {
+		t.Errorf("message: %s", f.Message)
+	}
+}
