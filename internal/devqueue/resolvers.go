@@ -9,7 +9,8 @@ import (
 
 // Run resolves expired claims and deadlines every ResolverInterval until ctx
 // is done, then waits (up to 5 s) for queued Pulse messages to be handed to
-// the publisher.
+// the publisher. Without Run, claims never expire, deadlines are not
+// enforced and expired tasks are kept; the API works either way.
 func (s *Server) Run(ctx context.Context) error {
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
