@@ -94,6 +94,7 @@ func (s *Server) endpoints() []*endpoint {
 		{"POST", p("task/:taskId/rerun"), "rerunTask", "", "task-status-response.yml", authRequired, s.rerunTask},
 		{"POST", p("task/:taskId/cancel"), "cancelTask", "", "task-status-response.yml", authRequired, s.cancelTask},
 		{"POST", p("claim-work/*taskQueueId"), "claimWork", "claim-work-request.yml", "claim-work-response.yml", authRequired, s.claimWork},
+		{"POST", p("task/:taskId/runs/:runId/claim"), "claimTask", "task-claim-request.yml", "task-claim-response.yml", authRequired, s.claimTask},
 		{"POST", p("task/:taskId/runs/:runId/reclaim"), "reclaimTask", "", "task-reclaim-response.yml", authRequired, s.reclaimTask},
 		{"POST", p("task/:taskId/runs/:runId/completed"), "reportCompleted", "", "task-status-response.yml", authRequired, s.reportCompleted},
 		{"POST", p("task/:taskId/runs/:runId/failed"), "reportFailed", "", "task-status-response.yml", authRequired, s.reportFailed},
