@@ -109,6 +109,8 @@ func (s *Server) endpoints() []*endpoint {
 		{"GET", p("task/:taskId/artifact-info/*name"), "latestArtifactInfo", "", "artifact-response.yml", authListArtifacts, s.artifactInfo},
 		{"GET", p("task/:taskId/runs/:runId/artifact-content/*name"), "artifact", "", "artifact-content-response.yml", authUnlessPublic, s.artifactContent},
 		{"GET", p("task/:taskId/artifact-content/*name"), "latestArtifact", "", "artifact-content-response.yml", authUnlessPublic, s.artifactContent},
+		{"GET", p("task-queues"), "listTaskQueues", "", "list-taskqueues-response.yml", authRequired, s.listTaskQueues},
+		{"GET", p("task-queues/:taskQueueId"), "getTaskQueue", "", "taskqueue-response.yml", authRequired, s.getTaskQueue},
 		{"GET", p("pending/*taskQueueId"), "pendingTasks", "", "pending-tasks-response.yml", authRequired, s.pendingTasks},
 		{"GET", p("provisioners/:provisionerId/worker-types/:workerType/workers"), "listWorkers", "", "list-workers-response.yml", authRequired, s.listWorkers},
 		{"GET", p("provisioners/:provisionerId/worker-types/:workerType/workers/:workerGroup/:workerId"), "getWorker", "", "worker-response.yml", authRequired, s.getWorker},

@@ -2,7 +2,6 @@ package devqueue
 
 import (
 	"strconv"
-	"time"
 )
 
 // claimTask is the deprecated claimTask endpoint (api.js claimTask,
@@ -43,8 +42,10 @@ func (s *Server) claimTask(c *call) (any, *apiError) {
 	}
 	r := t.Runs[runID]
 	if runID == len(t.Runs)-1 && r.State == "pending" {
-		// workclaimer.js rounds takenUntil up to a whole second.
-		takenUntil := now.Add(s.claimTimeout).Truncate(time.Second).Add(time.Second)
+		// workclaimer.js: now + claimTimeout; its "round up to a second"
+		// rounds getSeconds(), an integer, so milliseconds stay (as in
+		// claimWork).
+		takenUntil := now.Add(s.claimTimeout)
 		r.State = "running"
 		r.WorkerGroup = req.WorkerGroup
 		r.WorkerID = req.WorkerID

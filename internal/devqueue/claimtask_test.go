@@ -23,8 +23,8 @@ func TestClaimTaskClaimsTheGivenRun(t *testing.T) {
 		t.Fatalf("claim = %+v", c)
 	}
 	until := time.Time(c.TakenUntil)
-	if until.Nanosecond() != 0 || until.Before(h.clock.Now().Add(30*time.Second)) {
-		t.Errorf("takenUntil %v: want now+ClaimTimeout rounded up to a second", until)
+	if want := h.clock.Now().Add(30 * time.Second).Truncate(time.Millisecond); !until.Equal(want) {
+		t.Errorf("takenUntil %v: want now+ClaimTimeout = %v (milliseconds kept, as claimWork)", until, want)
 	}
 
 	// The same worker claiming again gets the same claim (a retried call).

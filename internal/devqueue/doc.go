@@ -10,8 +10,9 @@
 // reportFailed, reportException, createArtifact (s3, reference, link,
 // error), finishArtifact (always refused: there are no object artifacts),
 // getArtifact, getLatestArtifact, listArtifacts, listLatestArtifacts,
-// artifactInfo, latestArtifactInfo, artifact, latestArtifact, pendingTasks,
-// listWorkers, getWorker, quarantineWorker and declareWorker. s3 artifact
+// artifactInfo, latestArtifactInfo, artifact, latestArtifact, claimTask
+// (deprecated), pendingTasks, listTaskQueues, getTaskQueue, listWorkers,
+// getWorker, quarantineWorker and declareWorker. s3 artifact
 // content is uploaded to and served from /_devqueue/blobs/<token>.
 //
 // Life of a task (the real queue's, see services/queue/src and the

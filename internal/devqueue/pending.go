@@ -1,5 +1,7 @@
 package devqueue
 
+import "time"
+
 // pendingRef points at a run that was pending when it was queued; it is
 // stale (and skipped) once that run is no longer the task's pending run.
 type pendingRef struct {
@@ -15,6 +17,12 @@ type taskQueue struct {
 	// wake is closed (and replaced) when a run becomes pending, waking every
 	// claimWork waiting on this queue at once.
 	wake chan struct{}
+
+	// The task_queues record, set once a worker has been seen on the
+	// queue (claimWork, reclaimTask, declareWorker).
+	seen           bool
+	expires        time.Time
+	lastDateActive time.Time
 }
 
 func (s *Server) queue(id string) *taskQueue {

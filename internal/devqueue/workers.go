@@ -38,6 +38,7 @@ func (s *Server) workerSeen(tqID, workerGroup, workerID string, expiresIn *time.
 		// which can still be quarantined but is otherwise invisible.
 		expires = *expiresIn
 	}
+	s.taskQueueSeen(tqID, expires)
 	k := workerKey{tqID, workerGroup, workerID}
 	w, ok := s.workers[k]
 	if !ok {

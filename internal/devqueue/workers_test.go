@@ -162,3 +162,24 @@ func TestPendingTasksCount(t *testing.T) {
 		t.Errorf("empty queue pendingTasks = %d", res.PendingTasks)
 	}
 }
+
+func TestTaskQueues(t *testing.T) {
+	h := start(t, nil)
+	tq := newQueueID()
+	h.create(h.def(tq))
+	// Creating tasks does not make a task queue known; workers do.
+	_, err := h.q.GetTaskQueue(tq)
+	expectFailure(t, err, 404, "ResourceNotFound")
+	h.claim(tq, "w1")
+	got, err := h.q.GetTaskQueue(tq)
+	if err != nil {
+		t.Fatalf("getTaskQueue: %v", err)
+	}
+	if got.TaskQueueID != tq || got.Stability != "experimental" || time.Time(got.Expires).Before(h.clock.Now().Add(23*time.Hour)) {
+		t.Errorf("task queue = %+v", got)
+	}
+	list, err := h.q.ListTaskQueues("", "")
+	if err != nil || len(list.TaskQueues) != 1 || list.TaskQueues[0].TaskQueueID != tq {
+		t.Errorf("listTaskQueues = %+v, %v", list, err)
+	}
+}
