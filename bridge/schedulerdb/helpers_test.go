@@ -97,15 +97,6 @@ func nullString(t *testing.T, db *DB, query string, args ...any) sql.NullString 
 	return s
 }
 
-func nullInt64(t *testing.T, db *DB, query string, args ...any) sql.NullInt64 {
-	t.Helper()
-	var n sql.NullInt64
-	if err := db.SQL().QueryRow(query, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", query, err)
-	}
-	return n
-}
-
 const taskA = "fN1ivKsXTxunRZfgkB2sZQ" // a 22-character slugid
 
 func injection(taskID, builder string, scheduled int64) Injection {

@@ -14,8 +14,8 @@ type Task struct {
 	BuildRequestID *int64 // nil until the build request exists
 	TaskID         string
 	RunID          int
-	CreatedDate    int64 // task.created (informational)
-	ProcessedDate  int64 // when the row was inserted (informational)
+	CreatedDate    int64  // task.created (informational)
+	ProcessedDate  int64  // when the row was inserted (informational)
 	TakenUntil     *int64 // the current claim's takenUntil; nil: not started in Buildbot
 	LeaseOwner     string // the instance holding the reflector lease, "" for none
 	LeaseUntil     int64  // when that lease ends; 0 for none
