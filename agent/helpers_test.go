@@ -122,6 +122,7 @@ func (e *env) config() Config {
 		Version:      "test",
 		IdlePollWait: 10 * time.Millisecond,
 		KillGrace:    2 * time.Second,
+		Logger:       quietLogger(),
 	}
 }
 
