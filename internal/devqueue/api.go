@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -299,4 +300,26 @@ func (c *call) decode(v any) *apiError {
 		return errorf("InputError", "request body does not decode: %v", err)
 	}
 	return nil
+}
+
+// paging reads limit and continuationToken; tokens are offsets, as in
+// lib-api's paginateResults.
+func (c *call) paging(defLimit, maxLimit int) (offset, limit int, aerr *apiError) {
+	q := c.r.URL.Query()
+	limit = defLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, errorf("InvalidRequestArguments", "query parameter limit=%q must be a positive integer", v)
+		}
+		limit = min(n, maxLimit)
+	}
+	if v := q.Get("continuationToken"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, 0, errorf("InvalidRequestArguments", "continuationToken %q is not one devqueue issued; pass the token from the previous page", v)
+		}
+		offset = n
+	}
+	return offset, limit, nil
 }

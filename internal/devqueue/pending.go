@@ -1,6 +1,9 @@
 package devqueue
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // pendingRef points at a run that was pending when it was queued; it is
 // stale (and skipped) once that run is no longer the task's pending run.
@@ -90,4 +93,24 @@ func (q *taskQueue) countPending() int {
 		n += len(kept)
 	}
 	return n
+}
+
+// pendingTasksResponse is pending-tasks-response.json.
+type pendingTasksResponse struct {
+	ProvisionerID string `json:"provisionerId"`
+	WorkerType    string `json:"workerType"`
+	TaskQueueID   string `json:"taskQueueId"`
+	PendingTasks  int    `json:"pendingTasks"`
+}
+
+func (s *Server) pendingTasks(c *call) (any, *apiError) {
+	tqID := c.params["taskQueueId"]
+	prov, wt, _ := strings.Cut(tqID, "/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	if q, ok := s.queues[tqID]; ok {
+		n = q.countPending()
+	}
+	return pendingTasksResponse{ProvisionerID: prov, WorkerType: wt, TaskQueueID: tqID, PendingTasks: n}, nil
 }

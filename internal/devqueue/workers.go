@@ -189,28 +189,6 @@ type listWorkersResponse struct {
 	ContinuationToken string             `json:"continuationToken,omitempty"`
 }
 
-// paging reads limit and continuationToken; tokens are offsets, as in
-// lib-api's paginateResults.
-func (c *call) paging(defLimit, maxLimit int) (offset, limit int, aerr *apiError) {
-	q := c.r.URL.Query()
-	limit = defLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return 0, 0, errorf("InvalidRequestArguments", "query parameter limit=%q must be a positive integer", v)
-		}
-		limit = min(n, maxLimit)
-	}
-	if v := q.Get("continuationToken"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, 0, errorf("InvalidRequestArguments", "continuationToken %q is not one devqueue issued; pass the token from the previous page", v)
-		}
-		offset = n
-	}
-	return offset, limit, nil
-}
-
 func (s *Server) listWorkers(c *call) (any, *apiError) {
 	quarantined := c.r.URL.Query().Get("quarantined")
 	if quarantined != "" && quarantined != "true" && quarantined != "false" {
@@ -265,24 +243,4 @@ func (s *Server) listWorkers(c *call) (any, *apiError) {
 		res.ContinuationToken = strconv.Itoa(end)
 	}
 	return res, nil
-}
-
-// pendingTasksResponse is pending-tasks-response.json.
-type pendingTasksResponse struct {
-	ProvisionerID string `json:"provisionerId"`
-	WorkerType    string `json:"workerType"`
-	TaskQueueID   string `json:"taskQueueId"`
-	PendingTasks  int    `json:"pendingTasks"`
-}
-
-func (s *Server) pendingTasks(c *call) (any, *apiError) {
-	tqID := c.params["taskQueueId"]
-	prov, wt, _ := strings.Cut(tqID, "/")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	if q, ok := s.queues[tqID]; ok {
-		n = q.countPending()
-	}
-	return pendingTasksResponse{ProvisionerID: prov, WorkerType: wt, TaskQueueID: tqID, PendingTasks: n}, nil
 }
