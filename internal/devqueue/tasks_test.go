@@ -258,3 +258,19 @@ func TestSignedPayloadHash(t *testing.T) {
 		t.Fatalf("tampered body with the original hash: %s, want 401", resp.Status)
 	}
 }
+
+func TestTaskGroupSharesSchedulerID(t *testing.T) {
+	h := start(t, nil)
+	tq := newQueueID()
+	group := newSlug()
+	d := h.def(tq)
+	d.TaskGroupID, d.SchedulerID = group, "one"
+	h.create(d)
+	d = h.def(tq)
+	d.TaskGroupID, d.SchedulerID = group, "two"
+	_, err := h.q.CreateTask(newSlug(), d)
+	f := expectFailure(t, err, 409, "RequestConflict")
+	if !strings.Contains(f.Message, "schedulerId") {
+		t.Errorf("message: %s", f.Message)
+	}
+}
