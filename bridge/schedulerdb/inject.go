@@ -116,11 +116,17 @@ func (r *injectionRows) insert(ctx context.Context, q querier, out *Injected) er
 	if out.BuildsetID, err = res.LastInsertId(); err != nil {
 		return fmt.Errorf("buildset id: %w", err)
 	}
+	// One statement for all properties: a round trip per row would be most
+	// of an injection's time.
+	values := make([]string, len(r.names))
+	args := make([]any, 0, 3*len(r.names))
 	for i := range r.names {
-		if _, err := q.ExecContext(ctx, `INSERT INTO buildset_properties (buildsetid, property_name, property_value)
-			VALUES (?, ?, ?)`, out.BuildsetID, r.names[i], r.values[i]); err != nil {
-			return fmt.Errorf("insert property %s: %w", r.names[i], err)
-		}
+		values[i] = "(?, ?, ?)"
+		args = append(args, out.BuildsetID, r.names[i], r.values[i])
+	}
+	if _, err := q.ExecContext(ctx, "INSERT INTO buildset_properties (buildsetid, property_name, property_value) VALUES "+
+		strings.Join(values, ", "), args...); err != nil {
+		return fmt.Errorf("insert properties: %w", err)
 	}
 	res, err = q.ExecContext(ctx, `INSERT INTO buildrequests (buildsetid, buildername, priority, claimed_at, complete, submitted_at)
 		VALUES (?, ?, ?, 0, 0, ?)`, out.BuildsetID, r.builderName, r.priority, r.submittedAt)
