@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -298,6 +299,8 @@ func newQueueProxy(t testing.TB, target string) *queueProxy {
 	}
 	p := &queueProxy{target: u}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	// Aborted long polls are expected when an agent stops.
+	rp.ErrorLog = log.New(io.Discard, "", 0)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
 		p.n++

@@ -23,7 +23,7 @@ func newRunTaskCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			def, err := os.ReadFile(args[0])
 			if err != nil {
-				return fmt.Errorf("read task file: %w", err)
+				return exitErrorf(cmd, 2, "read task file: %v", err)
 			}
 			run, err := agent.NewLocalRun(def, artifactsDir)
 			if err != nil {
