@@ -41,6 +41,7 @@ func (s *Server) runLeader(ctx context.Context) error {
 // lead runs passes until ctx ends or leadership is lost.
 func (s *Server) lead(ctx context.Context, l Leadership) {
 	defer l.Release()
+	s.leaderTerms.Add(1)
 	s.setLeading(true)
 	defer s.setLeading(false)
 	s.log.Info("this replica runs the assigner")

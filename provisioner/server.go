@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,8 @@ type Server struct {
 	// leading is true while this replica holds the assigner lock.
 	leadingMu sync.Mutex
 	leading   bool
+	// leaderTerms counts how often this replica took the lock.
+	leaderTerms atomic.Int64
 }
 
 // handlerFunc serves one route for an authenticated caller.
