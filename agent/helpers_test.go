@@ -281,8 +281,17 @@ type queueProxy struct {
 
 	mu     sync.Mutex
 	calls  []call
-	faults func(r *http.Request, n int) (status int, delay time.Duration)
+	faults func(r *http.Request, n int) fault
 	n      int
+}
+
+// fault is what the proxy does to one request: wait delay, then answer
+// status instead of forwarding, or (lost) forward it and answer 500 in
+// place of the queue's answer, as when a response is lost on the way.
+type fault struct {
+	status int
+	delay  time.Duration
+	lost   bool
 }
 
 type call struct {
@@ -311,14 +320,22 @@ func newQueueProxy(t testing.TB, target string) *queueProxy {
 			c.clientID = m[1]
 		}
 		if faults != nil {
-			status, delay := faults(r, n)
-			if delay > 0 {
-				time.Sleep(delay)
+			f := faults(r, n)
+			if f.delay > 0 {
+				time.Sleep(f.delay)
 			}
-			if status != 0 {
-				c.status = status
+			if f.status != 0 {
+				c.status = f.status
 				p.record(c)
-				http.Error(w, "injected fault", status)
+				http.Error(w, "injected fault", f.status)
+				return
+			}
+			if f.lost {
+				rec := httptest.NewRecorder()
+				rp.ServeHTTP(rec, r)
+				c.status = http.StatusBadGateway
+				p.record(c)
+				http.Error(w, "injected fault: answer lost", http.StatusBadGateway)
 				return
 			}
 		}
@@ -339,7 +356,7 @@ func (p *queueProxy) record(c call) {
 	p.calls = append(p.calls, c)
 }
 
-func (p *queueProxy) setFaults(f func(r *http.Request, n int) (int, time.Duration)) {
+func (p *queueProxy) setFaults(f func(r *http.Request, n int) fault) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.faults = f

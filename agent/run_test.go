@@ -298,17 +298,22 @@ func TestCapacityTwoRunsTasksTogether(t *testing.T) {
 
 func TestTransientQueueErrors(t *testing.T) {
 	e := newEnv(t, devqueue.Config{})
-	// Every third request fails with a 500 before reaching the queue, and
-	// every fifth is delayed.
-	e.proxy.setFaults(func(r *http.Request, n int) (int, time.Duration) {
-		var d time.Duration
+	// Every third request fails with a 500 before reaching the queue,
+	// every seventh other one reaches the queue but its answer is lost (a
+	// 502 instead), and every fifth is delayed. claimWork answers are never
+	// lost: a claim the agent never hears of can only expire.
+	e.proxy.setFaults(func(r *http.Request, n int) fault {
+		var f fault
 		if n%5 == 0 {
-			d = 150 * time.Millisecond
+			f.delay = 150 * time.Millisecond
 		}
-		if n%3 == 0 {
-			return http.StatusInternalServerError, d
+		switch {
+		case n%3 == 0:
+			f.status = http.StatusInternalServerError
+		case n%7 == 0 && !strings.Contains(r.URL.Path, "/claim-work/"):
+			f.lost = true
 		}
-		return 0, d
+		return f
 	})
 	cfg := e.config()
 	cfg.Capacity = 2
@@ -340,6 +345,8 @@ func TestTransientQueueErrors(t *testing.T) {
 			}
 			return ok > 0
 		})
+		// A report whose answer was lost is repeated; the queue takes the
+		// repeat as the same resolution, so the run is still resolved once.
 		if ok != 1 {
 			t.Errorf("task %d: %d successful reports, want exactly 1", i, ok)
 		}
@@ -350,14 +357,17 @@ func TestTransientQueueErrors(t *testing.T) {
 	if n := len(e.proxy.callsMatching("", "")); n == 0 {
 		t.Fatal("no calls went through the proxy")
 	}
-	injected := 0
+	refused, lost := 0, 0
 	for _, c := range e.proxy.callsMatching("", "") {
-		if c.status == 500 {
-			injected++
+		switch c.status {
+		case http.StatusInternalServerError:
+			refused++
+		case http.StatusBadGateway:
+			lost++
 		}
 	}
-	if injected == 0 {
-		t.Error("no fault was injected; the test proves nothing")
+	if refused == 0 || lost == 0 {
+		t.Errorf("faults injected: %d refused, %d lost; the test needs both", refused, lost)
 	}
 }
 
