@@ -1,0 +1,268 @@
+package bridge
+
+// BB listener (specs/bridge.md §7, §10):
+//
+//	started (taskId property, request_ids)
+//	    for each brid with a row:
+//	        record build -> run (first sight wins); build already resolved -> skip
+//	        claimTask(task, run); store takenUntil
+//	log_uploaded (request_ids from postrun.py, results)
+//	    for each brid with a row:
+//	        build already resolved (duplicate)           -> skip
+//	        claimTask (started may come after finished)  -> errors ignored
+//	        artifacts: public/properties.json, public/buildbot-result.json,
+//	                   public/logs/live_backing.log.gz (reference to log_url)
+//	        resolve by result (§10); mark the build resolved; delete the row
+//	        unless RETRY, SKIPPED or unknown
+//
+// A claim is retried against the task's newest run when the row still names
+// an older one: after a RETRY, Buildbot's next build of the same request may
+// start before the new run's task-pending has been handled.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labrunner/labrunner/bridge/schedulerdb"
+	"github.com/labrunner/labrunner/bridge/store"
+	"github.com/labrunner/labrunner/internal/pulse"
+)
+
+func decodeBuildMessage(body []byte) (BuildMessage, error) {
+	var m BuildMessage
+	if err := json.Unmarshal(body, &m); err != nil {
+		return m, permanent("message is not a Buildbot build message: %w", err)
+	}
+	return m, nil
+}
+
+func (b *Bridge) handleStarted(ctx context.Context, d pulse.Delivery) error {
+	m, err := decodeBuildMessage(d.Body)
+	if err != nil {
+		return err
+	}
+	props, ok := m.Payload.Build.propertyMap()
+	if !ok {
+		return nil // not a bridged build (#42)
+	}
+	tp, ok := props["taskId"]
+	if !ok {
+		return nil
+	}
+	var msgTask string
+	_ = json.Unmarshal(tp.Value, &msgTask)
+	number := m.Payload.Build.Number
+	for _, brid := range m.Payload.RequestIDs {
+		row, err := b.store.GetTaskByBRID(ctx, brid)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if row.TaskID != msgTask {
+			b.log.Warn("started build's taskId differs from the request's task (merged requests)", "brid", brid, "rowTask", row.TaskID, "messageTask", msgTask)
+		}
+		_, resolved, err := b.tables.buildRun(ctx, brid, number, row.RunID)
+		if err != nil {
+			return err
+		}
+		if resolved {
+			continue // a late copy: this build is over
+		}
+		if err := b.claimRun(ctx, row, brid, row.RunID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// claimRun claims the run for the build of brid and records takenUntil. A
+// refused claim is logged and skipped, unless the task has a newer pending
+// run, which is then taken over.
+func (b *Bridge) claimRun(ctx context.Context, row store.Task, brid int64, runID int) error {
+	c, err := b.claim(ctx, row.TaskID, runID)
+	if err != nil && tcRefused(err) {
+		st, serr := b.tc(ctx).Status(row.TaskID)
+		if serr != nil {
+			if tcRefused(serr) {
+				b.log.Warn("claim refused", "taskId", row.TaskID, "runId", runID, "err", err)
+				return nil
+			}
+			return serr
+		}
+		latest := len(st.Status.Runs) - 1
+		if latest <= runID || st.Status.Runs[latest].State != "pending" {
+			b.log.Warn("claim refused", "taskId", row.TaskID, "runId", runID, "err", err)
+			return nil
+		}
+		if _, err := b.store.UpdateRunID(ctx, brid, latest); err != nil {
+			return err
+		}
+		runID = latest
+		c, err = b.claim(ctx, row.TaskID, runID)
+		if err != nil && tcRefused(err) {
+			b.log.Warn("claim refused", "taskId", row.TaskID, "runId", runID, "err", err)
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("claim %s/%d: %w", row.TaskID, runID, err)
+	}
+	b.metrics.tcCalls.WithLabelValues("claim").Inc()
+	return b.store.UpdateTakenUntil(ctx, brid, time.Time(c.TakenUntil))
+}
+
+func (b *Bridge) handleLogUploaded(ctx context.Context, d pulse.Delivery) error {
+	m, err := decodeBuildMessage(d.Body)
+	if err != nil {
+		return err
+	}
+	props, ok := m.Payload.Build.propertyMap()
+	if !ok {
+		b.log.Error("log_uploaded without usable properties", "routingKey", d.RoutingKey)
+		return nil
+	}
+	rp, ok := props["request_ids"]
+	var brids []int64
+	if ok {
+		_ = json.Unmarshal(rp.Value, &brids)
+	}
+	switch {
+	case len(brids) == 0:
+		b.log.Error("log_uploaded without request_ids", "routingKey", d.RoutingKey)
+		return nil
+	case rp.Source != "postrun.py":
+		b.log.Error("WEIRD: request_ids not set by postrun.py", "source", rp.Source, "routingKey", d.RoutingKey)
+		return nil
+	case m.Payload.Build.Results == nil:
+		b.log.Error("log_uploaded without results", "routingKey", d.RoutingKey)
+		return nil
+	}
+	result := schedulerdb.Result(*m.Payload.Build.Results)
+	var logURL string
+	if lp, ok := props["log_url"]; ok {
+		_ = json.Unmarshal(lp.Value, &logURL)
+	}
+	var errs []error
+	for _, brid := range brids {
+		if err := b.finishRequest(ctx, brid, m.Payload.Build.Number, result, props, logURL); err != nil {
+			errs = append(errs, fmt.Errorf("request %d: %w", brid, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, result schedulerdb.Result, props map[string]BuildProperty, logURL string) error {
+	row, err := b.store.GetTaskByBRID(ctx, brid)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not a bridged request, or already handled
+	}
+	if err != nil {
+		return err
+	}
+	_, resolved, err := b.tables.buildRun(ctx, brid, number, row.RunID)
+	if err != nil {
+		return err
+	}
+	if resolved {
+		return nil
+	}
+	log := b.log.With("taskId", row.TaskID, "brid", brid, "result", result.String())
+	// #26: the started event may come after this one.
+	if err := b.claimRun(ctx, row, brid, row.RunID); err != nil {
+		log.Warn("opportunistic claim failed", "err", err)
+	}
+	if row, err = b.store.GetTaskByBRID(ctx, brid); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	taskID, runID := row.TaskID, row.RunID
+	task, err := b.tc(ctx).Task(taskID)
+	if err != nil {
+		if httpStatus(err) == http.StatusNotFound {
+			_, err := b.store.DeleteByBuildRequest(ctx, brid)
+			return err
+		}
+		return err
+	}
+	if err := b.uploadArtifacts(ctx, taskID, runID, time.Time(task.Expires), result, props, logURL); err != nil {
+		return err
+	}
+	keep, err := b.resolve(ctx, taskID, runID, result)
+	if err != nil {
+		return err
+	}
+	if err := b.tables.markResolved(ctx, brid, number); err != nil {
+		return err
+	}
+	if !keep {
+		if _, err := b.store.DeleteByBuildRequest(ctx, brid); err != nil {
+			return err
+		}
+	}
+	log.Info("build finished", "runId", runID, "rowKept", keep)
+	return nil
+}
+
+// resolve applies the result mapping of §10 and reports whether the row
+// stays. A resolution the queue refuses (the run is already resolved, for
+// example by a duplicate of this message) counts as done.
+func (b *Bridge) resolve(ctx context.Context, taskID string, runID int, result schedulerdb.Result) (keep bool, err error) {
+	q := b.tc(ctx)
+	run := strconv.Itoa(runID)
+	refusedOK := func(action string, err error) error {
+		if err == nil {
+			b.metrics.tcCalls.WithLabelValues(action).Inc()
+			return nil
+		}
+		if tcRefused(err) {
+			b.log.Warn("resolution refused; the run is already resolved", "taskId", taskID, "runId", runID, "action", action, "err", err)
+			return nil
+		}
+		return err
+	}
+	switch result {
+	case schedulerdb.Success:
+		_, err = q.ReportCompleted(taskID, run)
+		return false, refusedOK("completed", err)
+	case schedulerdb.Warnings, schedulerdb.Failure:
+		_, err = q.ReportFailed(taskID, run)
+		return false, refusedOK("failed", err)
+	case schedulerdb.Exception:
+		return false, refusedOK("exception", b.reportException(ctx, taskID, runID, "malformed-payload"))
+	case schedulerdb.Retry:
+		if err := refusedOK("exception", b.reportException(ctx, taskID, runID, "malformed-payload")); err != nil {
+			return true, err
+		}
+		// A task whose newest run is pending or running is left as it is by
+		// rerunTask, so a repeated call adds no run.
+		_, err = q.RerunTask(taskID)
+		return true, refusedOK("rerun", err)
+	case schedulerdb.Cancelled:
+		st, err := q.Status(taskID)
+		if err != nil {
+			if tcRefused(err) {
+				return false, nil
+			}
+			return false, err
+		}
+		if runState(&st.Status, runID) == "running" {
+			_, err = q.CancelTask(taskID)
+			return false, refusedOK("cancel", err)
+		}
+		return false, nil
+	case schedulerdb.Skipped:
+		b.log.Warn("SKIPPED build result should not happen; row kept", "taskId", taskID)
+		return true, nil
+	}
+	b.log.Warn("WEIRD build result; row kept", "taskId", taskID, "result", int(result))
+	return true, nil
+}

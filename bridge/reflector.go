@@ -1,0 +1,202 @@
+package bridge
+
+// Reflector (specs/bridge.md §8.2, v2 rules), one pass every
+// reflector.interval on the rows this instance leases:
+//
+//	row without brid, older than unbound_after  -> finish the injection, or
+//	                                               drop the row if its run moved on
+//	row queued (takenUntil NULL)                -> request complete and never
+//	                                               claimed: cancelTask, delete row
+//	row running, now >= takenUntil - threshold  -> reclaim step:
+//	    task past its deadline                   -> delete row
+//	    run not running                          -> skip
+//	    reclaimTask ok                           -> store takenUntil
+//	    404 / 403                                -> delete row
+//	    409, request incomplete                  -> cancel builds, delete row
+//	    409, request complete                    -> log
+//
+// Leases (bridge/store) split the rows between instances, so N instances
+// do not reclaim one task N times; a dead instance's rows are taken over
+// when its leases lapse.
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labrunner/labrunner/bridge/schedulerdb"
+	"github.com/labrunner/labrunner/bridge/store"
+)
+
+func (b *Bridge) runReflector(ctx context.Context) error {
+	t := time.NewTicker(b.cfg.Reflector.Interval)
+	defer t.Stop()
+	for {
+		if _, err := b.ReflectOnce(ctx); err != nil && ctx.Err() == nil {
+			b.log.Warn("reflector pass failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// PassStats counts what one reflector pass did.
+type PassStats struct {
+	Leased, Reclaimed, Cancelled, Dropped, Injected int
+}
+
+// ReflectOnce runs one reflector pass over the rows this instance can lease.
+func (b *Bridge) ReflectOnce(ctx context.Context) (PassStats, error) {
+	var st PassStats
+	ttl := max(3*b.cfg.Reflector.Interval, 30*time.Second)
+	rows, err := b.store.AcquireLeases(ctx, b.cfg.InstanceID, ttl, b.cfg.Reflector.LeaseBatch)
+	if err != nil {
+		return st, err
+	}
+	st.Leased = len(rows)
+	now := b.now()
+	var queued []int64
+	queuedRows := map[int64]store.Task{}
+	var due []store.Task
+	for _, r := range rows {
+		switch {
+		case r.BuildRequestID == nil:
+			if now.Sub(time.Unix(r.ProcessedDate, 0)) > b.cfg.Reflector.UnboundAfter {
+				due = append(due, r)
+			}
+		case r.TakenUntil == nil:
+			queued = append(queued, *r.BuildRequestID)
+			queuedRows[*r.BuildRequestID] = r
+		case !now.Before(time.Unix(*r.TakenUntil, 0).Add(-b.cfg.Reflector.ReclaimThreshold)):
+			due = append(due, r)
+		}
+	}
+	var mu sync.Mutex
+	count := func(p *int) { mu.Lock(); *p++; mu.Unlock() }
+	if len(queued) > 0 {
+		cancelled, err := b.sdb.CancelledBeforeStart(ctx, queued)
+		if err != nil {
+			return st, err
+		}
+		for _, brid := range cancelled {
+			r := queuedRows[brid]
+			if _, err := b.tc(ctx).CancelTask(r.TaskID); err != nil && !tcRefused(err) {
+				b.log.Warn("cancelTask for a request cancelled in Buildbot", "taskId", r.TaskID, "err", err)
+				continue
+			}
+			if _, err := b.store.DeleteByBuildRequest(ctx, brid); err != nil {
+				return st, err
+			}
+			b.log.Info("request cancelled in Buildbot before it started; task cancelled", "taskId", r.TaskID, "brid", brid)
+			count(&st.Cancelled)
+		}
+	}
+	sem := make(chan struct{}, b.cfg.Reflector.Concurrency)
+	var wg sync.WaitGroup
+	for _, r := range due {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			var outcome string
+			var err error
+			if r.BuildRequestID == nil {
+				outcome, err = b.finishUnbound(ctx, r)
+			} else {
+				outcome, err = b.reclaimStep(ctx, r, *r.BuildRequestID)
+			}
+			if err != nil {
+				b.log.Warn("reflector step failed", "taskId", r.TaskID, "err", err)
+				outcome = "error"
+			}
+			b.metrics.reclaims.WithLabelValues(outcome).Inc()
+			switch outcome {
+			case "reclaimed":
+				count(&st.Reclaimed)
+			case "dropped", "cancelled-builds":
+				count(&st.Dropped)
+			case "injected":
+				count(&st.Injected)
+			}
+		}()
+	}
+	wg.Wait()
+	return st, ctx.Err()
+}
+
+func (b *Bridge) reclaimStep(ctx context.Context, r store.Task, brid int64) (string, error) {
+	q := b.tc(ctx)
+	st, err := q.Status(r.TaskID)
+	if err != nil {
+		if s := httpStatus(err); s == http.StatusNotFound || s == http.StatusForbidden {
+			_, err := b.store.DeleteByBuildRequest(ctx, brid)
+			return "dropped", err
+		}
+		return "", err
+	}
+	if !time.Time(st.Status.Deadline).After(b.now()) {
+		// The TC listener's deadline-exceeded handling cancels in Buildbot.
+		_, err := b.store.DeleteByBuildRequest(ctx, brid)
+		return "dropped", err
+	}
+	if runState(&st.Status, r.RunID) != "running" {
+		return "not-running", nil
+	}
+	rc, err := q.ReclaimTask(r.TaskID, strconv.Itoa(r.RunID))
+	if err == nil {
+		return "reclaimed", b.store.UpdateTakenUntil(ctx, brid, time.Time(rc.TakenUntil))
+	}
+	switch httpStatus(err) {
+	case http.StatusNotFound, http.StatusForbidden:
+		_, err := b.store.DeleteByBuildRequest(ctx, brid)
+		return "dropped", err
+	case http.StatusConflict:
+		br, berr := b.sdb.BuildRequest(ctx, brid)
+		if berr != nil && !errors.Is(berr, schedulerdb.ErrNotFound) {
+			return "", berr
+		}
+		if berr == nil && br.Complete {
+			return "conflict-complete", nil
+		}
+		if berr == nil {
+			if err := b.cancelInBuildbot(ctx, r, brid); err != nil {
+				return "", err
+			}
+		}
+		_, err := b.store.DeleteByBuildRequest(ctx, brid)
+		return "cancelled-builds", err
+	}
+	return "", err
+}
+
+// finishUnbound completes an injection interrupted by a crash (§12.14),
+// which BBB left pending until its deadline.
+func (b *Bridge) finishUnbound(ctx context.Context, r store.Task) (string, error) {
+	q := b.tc(ctx)
+	st, err := q.Status(r.TaskID)
+	if err != nil && !tcRefused(err) {
+		return "", err
+	}
+	if err != nil || len(st.Status.Runs)-1 != r.RunID || runState(&st.Status, r.RunID) != "pending" {
+		_, err := b.store.DeleteByTask(ctx, r.TaskID)
+		return "dropped", err
+	}
+	task, err := q.Task(r.TaskID)
+	if err != nil {
+		return "", err
+	}
+	p, reason, err := b.validate(ctx, task, builderNameOf(task.Payload))
+	if err != nil {
+		return "", err
+	}
+	if reason != "" {
+		return "dropped", b.rejectTask(ctx, r.TaskID, r.RunID, reason)
+	}
+	return "injected", b.inject(ctx, r.TaskID, r.RunID, time.Time(st.Status.Runs[r.RunID].Scheduled), task.Priority, p)
+}
