@@ -9,7 +9,7 @@ import (
 )
 
 func TestResolveArtifacts(t *testing.T) {
-	dir := t.TempDir()
+	dir := testTempDir(t)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

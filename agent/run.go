@@ -44,18 +44,6 @@ type RunResult struct {
 // is shutting down: the task is stopped and resolved worker-shutdown. tee,
 // if set, receives a copy of the log.
 func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunResult) {
-	defer func() {
-		// An agent bug must not leave the run to expire: report it.
-		if p := recover(); p != nil {
-			a.log.Error("agent fault while running a task", "taskId", run.TaskID(), "runId", run.RunID(), "panic", p, "stack", string(debug.Stack()))
-			err := fmt.Errorf("agent fault: %v", p)
-			result = a.report(context.WithoutCancel(ctx), run, outcome{exitCode: -1, internal: err}, nil, a.log, func() {
-				if a.cfg.Journal != nil {
-					_ = a.cfg.Journal.Forget(run.TaskID(), run.RunID())
-				}
-			})
-		}
-	}()
 	started := time.Now()
 	log := a.log.With("taskId", run.TaskID(), "runId", run.RunID())
 	// Queue calls must outlive a shutdown: the run still has to be
@@ -63,18 +51,34 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 	callCtx, stopCalls := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCalls()
 
-	if a.cfg.Journal != nil {
-		if err := a.cfg.Journal.Record(JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: run.TakenUntil()}); err != nil {
-			log.Error("journal the run", "error", err)
+	// The journal entry (an fsync, several ms) is written while the run is
+	// prepared; it must be on disk before a command starts, and before the
+	// entry can be forgotten.
+	journalled := make(chan struct{})
+	go func() {
+		defer close(journalled)
+		if a.cfg.Journal != nil {
+			if err := a.cfg.Journal.Record(JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: run.TakenUntil()}); err != nil {
+				log.Error("journal the run", "error", err)
+			}
 		}
-	}
+	}()
 	forget := func() {
+		<-journalled
 		if a.cfg.Journal != nil {
 			if err := a.cfg.Journal.Forget(run.TaskID(), run.RunID()); err != nil {
 				log.Error("forget the run", "error", err)
 			}
 		}
 	}
+	defer func() {
+		// An agent bug must not leave the run to expire: report it.
+		if p := recover(); p != nil {
+			a.log.Error("agent fault while running a task", "taskId", run.TaskID(), "runId", run.RunID(), "panic", p, "stack", string(debug.Stack()))
+			err := fmt.Errorf("agent fault: %v", p)
+			result = a.report(context.WithoutCancel(ctx), run, outcome{exitCode: -1, internal: err}, nil, a.log, forget)
+		}
+	}()
 	task := run.Task()
 	expires := time.Time(task.Expires)
 
@@ -112,6 +116,7 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 			defer stopLive()
 		}
 
+		<-journalled
 		runCtx, stopRun := context.WithCancel(callCtx)
 		gone := make(chan struct{})
 		rc := &reclaimer{run: run, margin: a.cfg.ReclaimMargin, retryEvery: 2 * time.Second, log: log,
