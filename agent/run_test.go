@@ -3,10 +3,13 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,8 +215,19 @@ func TestReclaimRotatesCredentials(t *testing.T) {
 	// A 2 s claim: each credential set expires 2 s after it was issued, so
 	// the task (4 s) can only report if the agent uses the reclaimed ones.
 	e := newEnv(t, devqueue.Config{ClaimTimeout: 2 * time.Second})
-	e.startAgent(e.config())
+	cfg := e.config()
+	e.startAgent(cfg)
 	id := e.createTask(shPayload("sleep 4", 60))
+	// The journal follows the rotation, so that a restart can resolve the
+	// run with credentials that still work.
+	journalled := map[string]bool{}
+	waitFor(t, "rotated credentials in the journal", func() bool {
+		entries, _ := cfg.Journal.Entries()
+		for _, en := range entries {
+			journalled[en.Credentials.ClientID] = true
+		}
+		return len(journalled) >= 2
+	})
 	expectRun(t, e.waitRun(id, 0), "completed", "completed")
 	reclaims := e.proxy.callsMatching(http.MethodPost, "/task/"+id+"/runs/0/reclaim")
 	if len(reclaims) < 2 {
@@ -467,4 +481,62 @@ func TestPreflightRefusalIsResourceUnavailable(t *testing.T) {
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the command ran although the machine refused the task")
 	}
+}
+
+func TestLiveLogStreamsWhileTaskRuns(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	cfg := e.config()
+	cfg.LiveLogServer = NewLiveLogServer()
+	ls := httptest.NewServer(cfg.LiveLogServer)
+	t.Cleanup(ls.Close)
+	cfg.LiveLogURL = ls.URL
+	e.startAgent(cfg)
+	release := filepath.Join(e.dir, "release")
+	id := e.createTask(shPayload(fmt.Sprintf(`echo streamed-before-end; while [ ! -e %s ]; do sleep 0.05; done; echo after-release`, release), 60))
+
+	// live.log is a reference to the agent's live log server while the
+	// task runs: follow it and read the first line before the task ends.
+	var liveURL string
+	waitFor(t, "live.log reference", func() bool {
+		u, err := e.root.GetArtifact_SignedURL(id, "0", LiveLogName, time.Minute)
+		if err != nil {
+			return false
+		}
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(u.String())
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		liveURL = resp.Header.Get("Location")
+		return resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(liveURL, ls.URL+"/log/")
+	})
+	resp, err := http.Get(liveURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	var seen strings.Builder
+	for !strings.Contains(seen.String(), "streamed-before-end") {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("live log ended before the task's output: %v\n%s", err, seen.String())
+		}
+		seen.WriteString(line)
+	}
+	if e.status(id).Runs[0].State != "running" {
+		t.Fatal("task already finished: the log was not read live")
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rest), "after-release") || !strings.Contains(string(rest), "Result: completed") {
+		t.Errorf("live log did not follow the task to its end:\n%s", rest)
+	}
+	expectRun(t, e.waitRun(id, 0), "completed", "completed")
 }
