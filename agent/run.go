@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -131,7 +132,13 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 		cancelled := a.cfg.Cancel.Watch(runCtx, run)
 
 		commandsStarted = time.Now()
-		o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled)
+		if ctx.Err() != nil {
+			// Claimed as the agent began stopping: give it straight back.
+			tl.Printf("Worker shutting down before the commands started")
+			o = outcome{exitCode: -1, shutdown: true}
+		} else {
+			o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled)
+		}
 		commandsEnded = time.Now()
 		stopRun()
 
@@ -174,10 +181,7 @@ func (a *Agent) prepare(taskDir string, tee io.Writer) (*taskLog, error) {
 }
 
 // report resolves the run and forgets its journal entry.
-func (a *Agent) report(ctx context.Context, run Run, o outcome, retry []int, log interface {
-	Info(string, ...any)
-	Error(string, ...any)
-}, forget func()) RunResult {
+func (a *Agent) report(ctx context.Context, run Run, o outcome, retry []int, log *slog.Logger, forget func()) RunResult {
 	res, report := decide(o, retry)
 	result := RunResult{Resolution: res, ExitCode: o.exitCode}
 	if report {
