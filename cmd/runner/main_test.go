@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -169,4 +171,107 @@ func TestRunAgainstDevstack(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+}
+
+// TestRunCancelsThroughRabbitMQ runs `runner run` with a pulseURL against a
+// devstack publishing on RabbitMQ: a cancelled task's processes must go
+// although status polling is off (1 h) and no reclaim is due (20 min).
+func TestRunCancelsThroughRabbitMQ(t *testing.T) {
+	amqpURL := testsvc.AMQPURL(t)
+	s, err := devstack.Start(context.Background(), devstack.Options{
+		PulseURL: amqpURL,
+		Queue:    devqueue.Config{PollWait: time.Second},
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	dir := t.TempDir()
+	unique := strings.ReplaceAll(testsvc.Unique(), "_", "-")
+	wt := "wt-" + unique
+	if len(wt) > 38 {
+		wt = wt[:38]
+	}
+	cfg := map[string]any{
+		"rootURL":            s.RootURL,
+		"credentials":        map[string]string{"clientId": s.Credentials.ClientID, "accessToken": s.Credentials.AccessToken},
+		"taskQueueId":        "lab/" + wt,
+		"workerGroup":        "lab",
+		"workerId":           "machine-1",
+		"stateDir":           filepath.Join(dir, "state"),
+		"tasksDir":           filepath.Join(dir, "tasks"),
+		"pulseURL":           amqpURL,
+		"pulseQueue":         "queue/guest/labrunner-test-" + unique,
+		"cancelPollInterval": "1h",
+		"idlePollWait":       "10ms",
+	}
+	b, _ := json.Marshal(cfg)
+	path := filepath.Join(dir, "agent.yml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if code, _, stderr := execute(ctx, "run", "--config", path); code != 0 {
+			t.Errorf("runner run exited %d:\n%s", code, stderr)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+
+	creds := s.Credentials
+	q := tcqueue.New(&creds, s.RootURL)
+	pidFile := filepath.Join(dir, "pid")
+	id := slugid.Nice()
+	now := time.Now().UTC()
+	payload, _ := json.Marshal(map[string]any{
+		"command":    [][]string{{"/bin/sh", "-c", "sleep 300 & echo $! > " + pidFile + "; wait"}},
+		"maxRunTime": 600,
+	})
+	if _, err := q.CreateTask(id, &tcqueue.TaskDefinitionRequest{
+		TaskQueueID: "lab/" + wt,
+		Created:     tcclient.Time(now), Deadline: tcclient.Time(now.Add(time.Hour)), Expires: tcclient.Time(now.Add(24 * time.Hour)),
+		Payload:  payload,
+		Metadata: tcqueue.TaskMetadata{Name: "t", Description: "t", Owner: "t@example.com", Source: "https://example.com"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	waitUntil(t, "task started", func() bool {
+		raw, err := os.ReadFile(pidFile)
+		if err != nil || !strings.HasSuffix(string(raw), "\n") {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(raw)))
+		return err == nil
+	})
+	if _, err := q.CancelTask(id); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "task process gone after cancel", func() bool { return syscall.Kill(pid, 0) != nil || zombie(pid) })
+}
+
+// waitUntil polls cond until it holds, failing the test after 30 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// zombie reports whether pid has exited but is not reaped yet.
+func zombie(pid int) bool {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
