@@ -73,7 +73,7 @@ func (b *Bridge) ReflectOnce(ctx context.Context) (PassStats, error) {
 		case r.TakenUntil == nil:
 			queued = append(queued, *r.BuildRequestID)
 			queuedRows[*r.BuildRequestID] = r
-		case !now.Before(time.Unix(*r.TakenUntil, 0).Add(-b.cfg.Reflector.ReclaimThreshold)):
+		case reclaimDue(time.Unix(*r.TakenUntil, 0), b.cfg.Reflector.ReclaimThreshold, now):
 			due = append(due, r)
 		}
 	}
@@ -199,4 +199,10 @@ func (b *Bridge) finishUnbound(ctx context.Context, r store.Task) (string, error
 		return "dropped", b.rejectTask(ctx, r.TaskID, r.RunID, reason)
 	}
 	return "injected", b.inject(ctx, r.TaskID, r.RunID, time.Time(st.Status.Runs[r.RunID].Scheduled), task.Priority, p)
+}
+
+// reclaimDue is v2's should_reclaim: reclaim_at = takenUntil - threshold,
+// due from that instant on.
+func reclaimDue(takenUntil time.Time, threshold time.Duration, now time.Time) bool {
+	return !now.Before(takenUntil.Add(-threshold))
 }

@@ -222,6 +222,16 @@ func (b *Bridge) handleException(ctx context.Context, d pulse.Delivery) error {
 // CANCELLED log_uploaded) or, when none runs, cancels the request and
 // deletes the row.
 func (b *Bridge) cancelInBuildbot(ctx context.Context, row store.Task, brid int64) error {
+	br, err := b.sdb.BuildRequest(ctx, brid)
+	if err != nil && !errors.Is(err, schedulerdb.ErrNotFound) {
+		return err
+	}
+	if err == nil && br.Complete {
+		// Nothing left to cancel (for example the reflector's cancelTask
+		// for a request cancelled in Buildbot comes back here).
+		_, err := b.store.DeleteByBuildRequest(ctx, brid)
+		return err
+	}
 	branch := ""
 	ss, err := b.sdb.SourcestampForRequest(ctx, brid)
 	switch {
