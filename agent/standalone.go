@@ -83,7 +83,8 @@ func RunStandalone(ctx context.Context, c *FileConfig, version string, log *slog
 		if err != nil {
 			return fmt.Errorf("connect to Pulse (pulseURL): %w", err)
 		}
-		defer func() { _ = bus.Close() }()
+		// The subscription ends before its connection does.
+		defer func() { stopBg(); _ = bus.Close() }()
 		w := NewPulseCancelWatcher(bus, c.PulseQueueName(), c.ProvisionerID, c.WorkerType, c.WorkerGroup, c.WorkerID, log)
 		wg.Add(1)
 		go func() {
