@@ -118,7 +118,9 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 		}
 
 		<-journalled
+		// Reclaims go on until the run is reported: uploads can be long.
 		runCtx, stopRun := context.WithCancel(callCtx)
+		defer stopRun()
 		gone := make(chan struct{})
 		rc := &reclaimer{run: run, margin: a.cfg.ReclaimMargin, retryEvery: 2 * time.Second, log: log,
 			onReclaim: func(until time.Time) {
@@ -140,7 +142,6 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 			o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled)
 		}
 		commandsEnded = time.Now()
-		stopRun()
 
 		if !o.gone && o.internal == nil {
 			a.uploadArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
