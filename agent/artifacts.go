@@ -192,6 +192,7 @@ type artifactError struct {
 	err    error
 }
 
+// Error names the artifact and, if the queue refused it, its answer.
 func (e *artifactError) Error() string {
 	if e.status != 0 {
 		return fmt.Sprintf("create artifact %s: queue answered %d: %v", e.name, e.status, e.err)
@@ -199,6 +200,7 @@ func (e *artifactError) Error() string {
 	return fmt.Sprintf("create artifact %s: %v", e.name, e.err)
 }
 
+// Unwrap exposes the cause.
 func (e *artifactError) Unwrap() error { return e.err }
 
 // artifactStatus is the queue's HTTP status for a failed Publish, or 0.

@@ -77,4 +77,5 @@ func (w *PollCancelWatcher) Watch(ctx context.Context, run Run) <-chan struct{} 
 // noCancelWatcher never reports a cancellation (local runs).
 type noCancelWatcher struct{}
 
+// Watch returns a channel that is never closed.
 func (noCancelWatcher) Watch(context.Context, Run) <-chan struct{} { return nil }

@@ -102,6 +102,7 @@ type ConfigError struct {
 	Problems []string
 }
 
+// Error lists the problems, one per line.
 func (e *ConfigError) Error() string { return strings.Join(e.Problems, "\n") }
 
 var idPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,38}$`)

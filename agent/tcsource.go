@@ -120,16 +120,21 @@ type tcRun struct {
 	creds      tcclient.Credentials
 }
 
+// TaskID is the claimed task.
 func (r *tcRun) TaskID() string                        { return r.taskID }
+// RunID is the claimed run.
 func (r *tcRun) RunID() int                            { return r.runID }
+// Task is the definition the claim returned.
 func (r *tcRun) Task() *tcqueue.TaskDefinitionResponse { return r.task }
 
+// TakenUntil is the end of the latest claim or reclaim.
 func (r *tcRun) TakenUntil() time.Time {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.takenUntil
 }
 
+// Credentials are the latest temporary credentials for the run.
 func (r *tcRun) Credentials() tcclient.Credentials {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -144,6 +149,7 @@ func (r *tcRun) queue(ctx context.Context) *tcqueue.Queue {
 
 func (r *tcRun) runIDString() string { return strconv.Itoa(r.runID) }
 
+// Reclaim extends the claim; the answer's credentials replace the old.
 func (r *tcRun) Reclaim(ctx context.Context) (time.Time, error) {
 	resp, err := r.queue(ctx).ReclaimTask(r.taskID, r.runIDString())
 	if err != nil {
@@ -160,6 +166,7 @@ func (r *tcRun) Reclaim(ctx context.Context) (time.Time, error) {
 	return until, nil
 }
 
+// Publish creates the artifact and, for a file, uploads it to its putUrl.
 func (r *tcRun) Publish(ctx context.Context, a RunArtifact) error {
 	body, err := json.Marshal(a.request())
 	if err != nil {
@@ -183,6 +190,7 @@ func (r *tcRun) Publish(ctx context.Context, a RunArtifact) error {
 	return nil
 }
 
+// Resolve reports the resolution; a 409 means the queue resolved it already.
 func (r *tcRun) Resolve(ctx context.Context, res Resolution) error {
 	q := r.queue(ctx)
 	var err error
@@ -203,6 +211,7 @@ func (r *tcRun) Resolve(ctx context.Context, res Resolution) error {
 	return nil
 }
 
+// Cancelled asks the queue whether the run is still running.
 func (r *tcRun) Cancelled(ctx context.Context) (bool, error) {
 	// Status needs no credentials: the run's may have expired by now.
 	q := newQueue(ctx, r.src.cfg.RootURL, nil, r.src.cfg.HTTPClient, r.src.cfg.RetryFor)

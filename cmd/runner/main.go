@@ -17,6 +17,7 @@ var version = "dev"
 // exitError carries a specific exit code out of a command.
 type exitError struct{ code int }
 
+// Error names the exit code.
 func (e exitError) Error() string { return fmt.Sprintf("exit code %d", e.code) }
 
 func main() {
