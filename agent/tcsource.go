@@ -121,9 +121,11 @@ type tcRun struct {
 }
 
 // TaskID is the claimed task.
-func (r *tcRun) TaskID() string                        { return r.taskID }
+func (r *tcRun) TaskID() string { return r.taskID }
+
 // RunID is the claimed run.
-func (r *tcRun) RunID() int                            { return r.runID }
+func (r *tcRun) RunID() int { return r.runID }
+
 // Task is the definition the claim returned.
 func (r *tcRun) Task() *tcqueue.TaskDefinitionResponse { return r.task }
 
