@@ -275,3 +275,25 @@ func zombie(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
 }
+
+func TestRunTaskMalformedPayloadNamesField(t *testing.T) {
+	dir := t.TempDir()
+	task := filepath.Join(dir, "payload.json")
+	if err := os.WriteFile(task, []byte(`{"command": [["true"]], "maxRunTime": "soon"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := execute(context.Background(), "run-task", task, "--tasks-dir", filepath.Join(dir, "tasks"))
+	if code != 70 {
+		t.Fatalf("exit code %d, want 70 (exception); stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "payload.maxRunTime") || !strings.Contains(stdout, "exception/malformed-payload") {
+		t.Errorf("log does not name the bad field and the resolution:\n%s", stdout)
+	}
+}
+
+func TestRunTaskUnreadableFileExits2(t *testing.T) {
+	code, _, stderr := execute(context.Background(), "run-task", filepath.Join(t.TempDir(), "missing.json"))
+	if code != 2 || !strings.Contains(stderr, "missing.json") {
+		t.Fatalf("exit code %d, stderr %q; want 2 naming the file", code, stderr)
+	}
+}
