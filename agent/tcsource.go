@@ -67,8 +67,10 @@ func (s *TCSource) Claim(ctx context.Context, max int) ([]Run, error) {
 	})
 	if err != nil {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-			// Our own poll timeout: the queue just had nothing for us.
-			return nil, nil
+			// The queue answers an empty poll within ~20 s: no answer in
+			// time means it is unreachable or failing (client-go was
+			// retrying).
+			return nil, fmt.Errorf("claimWork on %s: no answer within %s: %w", s.cfg.TaskQueueID, ClaimPollTimeout, err)
 		}
 		return nil, fmt.Errorf("claimWork on %s: %w", s.cfg.TaskQueueID, err)
 	}
