@@ -499,4 +499,6 @@ func (e *env) artifactNames(taskID string, runID int) []string {
 	return out
 }
 
-func storeNewTask(taskID string) store.NewTask { return store.NewTask{TaskID: taskID, RunID: 0, Created: time.Now()} }
+func storeNewTask(taskID string) store.NewTask {
+	return store.NewTask{TaskID: taskID, RunID: 0, Created: time.Now()}
+}

@@ -219,7 +219,6 @@ func (e *env) reportAsRoot(taskID string, runID int, reason string) error {
 	return err
 }
 
-
 // Spec §13 scenario 45 and §14.1: duplicate and concurrent task-pending
 // handling, in one instance or several, creates one build request.
 func TestPendingDuplicatesCreateOneRequest(t *testing.T) {
@@ -351,4 +350,3 @@ func TestExceptionDeadlineExceededNotStarted(t *testing.T) {
 		}
 	})
 }
-
