@@ -540,3 +540,22 @@ func TestLiveLogStreamsWhileTaskRuns(t *testing.T) {
 	}
 	expectRun(t, e.waitRun(id, 0), "completed", "completed")
 }
+
+func TestArtifactExpiryOutsideTaskIsMalformed(t *testing.T) {
+	e := newEnv(t, devqueue.Config{})
+	e.startAgent(e.config())
+	marker := filepath.Join(e.dir, "ran")
+	id := e.createTask(map[string]any{
+		"command":    [][]string{{"/bin/sh", "-c", "touch " + marker}},
+		"maxRunTime": 60,
+		"artifacts": []map[string]any{{"type": "file", "path": "x", "name": "public/x",
+			"expires": time.Now().Add(365 * 24 * time.Hour).UTC().Format(time.RFC3339)}},
+	})
+	expectRun(t, e.waitRun(id, 0), "exception", "malformed-payload")
+	if !strings.Contains(e.artifactContent(id, 0, BackingLogName), "payload.artifacts[0].expires") {
+		t.Error("log does not name the artifact's expiry")
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a malformed task's command ran")
+	}
+}
