@@ -37,6 +37,10 @@ type Config struct {
 	// exception/resource-unavailable with the error in its log.
 	Preflight func(ctx context.Context) error
 
+	// RunDone, if set, is told how each run claimed by Run ended (the
+	// runner counts results and applies its reboot policy from it).
+	RunDone func(run Run, result RunResult)
+
 	// WorkerGroup and WorkerID name the worker in logs.
 	WorkerGroup, WorkerID string
 	// RootURL is given to tasks as TASKCLUSTER_ROOT_URL.
@@ -167,7 +171,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				a.RunOne(ctx, run, nil)
+				res := a.RunOne(ctx, run, nil)
+				if a.cfg.RunDone != nil {
+					a.cfg.RunDone(run, res)
+				}
 			}()
 		}
 	}

@@ -24,6 +24,13 @@ import (
 // done, then stops the running tasks (resolved worker-shutdown) and
 // returns.
 func RunStandalone(ctx context.Context, c *FileConfig, version string, log *slog.Logger) error {
+	return RunStandaloneWith(ctx, c, version, log, nil)
+}
+
+// RunStandaloneWith is RunStandalone with a hook that adjusts the agent's
+// Config before the agent is made (the runner wraps the source and sets
+// Preflight and RunDone there).
+func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *slog.Logger, adjust func(*Config)) error {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -98,6 +105,9 @@ func RunStandalone(ctx context.Context, c *FileConfig, version string, log *slog
 		cfg.Cancel = &PollCancelWatcher{Interval: c.CancelPollInterval.Duration, Logger: log}
 	}
 
+	if adjust != nil {
+		adjust(&cfg)
+	}
 	a, err := New(cfg)
 	if err != nil {
 		return err
