@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/demo"
 	"github.com/labrunner/labrunner/internal/devstack"
 )
 
@@ -91,12 +92,12 @@ func newDemoCommand() *cobra.Command {
 	var once bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "start the stack and run the hello-world demo",
+		Short: "start the stack and an agent, and run a hello-world task through them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext()
 			defer stop()
-			return devstack.RunDemo(ctx, cmd.OutOrStdout(), f.options(), !once)
+			return demo.Run(ctx, cmd.OutOrStdout(), demo.Options{Stack: f.options(), Serve: !once})
 		},
 	}
 	f.register(cmd)

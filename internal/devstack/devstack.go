@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -179,4 +180,10 @@ func pulseName(u string) string {
 		return "in-process"
 	}
 	return "amqp"
+}
+
+// PrintEnv prints the environment a Taskcluster client needs to reach s.
+func PrintEnv(out io.Writer, s *Stack) {
+	fmt.Fprintf(out, "TASKCLUSTER_ROOT_URL=%s\nTASKCLUSTER_CLIENT_ID=%s\nTASKCLUSTER_ACCESS_TOKEN=%s\n",
+		s.RootURL, s.Credentials.ClientID, s.Credentials.AccessToken)
 }
