@@ -91,7 +91,7 @@ func newEnv(t testing.TB, qcfg devqueue.Config) *env {
 		taskQueueID: "lab-test/wt-" + suffix,
 		workerGroup: "lab",
 		workerID:    "w-" + suffix,
-		dir:         t.TempDir(),
+		dir:         testTempDir(t),
 	}
 }
 

@@ -100,7 +100,7 @@ func firstDiff(a, b string) int {
 
 func newServedLog(t *testing.T) (*LiveLog, string, *LiveLogServer) {
 	t.Helper()
-	l, err := CreateLiveLog(filepath.Join(t.TempDir(), "live_backing.log"))
+	l, err := CreateLiveLog(filepath.Join(testTempDir(t), "live_backing.log"))
 	if err != nil {
 		t.Fatalf("CreateLiveLog: %v", err)
 	}
@@ -241,7 +241,7 @@ func TestLiveLogServerRouting(t *testing.T) {
 
 func TestLiveLogIDsAreUnguessable(t *testing.T) {
 	s := NewLiveLogServer()
-	l, err := CreateLiveLog(filepath.Join(t.TempDir(), "log"))
+	l, err := CreateLiveLog(filepath.Join(testTempDir(t), "log"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -433,7 +433,7 @@ func TestKilledAgentRunResolvedOnRestart(t *testing.T) {
 }
 
 func TestRunTaskLocally(t *testing.T) {
-	dir := t.TempDir()
+	dir := testTempDir(t)
 	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), Version: "test"})
 	if err != nil {
 		t.Fatal(err)

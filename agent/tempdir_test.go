@@ -11,7 +11,7 @@ import (
 // testTempDir is t.TempDir without its cleanup failure under Wine 8, whose
 // missing file APIs make os.RemoveAll fail ("Invalid function"): it falls
 // back to removing entries one by one, deepest first.
-func testTempDir(t *testing.T) string {
+func testTempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "labrunner-agent-")
 	if err != nil {
