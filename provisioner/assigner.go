@@ -165,8 +165,11 @@ func plan(in planInput) ([]move, map[string]*poolPlan) {
 	taken := map[*MachineRecord]bool{}
 	var moves []move
 	for _, need := range needy {
+		// Machines before a cursor were taken or do not fit need, so each
+		// needy pool scans every candidate at most once.
+		cur := &donorCursor{giving: map[*poolPlan]int{}}
 		for need.desired > need.capacity {
-			m, from := pickDonor(need, free, giving, taken)
+			m, from := pickDonor(need, free, giving, taken, cur)
 			if m == nil {
 				break
 			}
@@ -199,10 +202,17 @@ func plan(in planInput) ([]move, map[string]*poolPlan) {
 	return moves, pools
 }
 
+// donorCursor remembers how far one needy pool has scanned each list.
+type donorCursor struct {
+	free   int
+	giving map[*poolPlan]int
+}
+
 // pickDonor finds an eligible machine for need: unassigned first, then
 // from pools with a surplus in their sort order.
-func pickDonor(need *poolPlan, free []*MachineRecord, giving []*poolPlan, taken map[*MachineRecord]bool) (*MachineRecord, *poolPlan) {
-	for _, m := range free {
+func pickDonor(need *poolPlan, free []*MachineRecord, giving []*poolPlan, taken map[*MachineRecord]bool, cur *donorCursor) (*MachineRecord, *poolPlan) {
+	for ; cur.free < len(free); cur.free++ {
+		m := free[cur.free]
 		if !taken[m] && need.match.matches(&m.Facts) {
 			return m, nil
 		}
@@ -211,11 +221,15 @@ func pickDonor(need *poolPlan, free []*MachineRecord, giving []*poolPlan, taken 
 		if g == need || g.capacity <= g.desired {
 			continue
 		}
-		for _, m := range g.donors {
+		i := cur.giving[g]
+		for ; i < len(g.donors); i++ {
+			m := g.donors[i]
 			if !taken[m] && need.match.matches(&m.Facts) {
+				cur.giving[g] = i
 				return m, g
 			}
 		}
+		cur.giving[g] = i
 	}
 	return nil, nil
 }

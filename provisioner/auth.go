@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/labrunner/labrunner/provisioner/client"
 )
@@ -69,7 +71,11 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal,
 	if match != nil {
 		return &principal{kind: match.kind, name: match.name}, nil
 	}
-	if t, err := s.store.TokenByHash(ctx, h); err == nil {
+	if strings.HasPrefix(tok, machineTokenPrefix) {
+		return s.authenticateMachine(ctx, h)
+	}
+	t, err := s.store.TokenByHash(ctx, h)
+	if err == nil {
 		if subtle.ConstantTimeCompare(t.Hash, h) != 1 {
 			return nil, errStatus(http.StatusUnauthorized, "AuthenticationFailed", "unknown token")
 		}
@@ -84,8 +90,62 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal,
 			name += " (" + t.Description + ")"
 		}
 		return &principal{kind: t.Kind, name: name}, nil
-	} else if !errors.Is(err, ErrNotFound) {
+	}
+	if !errors.Is(err, ErrNotFound) {
 		return nil, errStatus(http.StatusServiceUnavailable, "StoreUnavailable", "check token: %v", err)
+	}
+	return nil, errStatus(http.StatusUnauthorized, "AuthenticationFailed", "unknown token")
+}
+
+// machineTokenPrefix starts every machine token, so a machine's request
+// is checked against machines only.
+const machineTokenPrefix = "lrm_"
+
+// machineAuthTTL is how long a verified machine token is remembered. A
+// re-registration clears this replica's cache at once; other replicas may
+// accept the replaced token for up to this long.
+const machineAuthTTL = 10 * time.Second
+
+// authCache remembers verified machine tokens by hash, so that the hot
+// heartbeat path costs no token lookup.
+type authCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]authEntry
+}
+
+type authEntry struct {
+	machineID string
+	until     time.Time
+}
+
+func (c *authCache) get(h []byte) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[[32]byte(h)]
+	if !ok || time.Now().After(e.until) {
+		return "", false
+	}
+	return e.machineID, true
+}
+
+func (c *authCache) put(h []byte, id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 100_000 {
+		c.m = map[[32]byte]authEntry{}
+	}
+	c.m[[32]byte(h)] = authEntry{machineID: id, until: time.Now().Add(machineAuthTTL)}
+}
+
+func (c *authCache) clear() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
+}
+
+func (s *Server) authenticateMachine(ctx context.Context, h []byte) (*principal, *apiError) {
+	if id, ok := s.authCache.get(h); ok {
+		return &principal{kind: "machine", name: "machine " + id, machineID: id}, nil
 	}
 	id, err := s.store.MachineIDByTokenHash(ctx, h)
 	if errors.Is(err, ErrNotFound) {
@@ -94,6 +154,7 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal,
 	if err != nil {
 		return nil, errStatus(http.StatusServiceUnavailable, "StoreUnavailable", "check token: %v", err)
 	}
+	s.authCache.put(h, id)
 	return &principal{kind: "machine", name: "machine " + id, machineID: id}, nil
 }
 

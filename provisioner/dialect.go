@@ -15,6 +15,8 @@ type dialect struct {
 	// lockMigrations serialises migrations across processes; finish
 	// releases the lock, committing when ok.
 	lockMigrations func(ctx context.Context, conn *sql.Conn) (finish func(ok bool) error, err error)
+	// heartbeatTxSetup runs first in a heartbeat's transaction.
+	heartbeatTxSetup string
 	// lockIsTx says the migration lock is an open transaction.
 	lockIsTx bool
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 
@@ -207,14 +208,14 @@ func TestAgainstDevQueue(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("task-exception consumer never became ready")
 	}
-	e.pool("hello", tcPool(devstack.DemoTaskQueueID, 2, 2, 0, "darwin"))
+	e.pool("hello", tcPool(devTaskQueue, 2, 2, 0, "darwin"))
 	reg, mc := e.enroll(macFacts("mini-7"))
 	id := reg.MachineID
 	if reg.Assignment.Credentials == nil {
 		t.Fatal("no credentials issued")
 	}
 
-	taskID, err := devstack.SubmitHelloWorld(ctx, stack)
+	taskID, err := createDevTask(ctx, stack)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestAgainstDevQueue(t *testing.T) {
 	c := reg.Assignment.Credentials
 	q := tcqueue.New(&tcclient.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}, stack.RootURL)
 	q.Context = ctx
-	claims, err := q.ClaimWork(devstack.DemoTaskQueueID, &tcqueue.ClaimWorkRequest{Tasks: 1, WorkerGroup: reg.Assignment.WorkerGroup, WorkerID: id})
+	claims, err := q.ClaimWork(devTaskQueue, &tcqueue.ClaimWorkRequest{Tasks: 1, WorkerGroup: reg.Assignment.WorkerGroup, WorkerID: id})
 	if err != nil || len(claims.Tasks) != 1 || claims.Tasks[0].Status.TaskID != taskID {
 		t.Fatalf("claimWork with issued credentials = %+v, %v", claims, err)
 	}
@@ -260,14 +261,14 @@ func TestAgainstDevQueue(t *testing.T) {
 	if err != nil || len(d.Warnings) != 0 {
 		t.Fatalf("quarantine: %+v, %v", d, err)
 	}
-	w, err := root.GetWorker("labrunner-dev", "hello", reg.Assignment.WorkerGroup, id)
+	w, err := root.GetWorker("labrunner-prov", "hello", reg.Assignment.WorkerGroup, id)
 	if err != nil || !time.Time(w.QuarantineUntil).Equal(until) {
 		t.Fatalf("queue worker after quarantine = %+v, %v; want quarantineUntil %s", w, err, until)
 	}
 	if _, err := e.admin.Unquarantine(ctx, id, "fixed"); err != nil {
 		t.Fatal(err)
 	}
-	w, err = root.GetWorker("labrunner-dev", "hello", reg.Assignment.WorkerGroup, id)
+	w, err = root.GetWorker("labrunner-prov", "hello", reg.Assignment.WorkerGroup, id)
 	if err != nil || time.Time(w.QuarantineUntil).After(time.Now()) {
 		t.Fatalf("queue worker after unquarantine = %+v, %v", w, err)
 	}
@@ -277,8 +278,29 @@ func TestAgainstDevQueue(t *testing.T) {
 	if _, err := e.admin.Quarantine(ctx, reg2.MachineID, "new and broken", until); err != nil {
 		t.Fatal(err)
 	}
-	w, err = root.GetWorker("labrunner-dev", "hello", reg2.Assignment.WorkerGroup, reg2.MachineID)
+	w, err = root.GetWorker("labrunner-prov", "hello", reg2.Assignment.WorkerGroup, reg2.MachineID)
 	if reg2.Assignment.PoolID != "hello" || (err != nil || !time.Time(w.QuarantineUntil).Equal(until)) {
 		t.Fatalf("never-seen worker after quarantine = %+v, %v", w, err)
 	}
+}
+
+// devTaskQueue is the task queue of the dev-queue tests' pool.
+const devTaskQueue = "labrunner-prov/hello"
+
+// createDevTask creates a task in devTaskQueue with client-go, as a
+// decision task would.
+func createDevTask(ctx context.Context, stack *devstack.Stack) (string, error) {
+	q := tcqueue.New(&stack.Credentials, stack.RootURL)
+	q.Context = ctx
+	taskID := slugid.Nice()
+	now := time.Now()
+	_, err := q.CreateTask(taskID, &tcqueue.TaskDefinitionRequest{
+		TaskQueueID: devTaskQueue,
+		Created:     tcclient.Time(now),
+		Deadline:    tcclient.Time(now.Add(time.Hour)),
+		Expires:     tcclient.Time(now.Add(24 * time.Hour)),
+		Metadata:    tcqueue.TaskMetadata{Name: "t", Description: "provisioner test", Owner: "test@labrunner.invalid", Source: "https://github.com/labrunner/labrunner"},
+		Payload:     json.RawMessage(`{"command":[["true"]],"maxRunTime":60}`),
+	})
+	return taskID, err
 }

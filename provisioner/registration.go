@@ -98,7 +98,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, _ *principal) 
 			identity = "serial:" + facts.Serial
 		}
 	}
-	token, err := newSecret("lrm_")
+	token, err := newSecret(machineTokenPrefix)
 	if err != nil {
 		return storeError("machine token", err)
 	}
@@ -143,6 +143,8 @@ func (s *Server) upsertMachine(ctx context.Context, identity string, facts clien
 			if err := s.store.SaveMachine(ctx, m); err != nil {
 				return nil, 0, storeError("save machine", err)
 			}
+			// The replaced token must stop working here at once.
+			s.authCache.clear()
 			return m, http.StatusOK, nil
 		}
 		if !errors.Is(err, ErrNotFound) {

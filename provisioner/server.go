@@ -27,6 +27,7 @@ type Server struct {
 	ec2     *ec2Verifier
 	tc      *taskcluster
 
+	authCache authCache
 	// cancelReady is closed once the task-exception consumer is bound.
 	cancelReady chan struct{}
 	// kick wakes the assigner early after a change (pool edited, machine

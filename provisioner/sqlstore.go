@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labrunner/labrunner/provisioner/client"
@@ -19,9 +20,31 @@ type sqlStore struct {
 	d  dialect
 	// leader takes the assigner lock (advisory lock or in-process).
 	leader func(ctx context.Context) (Leadership, bool, error)
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
 
 func (s *sqlStore) q(query string) string { return s.d.rebind(query) }
+
+// prepared returns a cached prepared statement for the hot paths
+// (heartbeats, directives, token checks), sparing SQLite a parse per call.
+func (s *sqlStore) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(query))
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[query] = st
+	return st, nil
+}
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
@@ -227,7 +250,11 @@ func (s *sqlStore) MachineByIdentity(ctx context.Context, identity string) (*Mac
 
 func (s *sqlStore) MachineIDByTokenHash(ctx context.Context, hash []byte) (string, error) {
 	var id string
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT machine_id FROM machines WHERE token_hash = ?`), hash).Scan(&id)
+	st, err := s.prepared(ctx, `SELECT machine_id FROM machines WHERE token_hash = ?`)
+	if err != nil {
+		return "", err
+	}
+	err = st.QueryRowContext(ctx, hash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("machine token: %w", ErrNotFound)
 	}
@@ -275,38 +302,25 @@ func (s *sqlStore) SaveMachine(ctx context.Context, m *MachineRecord) error {
 }
 
 func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.HeartbeatRequest, now time.Time) error {
+	// Prepare before BEGIN: SQLite's single connection is the
+	// transaction's until it ends.
+	st, err := s.prepared(ctx, `UPDATE machines SET state = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ? AND current_task_id = ? AND current_run_id = ?`)
+	if err != nil {
+		return err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("heartbeat %s: begin: %w", machineID, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var poolID, prevTask string
-	var prevRun int
-	var started sql.NullInt64
-	err = tx.QueryRowContext(ctx, s.q(`SELECT pool_id, current_task_id, current_run_id, task_started FROM machines WHERE machine_id = ?`), machineID).
-		Scan(&poolID, &prevTask, &prevRun, &started)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("machine %s: %w", machineID, ErrNotFound)
-	}
-	if err != nil {
-		return fmt.Errorf("heartbeat %s: read: %w", machineID, err)
+	if s.d.heartbeatTxSetup != "" {
+		if _, err := tx.ExecContext(ctx, s.d.heartbeatTxSetup); err != nil {
+			return fmt.Errorf("heartbeat %s: %w", machineID, err)
+		}
 	}
 	taskID, runID := "", 0
 	if hb.CurrentTask != nil {
 		taskID, runID = hb.CurrentTask.TaskID, hb.CurrentTask.RunID
-	}
-	changed := taskID != prevTask || runID != prevRun
-	if changed && prevTask != "" && started.Valid {
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_runs (pool_id, machine_id, task_id, run_id, started, finished) VALUES (?, ?, ?, ?, ?, ?)`),
-			poolID, machineID, prevTask, prevRun, started.Int64, ms(now)); err != nil {
-			return fmt.Errorf("heartbeat %s: record finished run: %w", machineID, err)
-		}
-	}
-	if changed {
-		started = sql.NullInt64{}
-		if taskID != "" {
-			started = sql.NullInt64{Int64: ms(now), Valid: true}
-		}
 	}
 	health := hb.Health
 	if health == nil {
@@ -316,12 +330,48 @@ func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.He
 	if counters == nil {
 		counters = map[string]int64{}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE machines SET state = ?, current_task_id = ?, current_run_id = ?, task_started = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ?`),
-		hb.State, taskID, runID, started, jsonText(health), jsonText(counters), ms(now), machineID); err != nil {
+	// Most heartbeats repeat the current task: one UPDATE that matches only
+	// then. Otherwise read the previous task to record its finished run.
+	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, hb.State, jsonText(health), jsonText(counters), ms(now), machineID, taskID, runID)
+	if err != nil {
 		return fmt.Errorf("heartbeat %s: update: %w", machineID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if err := s.heartbeatTaskChanged(ctx, tx, machineID, hb.State, taskID, runID, health, counters, now); err != nil {
+			return err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("heartbeat %s: commit: %w", machineID, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) heartbeatTaskChanged(ctx context.Context, tx *sql.Tx, machineID, state, taskID string, runID int, health []client.HealthResult, counters map[string]int64, now time.Time) error {
+	var poolID, prevTask string
+	var prevRun int
+	var started sql.NullInt64
+	err := tx.QueryRowContext(ctx, s.q(`SELECT pool_id, current_task_id, current_run_id, task_started FROM machines WHERE machine_id = ?`), machineID).
+		Scan(&poolID, &prevTask, &prevRun, &started)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("machine %s: %w", machineID, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("heartbeat %s: read: %w", machineID, err)
+	}
+	if prevTask != "" && started.Valid {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO task_runs (pool_id, machine_id, task_id, run_id, started, finished) VALUES (?, ?, ?, ?, ?, ?)`),
+			poolID, machineID, prevTask, prevRun, started.Int64, ms(now)); err != nil {
+			return fmt.Errorf("heartbeat %s: record finished run: %w", machineID, err)
+		}
+	}
+	started = sql.NullInt64{}
+	if taskID != "" {
+		started = sql.NullInt64{Int64: ms(now), Valid: true}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE machines SET state = ?, current_task_id = ?, current_run_id = ?, task_started = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ?`),
+		state, taskID, runID, started, jsonText(health), jsonText(counters), ms(now), machineID); err != nil {
+		return fmt.Errorf("heartbeat %s: update: %w", machineID, err)
 	}
 	return nil
 }
@@ -345,7 +395,11 @@ func (s *sqlStore) Directives(ctx context.Context, machineID string, after int64
 			return nil, fmt.Errorf("forget handled directives of %s: %w", machineID, err)
 		}
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, body FROM directives WHERE machine_id = ? AND id > ? ORDER BY id`), machineID, after)
+	st, err := s.prepared(ctx, `SELECT id, body FROM directives WHERE machine_id = ? AND id > ? ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, machineID, after)
 	if err != nil {
 		return nil, fmt.Errorf("read directives of %s: %w", machineID, err)
 	}
@@ -481,4 +535,12 @@ func (s *sqlStore) TryLeadership(ctx context.Context) (Leadership, bool, error) 
 	return s.leader(ctx)
 }
 
-func (s *sqlStore) Close() error { return s.db.Close() }
+func (s *sqlStore) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		_ = st.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
+	return s.db.Close()
+}
