@@ -1,0 +1,6 @@
+package platform
+
+const (
+	defaultControlPath = "/run/labrunner/control.sock"
+	defaultConfigPath  = "/etc/labrunner/runner.yml"
+)

@@ -1,0 +1,6 @@
+package platform
+
+const (
+	defaultControlPath = `\\.\pipe\labrunner-control`
+	defaultConfigPath  = `C:\ProgramData\labrunner\runner.yml`
+)
