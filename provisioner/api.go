@@ -51,16 +51,6 @@ func writeError(w http.ResponseWriter, err *apiError) {
 	writeJSON(w, err.status, client.Error{Code: err.code, Message: err.Error(), Field: err.field})
 }
 
-// decodeJSON reads a request body into v strictly: unknown fields, wrong
-// types, trailing data and oversize bodies are errors that name the field.
-func decodeJSON(body io.Reader, v any) *apiError {
-	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
-	if err != nil {
-		return badField("", "read request body: %v", err)
-	}
-	return decodeBytes(data, v)
-}
-
 // readBody reads a request body up to maxBody.
 func readBody(body io.Reader) ([]byte, *apiError) {
 	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))

@@ -86,14 +86,15 @@ func (c *Client) WithToken(token string) *Client {
 // APIError is an error answer from the provisioner.
 type APIError struct {
 	Status int
-	Error_ Error
+	// Body is the provisioner's error answer (code, message, field).
+	Body Error
 }
 
 func (e *APIError) Error() string {
-	if e.Error_.Field != "" && !strings.HasPrefix(e.Error_.Message, e.Error_.Field) {
-		return fmt.Sprintf("provisioner: %d %s: %s: %s", e.Status, e.Error_.Code, e.Error_.Field, e.Error_.Message)
+	if e.Body.Field != "" && !strings.HasPrefix(e.Body.Message, e.Body.Field) {
+		return fmt.Sprintf("provisioner: %d %s: %s: %s", e.Status, e.Body.Code, e.Body.Field, e.Body.Message)
 	}
-	return fmt.Sprintf("provisioner: %d %s: %s", e.Status, e.Error_.Code, e.Error_.Message)
+	return fmt.Sprintf("provisioner: %d %s: %s", e.Status, e.Body.Code, e.Body.Message)
 }
 
 // StatusOf returns the HTTP status of an *APIError, or 0.
@@ -151,8 +152,8 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	if resp.StatusCode >= 300 {
 		ae := &APIError{Status: resp.StatusCode}
-		if json.Unmarshal(data, &ae.Error_) != nil || ae.Error_.Message == "" {
-			ae.Error_ = Error{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
+		if json.Unmarshal(data, &ae.Body) != nil || ae.Body.Message == "" {
+			ae.Body = Error{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
 		}
 		return ae
 	}
