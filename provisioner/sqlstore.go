@@ -302,22 +302,6 @@ func (s *sqlStore) SaveMachine(ctx context.Context, m *MachineRecord) error {
 }
 
 func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.HeartbeatRequest, now time.Time) error {
-	// Prepare before BEGIN: SQLite's single connection is the
-	// transaction's until it ends.
-	st, err := s.prepared(ctx, `UPDATE machines SET state = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ? AND current_task_id = ? AND current_run_id = ?`)
-	if err != nil {
-		return err
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("heartbeat %s: begin: %w", machineID, err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	if s.d.heartbeatTxSetup != "" {
-		if _, err := tx.ExecContext(ctx, s.d.heartbeatTxSetup); err != nil {
-			return fmt.Errorf("heartbeat %s: %w", machineID, err)
-		}
-	}
 	taskID, runID := "", 0
 	if hb.CurrentTask != nil {
 		taskID, runID = hb.CurrentTask.TaskID, hb.CurrentTask.RunID
@@ -332,11 +316,41 @@ func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.He
 	}
 	// Most heartbeats repeat the current task: one UPDATE that matches only
 	// then. Otherwise read the previous task to record its finished run.
-	res, err := tx.StmtContext(ctx, st).ExecContext(ctx, hb.State, jsonText(health), jsonText(counters), ms(now), machineID, taskID, runID)
+	// Prepare before BEGIN: SQLite's single connection is the
+	// transaction's until it ends.
+	st, err := s.prepared(ctx, `UPDATE machines SET state = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ? AND current_task_id = ? AND current_run_id = ?`)
 	if err != nil {
-		return fmt.Errorf("heartbeat %s: update: %w", machineID, err)
+		return err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	args := []any{hb.State, jsonText(health), jsonText(counters), ms(now), machineID, taskID, runID}
+	if s.d.heartbeatTxSetup == "" {
+		// A single statement needs no transaction of its own.
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("heartbeat %s: update: %w", machineID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			return nil
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("heartbeat %s: begin: %w", machineID, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	updated := false
+	if s.d.heartbeatTxSetup != "" {
+		if _, err := tx.ExecContext(ctx, s.d.heartbeatTxSetup); err != nil {
+			return fmt.Errorf("heartbeat %s: %w", machineID, err)
+		}
+		res, err := tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		if err != nil {
+			return fmt.Errorf("heartbeat %s: update: %w", machineID, err)
+		}
+		n, _ := res.RowsAffected()
+		updated = n == 1
+	}
+	if !updated {
 		if err := s.heartbeatTaskChanged(ctx, tx, machineID, hb.State, taskID, runID, health, counters, now); err != nil {
 			return err
 		}
