@@ -120,57 +120,98 @@ func (s *Server) AssignOnce(ctx context.Context) error {
 	for i := range pools {
 		byID[pools[i].PoolID] = &pools[i]
 	}
+	var writes []MoveWrite
 	for _, m := range machines {
 		if m.MovingTo != "" && m.State == client.StateDrained && m.CurrentTask == nil {
-			if err := s.completeMove(ctx, m, byID[m.MovingTo], "assigner"); err != nil {
+			w, err := s.completeWrite(m, byID[m.MovingTo], "assigner")
+			if err != nil {
 				return err
 			}
+			writes = append(writes, w)
 		}
 	}
 	moves, _ := plan(planInput{pools: pools, machines: machines, pending: pending, now: s.now(), moveInterval: s.cfg.MoveInterval, offlineAfter: s.cfg.OfflineAfter})
 	for _, mv := range moves {
-		if err := s.startMove(ctx, mv.machine, byID[mv.to], "assigner", fmt.Sprintf("demand: moving from %q to %q", mv.from, mv.to)); err != nil {
+		w, err := s.startWrite(mv.machine, byID[mv.to], "assigner", fmt.Sprintf("demand: moving from %q to %q", mv.from, mv.to))
+		if err != nil {
 			return err
 		}
+		writes = append(writes, w)
+	}
+	return s.applyMoves(ctx, writes)
+}
+
+// startMove begins moving m to pool (nil: unassign); see startWrite.
+func (s *Server) startMove(ctx context.Context, m *MachineRecord, pool *client.Pool, who, why string) error {
+	w, err := s.startWrite(m, pool, who, why)
+	if err != nil {
+		return err
+	}
+	return s.applyMoves(ctx, []MoveWrite{w})
+}
+
+// completeMove puts a drained machine in pool; see completeWrite.
+func (s *Server) completeMove(ctx context.Context, m *MachineRecord, pool *client.Pool, who string) error {
+	w, err := s.completeWrite(m, pool, who)
+	if err != nil {
+		return err
+	}
+	return s.applyMoves(ctx, []MoveWrite{w})
+}
+
+// applyMoves stores a pass's writes in one transaction, then wakes the
+// machines' long-polls: waking before the commit would let a waiter read
+// nothing and sleep through its directive.
+func (s *Server) applyMoves(ctx context.Context, writes []MoveWrite) error {
+	if len(writes) == 0 {
+		return nil
+	}
+	if err := s.store.ApplyMoves(ctx, writes); err != nil {
+		return err
+	}
+	for _, w := range writes {
+		s.metrics.directives.WithLabelValues(w.Directive.Kind).Inc()
+		if w.Directive.Kind == client.DirectiveReassign {
+			s.metrics.assignments.WithLabelValues(w.Machine.PoolID).Inc()
+			s.log.Info("machine assigned", "machine", w.Machine.MachineID, "to", w.Machine.PoolID, "by", w.Action.Who)
+		}
+		s.notify.notify(w.Machine.MachineID)
 	}
 	return nil
 }
 
-// startMove begins moving m to pool (nil: unassign). An unassigned
+// startWrite begins moving m to pool (nil: unassign). An unassigned
 // machine, or one already drained, moves at once; otherwise it is asked to
 // drain and moves when it reports drained.
-func (s *Server) startMove(ctx context.Context, m *MachineRecord, pool *client.Pool, who, why string) error {
+func (s *Server) startWrite(m *MachineRecord, pool *client.Pool, who, why string) (MoveWrite, error) {
 	to := ""
 	if pool != nil {
 		to = pool.PoolID
 	}
 	now := s.now()
 	m.LastMoved = &now
-	if m.PoolID == "" || (m.State == client.StateDrained && m.CurrentTask == nil) {
-		m.MovingTo = to
-		return s.completeMove(ctx, m, pool, who)
-	}
 	m.MovingTo = to
+	if m.PoolID == "" || (m.State == client.StateDrained && m.CurrentTask == nil) {
+		return s.completeWrite(m, pool, who)
+	}
 	if to == "" {
-		// Released machines still drain first; completeMove then
+		// Released machines still drain first; completeWrite then
 		// leaves them unassigned.
 		m.MovingTo = unassignTarget
 	}
-	if err := s.store.SaveMachine(ctx, m); err != nil {
-		return err
-	}
-	if err := s.queueDirective(ctx, m.MachineID, client.Directive{Kind: client.DirectiveDrain, Reason: why}); err != nil {
-		return err
-	}
-	return s.store.AddAction(ctx, m.MachineID, client.Action{Action: "drain-for-move", Who: who, Why: why, At: now})
+	return MoveWrite{
+		Machine:   m,
+		Directive: client.Directive{Kind: client.DirectiveDrain, Reason: why, Created: now},
+		Action:    client.Action{Action: "drain-for-move", Who: who, Why: why, At: now},
+	}, nil
 }
 
 // unassignTarget marks a move out of every pool.
 const unassignTarget = "-"
 
-// completeMove puts a drained machine in pool (nil: none) and sends it the
+// completeWrite puts a drained machine in pool (nil: none) and sends it the
 // new assignment with fresh credentials.
-func (s *Server) completeMove(ctx context.Context, m *MachineRecord, pool *client.Pool, who string) error {
+func (s *Server) completeWrite(m *MachineRecord, pool *client.Pool, who string) (MoveWrite, error) {
 	from := m.PoolID
 	m.PoolID = ""
 	if pool != nil && m.MovingTo != unassignTarget {
@@ -182,21 +223,17 @@ func (s *Server) completeMove(ctx context.Context, m *MachineRecord, pool *clien
 	m.LastMoved = &now
 	as, err := s.assignment(poolOrNil(pool, m.PoolID), m.MachineID)
 	if err != nil {
-		return err
+		return MoveWrite{}, err
 	}
 	if as.Credentials != nil {
 		exp := as.Credentials.Expires
 		m.CredentialsExpire = &exp
 	}
-	if err := s.store.SaveMachine(ctx, m); err != nil {
-		return err
-	}
-	if err := s.queueDirective(ctx, m.MachineID, client.Directive{Kind: client.DirectiveReassign, Assignment: &as, Reason: fmt.Sprintf("moved from %q", from)}); err != nil {
-		return err
-	}
-	s.metrics.assignments.WithLabelValues(m.PoolID).Inc()
-	s.log.Info("machine assigned", "machine", m.MachineID, "from", from, "to", m.PoolID, "by", who)
-	return s.store.AddAction(ctx, m.MachineID, client.Action{Action: "assign", Who: who, Why: fmt.Sprintf("from %q to %q", from, m.PoolID), At: now})
+	return MoveWrite{
+		Machine:   m,
+		Directive: client.Directive{Kind: client.DirectiveReassign, Assignment: &as, Reason: fmt.Sprintf("moved from %q", from), Created: now},
+		Action:    client.Action{Action: "assign", Who: who, Why: fmt.Sprintf("from %q to %q", from, m.PoolID), At: now},
+	}, nil
 }
 
 func poolOrNil(p *client.Pool, id string) *client.Pool {

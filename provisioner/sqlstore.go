@@ -285,10 +285,7 @@ func (s *sqlStore) ListMachines(ctx context.Context) ([]*MachineRecord, error) {
 }
 
 func (s *sqlStore) SaveMachine(ctx context.Context, m *MachineRecord) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE machines SET token_hash = ?, identity = ?, pool_id = ?, moving_to = ?, facts = ?,
-		last_moved = ?, quarantined_until = ?, quarantine_reason = ?, draining = ?, creds_expire = ? WHERE machine_id = ?`),
-		m.TokenHash, nullString(m.Identity), m.PoolID, m.MovingTo, jsonText(m.Facts),
-		nullMS(m.LastMoved), nullMS(m.QuarantinedUntil), m.QuarantineReason, boolInt(m.Draining), nullMS(m.CredentialsExpire), m.MachineID)
+	res, err := s.db.ExecContext(ctx, s.q(saveMachineSQL), saveMachineArgs(m)...)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("machine %s: %w", m.MachineID, ErrConflict)
 	}
@@ -297,6 +294,66 @@ func (s *sqlStore) SaveMachine(ctx context.Context, m *MachineRecord) error {
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("machine %s: %w", m.MachineID, ErrNotFound)
+	}
+	return nil
+}
+
+const saveMachineSQL = `UPDATE machines SET token_hash = ?, identity = ?, pool_id = ?, moving_to = ?, facts = ?,
+	last_moved = ?, quarantined_until = ?, quarantine_reason = ?, draining = ?, creds_expire = ? WHERE machine_id = ?`
+
+func saveMachineArgs(m *MachineRecord) []any {
+	return []any{m.TokenHash, nullString(m.Identity), m.PoolID, m.MovingTo, jsonText(m.Facts),
+		nullMS(m.LastMoved), nullMS(m.QuarantinedUntil), m.QuarantineReason, boolInt(m.Draining), nullMS(m.CredentialsExpire), m.MachineID}
+}
+
+func (s *sqlStore) ApplyMoves(ctx context.Context, writes []MoveWrite) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("apply moves: begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	prep := func(q string) (*sql.Stmt, error) {
+		st, err := tx.PrepareContext(ctx, s.q(q))
+		if err != nil {
+			return nil, fmt.Errorf("apply moves: prepare: %w", err)
+		}
+		return st, nil
+	}
+	save, err := prep(saveMachineSQL)
+	if err != nil {
+		return err
+	}
+	defer save.Close()
+	dir, err := prep(`INSERT INTO directives (machine_id, body, created) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	act, err := prep(`INSERT INTO actions (machine_id, body) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer act.Close()
+	for _, w := range writes {
+		id := w.Machine.MachineID
+		res, err := save.ExecContext(ctx, saveMachineArgs(w.Machine)...)
+		if err != nil {
+			return fmt.Errorf("apply moves: save machine %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("apply moves: machine %s: %w", id, ErrNotFound)
+		}
+		d := w.Directive
+		d.ID = 0
+		if _, err := dir.ExecContext(ctx, id, jsonText(d), ms(d.Created)); err != nil {
+			return fmt.Errorf("apply moves: queue %s for %s: %w", d.Kind, id, err)
+		}
+		if _, err := act.ExecContext(ctx, id, jsonText(w.Action)); err != nil {
+			return fmt.Errorf("apply moves: record %s on %s: %w", w.Action.Action, id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("apply moves: commit: %w", err)
 	}
 	return nil
 }

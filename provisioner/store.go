@@ -48,6 +48,14 @@ type TaskRun struct {
 	Finished  time.Time
 }
 
+// MoveWrite is one machine's change in a move: its provisioner-owned
+// fields, the directive it gets and the action recorded.
+type MoveWrite struct {
+	Machine   *MachineRecord
+	Directive client.Directive
+	Action    client.Action
+}
+
 // Leadership is held by the one replica that runs the assigner.
 type Leadership interface {
 	// Lost is closed when leadership ends (connection lost or released).
@@ -76,6 +84,10 @@ type Store interface {
 	// Heartbeat records what a machine reported and, when its current task
 	// changed, the finished run.
 	Heartbeat(ctx context.Context, machineID string, hb client.HeartbeatRequest, now time.Time) error
+
+	// ApplyMoves saves each machine, queues its directive and records its
+	// action, all in one transaction.
+	ApplyMoves(ctx context.Context, writes []MoveWrite) error
 
 	AddDirective(ctx context.Context, machineID string, d client.Directive) (int64, error)
 	// Directives returns the machine's directives with ID > after and

@@ -266,3 +266,45 @@ func TestStoreLeadershipIsExclusive(t *testing.T) {
 		})
 	}
 }
+
+func TestStoreApplyMovesIsAllOrNothing(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		var ms []*MachineRecord
+		for _, id := range []string{"m1", "m2"} {
+			m := &MachineRecord{Machine: client.Machine{MachineID: id, Facts: client.Facts{Hostname: id, OS: "windows"}, Registered: now}, TokenHash: hashToken(id)}
+			if err := s.InsertMachine(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+			ms = append(ms, m)
+		}
+		write := func(m *MachineRecord, pool string) MoveWrite {
+			cp := *m
+			cp.PoolID = pool
+			return MoveWrite{Machine: &cp, Directive: client.Directive{Kind: client.DirectiveReassign, Created: now}, Action: client.Action{Action: "assign", Who: "assigner", At: now}}
+		}
+		ghost := &MachineRecord{Machine: client.Machine{MachineID: "ghost"}}
+		err := s.ApplyMoves(ctx, []MoveWrite{write(ms[0], "a"), write(ghost, "a")})
+		if !errors.Is(err, ErrNotFound) {
+			t.Fatalf("ApplyMoves with an unknown machine: %v, want ErrNotFound", err)
+		}
+		if m, _ := s.GetMachine(ctx, "m1"); m.PoolID != "" {
+			t.Fatalf("a failed batch left m1 in %q", m.PoolID)
+		}
+		if ds, _ := s.Directives(ctx, "m1", 0); len(ds) != 0 {
+			t.Fatalf("a failed batch left directives %+v", ds)
+		}
+		if err := s.ApplyMoves(ctx, []MoveWrite{write(ms[0], "a"), write(ms[1], "b")}); err != nil {
+			t.Fatal(err)
+		}
+		for id, pool := range map[string]string{"m1": "a", "m2": "b"} {
+			m, _ := s.GetMachine(ctx, id)
+			ds, _ := s.Directives(ctx, id, 0)
+			as, _ := s.Actions(ctx, id, 5)
+			if m.PoolID != pool || len(ds) != 1 || ds[0].Kind != client.DirectiveReassign || len(as) != 1 {
+				t.Fatalf("%s after ApplyMoves: pool %q, directives %+v, actions %+v", id, m.PoolID, ds, as)
+			}
+		}
+	})
+}
