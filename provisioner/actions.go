@@ -60,8 +60,9 @@ func decodeAssign(data []byte) (client.AssignRequest, *apiError) {
 }
 
 // machineAction loads the machine, runs f under the assigner's lock (so a
-// pass does not move it meanwhile) and answers with the machine's detail.
-func (s *Server) machineAction(w http.ResponseWriter, r *http.Request, f func(ctx context.Context, m *MachineRecord) ([]string, *apiError)) *apiError {
+// pass does not move it meanwhile), then after (if any) outside it for
+// slow remote calls, and answers with the machine's detail.
+func (s *Server) machineAction(w http.ResponseWriter, r *http.Request, f func(ctx context.Context, m *MachineRecord) ([]string, *apiError), after ...func(ctx context.Context, m *MachineRecord) []string) *apiError {
 	id := r.PathValue("id")
 	ctx := r.Context()
 	s.assignMu.Lock()
@@ -74,6 +75,9 @@ func (s *Server) machineAction(w http.ResponseWriter, r *http.Request, f func(ct
 	s.assignMu.Unlock()
 	if aerr != nil {
 		return aerr
+	}
+	for _, a := range after {
+		warnings = append(warnings, a(ctx, m)...)
 	}
 	d, aerr := s.machineDetail(r, id)
 	if aerr != nil {
@@ -113,7 +117,9 @@ func (s *Server) quarantineMachine(w http.ResponseWriter, r *http.Request, p *pr
 			return nil, aerr
 		}
 		s.changed()
-		return s.mirrorQuarantine(ctx, m, req.Until), nil
+		return nil, nil
+	}, func(ctx context.Context, m *MachineRecord) []string {
+		return s.mirrorQuarantine(ctx, m, req.Until)
 	})
 }
 
@@ -138,8 +144,10 @@ func (s *Server) unquarantineMachine(w http.ResponseWriter, r *http.Request, p *
 			return nil, aerr
 		}
 		s.changed()
+		return nil, nil
+	}, func(ctx context.Context, m *MachineRecord) []string {
 		// A past date lifts the queue's quarantine.
-		return s.mirrorQuarantine(ctx, m, s.now().Add(-time.Minute)), nil
+		return s.mirrorQuarantine(ctx, m, s.now().Add(-time.Minute))
 	})
 }
 

@@ -67,15 +67,25 @@ type Leadership interface {
 // Store keeps the registry. Implementations: SQLite and PostgreSQL
 // (sqlstore.go); every method is safe for concurrent use.
 type Store interface {
+	// PutPool creates or replaces a pool (created is kept on replace).
 	PutPool(ctx context.Context, p client.Pool) error
+	// GetPool returns a pool or ErrNotFound.
 	GetPool(ctx context.Context, poolID string) (client.Pool, error)
+	// ListPools returns every pool by id.
 	ListPools(ctx context.Context) ([]client.Pool, error)
+	// DeletePool removes a pool or returns ErrNotFound.
 	DeletePool(ctx context.Context, poolID string) error
 
+	// InsertMachine adds a machine; ErrConflict when its id, token or
+	// identity is taken.
 	InsertMachine(ctx context.Context, m *MachineRecord) error
+	// GetMachine returns a machine or ErrNotFound.
 	GetMachine(ctx context.Context, machineID string) (*MachineRecord, error)
+	// MachineByIdentity finds the machine registered with identity.
 	MachineByIdentity(ctx context.Context, identity string) (*MachineRecord, error)
+	// MachineIDByTokenHash finds whose machine token hashes to hash.
 	MachineIDByTokenHash(ctx context.Context, hash []byte) (string, error)
+	// ListMachines returns every machine by id.
 	ListMachines(ctx context.Context) ([]*MachineRecord, error)
 	// SaveMachine writes the provisioner-owned fields (pool, moves,
 	// quarantine, drain, credentials expiry, token, facts); never the
@@ -89,6 +99,7 @@ type Store interface {
 	// action, all in one transaction.
 	ApplyMoves(ctx context.Context, writes []MoveWrite) error
 
+	// AddDirective queues a directive and returns its id.
 	AddDirective(ctx context.Context, machineID string, d client.Directive) (int64, error)
 	// Directives returns the machine's directives with ID > after and
 	// forgets those <= after (the runner has handled them).
@@ -100,11 +111,16 @@ type Store interface {
 	// Shared reports whether other replicas may use the same database.
 	Shared() bool
 
+	// AddAction records an action on a machine.
 	AddAction(ctx context.Context, machineID string, a client.Action) error
+	// Actions returns a machine's latest actions, newest first.
 	Actions(ctx context.Context, machineID string, limit int) ([]client.Action, error)
+	// TaskRuns returns a pool's runs finished since since.
 	TaskRuns(ctx context.Context, poolID string, since time.Time) ([]TaskRun, error)
 
+	// InsertToken stores a token record.
 	InsertToken(ctx context.Context, t TokenRecord) error
+	// TokenByHash finds an API or enrollment token by its hash.
 	TokenByHash(ctx context.Context, hash []byte) (TokenRecord, error)
 	// UseEnrollmentToken spends one use of an enrollment token, failing
 	// with ErrNotFound when it is unknown, spent or expired.
@@ -113,5 +129,6 @@ type Store interface {
 	// TryLeadership takes the assigner lock if free; ok is false when
 	// another replica holds it.
 	TryLeadership(ctx context.Context) (l Leadership, ok bool, err error)
+	// Close releases the database.
 	Close() error
 }

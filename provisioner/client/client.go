@@ -90,6 +90,7 @@ type APIError struct {
 	Body Error
 }
 
+// Error renders the status, code, field and message.
 func (e *APIError) Error() string {
 	if e.Body.Field != "" && !strings.HasPrefix(e.Body.Message, e.Body.Field) {
 		return fmt.Sprintf("provisioner: %d %s: %s: %s", e.Status, e.Body.Code, e.Body.Field, e.Body.Message)
