@@ -21,8 +21,9 @@ func DialControl(ctx context.Context, path string) (net.Conn, error) {
 }
 
 // DefaultControlPath is where the runner's control channel is unless the
-// configuration says otherwise.
-func DefaultControlPath() string { return defaultControlPath }
+// configuration says otherwise: a socket in the state directory, or a
+// fixed pipe name on Windows.
+func DefaultControlPath(stateDir string) string { return defaultControlPath(stateDir) }
 
 // DefaultConfigPath is where the service reads its configuration unless
 // told otherwise.

@@ -1,6 +1,7 @@
 package platform
 
-const (
-	defaultControlPath = "/var/run/labrunner/control.sock"
-	defaultConfigPath  = "/Library/Application Support/labrunner/runner.yml"
-)
+import "path/filepath"
+
+const defaultConfigPath = "/Library/Application Support/labrunner/runner.yml"
+
+func defaultControlPath(stateDir string) string { return filepath.Join(stateDir, "control.sock") }

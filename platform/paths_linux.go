@@ -1,6 +1,7 @@
 package platform
 
-const (
-	defaultControlPath = "/run/labrunner/control.sock"
-	defaultConfigPath  = "/etc/labrunner/runner.yml"
-)
+import "path/filepath"
+
+const defaultConfigPath = "/etc/labrunner/runner.yml"
+
+func defaultControlPath(stateDir string) string { return filepath.Join(stateDir, "control.sock") }

@@ -1,6 +1,6 @@
 package platform
 
-const (
-	defaultControlPath = `\\.\pipe\labrunner-control`
-	defaultConfigPath  = `C:\ProgramData\labrunner\runner.yml`
-)
+const defaultConfigPath = `C:\ProgramData\labrunner\runner.yml`
+
+// defaultControlPath is one pipe per machine: pipes have no directories.
+func defaultControlPath(string) string { return `\\.\pipe\labrunner-control` }

@@ -42,5 +42,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRunCommand(), newRunTaskCommand())
+	root.AddCommand(runnerCommands()...)
 	return root
 }

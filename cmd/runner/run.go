@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/runner"
 )
 
 func newRunCommand() *cobra.Command {
@@ -18,10 +19,10 @@ func newRunCommand() *cobra.Command {
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
-		Short: "Claim and run tasks in the foreground with a standalone config (docs/config.md)",
+		Short: "Run the machine's runner: checks, policies, control API and the agent (docs/config.md); as a service or in the foreground",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := agent.LoadConfig(configPath)
+			cfg, rcfg, err := runner.Load(configPath)
 			var ce *agent.ConfigError
 			if errors.As(err, &ce) {
 				for _, p := range ce.Problems {
@@ -39,7 +40,11 @@ func newRunCommand() *cobra.Command {
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return agent.RunStandalone(ctx, cfg, version, log)
+			r, err := runner.New(cfg, rcfg, runner.Options{Version: version, Logger: log})
+			if err != nil {
+				return err
+			}
+			return runAsServiceOr(ctx, r)
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "agent configuration file (YAML, see docs/config.md)")

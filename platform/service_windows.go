@@ -1,0 +1,134 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sys/windows"
+	"golang.org/x/sys/windows/svc"
+	"golang.org/x/sys/windows/svc/mgr"
+)
+
+const serviceName = "labrunner"
+
+// serviceOptions: a LocalSystem service started automatically; recovery
+// and delayed start are set by afterServiceInstall (kardianos sets neither
+// the non-crash flag nor, under Wine, delayed start).
+func serviceOptions(string, []string) map[string]any {
+	return map[string]any{"StartType": "automatic"}
+}
+
+// Recovery: restart after 10 s, 30 s, then every 60 s; the failure count
+// resets after a day without failures.
+var (
+	serviceRecovery = []mgr.RecoveryAction{
+		{Type: mgr.ServiceRestart, Delay: 10 * time.Second},
+		{Type: mgr.ServiceRestart, Delay: 30 * time.Second},
+		{Type: mgr.ServiceRestart, Delay: 60 * time.Second},
+	}
+	serviceRecoveryReset = uint32((24 * time.Hour).Seconds())
+)
+
+func afterServiceInstall(name string) error { return ConfigureWindowsService(name) }
+
+// ConfigureWindowsService sets restart-on-failure (also when the service
+// stops with an error exit code rather than crashing) and delayed
+// automatic start on an installed service. Every step is attempted; the
+// error lists those that failed.
+func ConfigureWindowsService(name string) error {
+	m, err := mgr.Connect()
+	if err != nil {
+		return fmt.Errorf("configure service %s: connect to the service manager: %w", name, err)
+	}
+	defer m.Disconnect()
+	s, err := m.OpenService(name)
+	if err != nil {
+		return fmt.Errorf("configure service %s: %w", name, err)
+	}
+	defer s.Close()
+	var errs []error
+	if err := s.SetRecoveryActions(serviceRecovery, serviceRecoveryReset); err != nil {
+		errs = append(errs, fmt.Errorf("restart on failure: %w", err))
+	}
+	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
+		errs = append(errs, fmt.Errorf("restart on non-crash failures: %w", err))
+	}
+	cfg, err := s.Config()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("read config: %w", err))
+	} else {
+		cfg.StartType = mgr.StartAutomatic
+		cfg.DelayedAutoStart = true
+		if err := s.UpdateConfig(cfg); err != nil {
+			errs = append(errs, fmt.Errorf("delayed automatic start: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("configure service %s: %w", name, err)
+	}
+	return nil
+}
+
+func serviceControl(string, string) (bool, error) { return false, nil }
+
+// runAsService calls svc.Run first: kardianos's session-based guess of
+// "interactive" is wrong in containers and under Wine, while svc.Run
+// failing with ERROR_FAILED_SERVICE_CONTROLLER_CONNECT is certain.
+func runAsService(name string, run func(context.Context) error) (bool, error) {
+	h := &serviceHandler{run: run}
+	err := svc.Run(name, h)
+	if errors.Is(err, windows.ERROR_FAILED_SERVICE_CONTROLLER_CONNECT) {
+		return false, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("run as service %s: %w", name, err)
+	}
+	return true, h.err
+}
+
+// serviceHandler answers the service manager while run runs.
+type serviceHandler struct {
+	run func(context.Context) error
+	err error
+}
+
+// Execute runs the service. A run that ends by itself is reported with
+// exit code 1, so the recovery actions restart it.
+func (h *serviceHandler) Execute(_ []string, req <-chan svc.ChangeRequest, st chan<- svc.Status) (bool, uint32) {
+	st <- svc.Status{State: svc.StartPending}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.run(ctx) }()
+	const accepts = svc.AcceptStop | svc.AcceptShutdown
+	st <- svc.Status{State: svc.Running, Accepts: accepts}
+	for {
+		select {
+		case h.err = <-done:
+			return true, 1
+		case c := <-req:
+			switch c.Cmd {
+			case svc.Interrogate:
+				st <- c.CurrentStatus
+			case svc.Stop, svc.Shutdown:
+				cancel()
+				// Draining can take minutes: keep telling the manager.
+				tick := time.NewTicker(5 * time.Second)
+				defer tick.Stop()
+				for cp := uint32(1); ; cp++ {
+					st <- svc.Status{State: svc.StopPending, CheckPoint: cp, WaitHint: 10000}
+					select {
+					case h.err = <-done:
+						if h.err != nil {
+							return true, 1
+						}
+						return false, 0
+					case <-tick.C:
+					}
+				}
+			}
+		}
+	}
+}

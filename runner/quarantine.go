@@ -1,0 +1,111 @@
+package runner
+
+// Quarantine keeps the runner alive but claiming nothing: the service
+// manager sees a healthy service (no respawn loop) and the queue sees the
+// worker quarantined. One quarantine at a time; a manual one is never
+// replaced by an automatic one, and each automatic source lifts only its
+// own:
+//
+//	health   tripped checks    → lifted when they clear
+//	check    checks dir EXIT   → lifted when the checks pass again
+//	failures K infra failures  → lifted at expiry
+//	boot-loop reboot guard     → lifted at expiry
+//	manual   runner quarantine → lifted by unquarantine or at its expiry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+)
+
+// noExpiry is how far ahead the queue is told a quarantine without expiry
+// ends; the runner lifts it explicitly.
+const noExpiry = 5 * 365 * 24 * time.Hour
+
+// setQuarantine puts the machine in quarantine. Caller holds r.mu and commits.
+func (r *Runner) setQuarantine(q *Quarantine) {
+	if cur := r.st.Quarantine; cur != nil && cur.Source == SourceManual && q.Source != SourceManual {
+		return
+	}
+	q.Since = r.now()
+	r.st.Quarantine = q
+	r.log.Warn("quarantined", "source", q.Source, "reason", q.Reason, "until", q.Until)
+	go r.syncQueueQuarantine()
+}
+
+// liftQuarantine ends the quarantine. Caller holds r.mu and commits.
+func (r *Runner) liftQuarantine() {
+	if r.st.Quarantine == nil {
+		return
+	}
+	r.st.Quarantine = nil
+	if r.st.InfraFailuresInARow > 0 {
+		r.st.InfraFailuresInARow = 0
+	}
+	go r.syncQueueQuarantine()
+}
+
+// syncQueueQuarantine tells the queue the current quarantine (or its
+// absence) with quarantineWorker, declaring the worker first if the queue
+// does not know it yet. Calls are serialised and each sends the latest
+// state, so the queue ends up agreeing with the runner.
+func (r *Runner) syncQueueQuarantine() {
+	if !*r.cfg.Quarantine.MirrorToQueue {
+		return
+	}
+	r.mirrorMu.Lock()
+	defer r.mirrorMu.Unlock()
+	r.mu.Lock()
+	q := r.st.Quarantine
+	now := r.now()
+	until := now
+	if q != nil {
+		until = now.Add(noExpiry)
+		if q.Until != nil {
+			until = *q.Until
+		}
+	}
+	r.mu.Unlock()
+
+	pid, wt, _ := strings.Cut(r.agentCfg.TaskQueueID, "/")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	creds := tcclient.Credentials{ClientID: r.agentCfg.Credentials.ClientID, AccessToken: r.agentCfg.Credentials.AccessToken, Certificate: r.agentCfg.Credentials.Certificate}
+	queue := tcqueue.New(&creds, r.agentCfg.RootURL)
+	queue.Context = ctx
+	req := &tcqueue.QuarantineWorkerRequest{QuarantineUntil: tcclient.Time(until)}
+	_, err := queue.QuarantineWorker(pid, wt, r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, req)
+	if err != nil && statusOf(err) == http.StatusNotFound {
+		// The queue knows a worker only after its first claim or a declare.
+		_, derr := queue.DeclareWorker(pid, wt, r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, &tcqueue.WorkerRequest{Expires: tcclient.Time(now.Add(24 * time.Hour))})
+		if derr == nil {
+			_, err = queue.QuarantineWorker(pid, wt, r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, req)
+		} else {
+			err = fmt.Errorf("declareWorker: %w", derr)
+		}
+	}
+	result := "mirrored"
+	if err != nil {
+		result = fmt.Sprintf("not mirrored: %v", err)
+		r.log.Warn("could not mirror the quarantine to the queue (the credentials may lack queue:quarantine-worker)", "error", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.st.Quarantine == q && q != nil {
+		q.Queue = result
+		r.commit()
+	}
+}
+
+// statusOf is a failed client-go call's HTTP status, or 0.
+func statusOf(err error) int {
+	if e, ok := err.(*tcclient.APICallException); ok && e.CallSummary != nil && e.CallSummary.HTTPResponse != nil {
+		return e.CallSummary.HTTPResponse.StatusCode
+	}
+	return 0
+}

@@ -1,0 +1,589 @@
+package runner
+
+// The runner's life:
+//
+//	start ──state file: report the reboot that preceded this boot──▶ booting
+//	booting ──checks directory + built-in checks──▶ idle ⇄ running
+//	idle ──claim gate: checks before every claim; closed while draining,
+//	       quarantined or a reboot is pending──▶ claimWork
+//	task ends ──counters, infrastructure failures, reboot policy──▶ idle
+//	reboot pending ──no task running (or grace over)──▶ boot-loop guard
+//	       ──▶ rebooting (reason written first)  or  quarantined (boot loop)
+//	ctx done (service stop) ──▶ draining ──tasks end or drainGrace──▶
+//	       remaining tasks resolved worker-shutdown ──▶ stopped
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/platform"
+)
+
+// Options are what New needs besides the configuration.
+type Options struct {
+	// Version is reported by status.
+	Version string
+	// Logger receives the runner's logs (default slog.Default()).
+	Logger *slog.Logger
+	// Probes replace the machine measurements (tests).
+	Probes Probes
+	// Now replaces the clock (tests).
+	Now func() time.Time
+}
+
+// Runner runs the agent for the machine's life as a service.
+type Runner struct {
+	agentCfg *agent.FileConfig
+	cfg      *Config
+	version  string
+	log      *slog.Logger
+	probes   Probes
+	now      func() time.Time
+	store    *StateStore
+	metrics  *metrics
+
+	checkMu  sync.Mutex // one round of checks at a time
+	mirrorMu sync.Mutex // one quarantineWorker call at a time
+
+	mu            sync.Mutex
+	st            State
+	changed       chan struct{} // closed and replaced on every change
+	booting       bool
+	stopping      bool
+	checksDue     bool      // run the checks directory before the next claim
+	lastBuiltin   time.Time // last round of built-in checks
+	lastClock     time.Time // last clock check
+	lastDirChecks time.Time
+	agentStarted  time.Time
+	stopAgent     context.CancelCauseFunc
+	agentHalted   bool // the stop is final: no new agent loop
+	polling       int  // claimWork calls in flight
+}
+
+// errWatchdog and errInterrupt are why the agent loop was stopped.
+var (
+	errWatchdog  = errors.New("watchdog: no successful claim while idle and healthy")
+	errInterrupt = errors.New("drain grace over: running tasks stopped")
+)
+
+// New checks the configuration and loads the state file.
+func New(ac *agent.FileConfig, rc *Config, opts Options) (*Runner, error) {
+	if ac == nil || rc == nil {
+		return nil, errors.New("runner: agent and runner configuration are required; load them with runner.Load")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	opts.Probes.fill(ac.RootURL)
+	r := &Runner{
+		agentCfg: ac, cfg: rc, version: opts.Version, log: opts.Logger, probes: opts.Probes, now: opts.Now,
+		store: NewStateStore(rc.StateFile), changed: make(chan struct{}), booting: true,
+	}
+	st, err := r.store.Load()
+	if err != nil {
+		return nil, err
+	}
+	r.st = st
+	r.metrics = newMetrics(r)
+	return r, nil
+}
+
+// Run runs the machine's life until ctx is done, then drains: running tasks
+// get drainGrace to finish before they are resolved worker-shutdown.
+func (r *Runner) Run(ctx context.Context) error {
+	ln, err := platform.ListenControl(r.cfg.ControlSocket)
+	if err != nil {
+		return fmt.Errorf("runner: %w (runner.controlSocket)", err)
+	}
+	srv := &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			r.log.Error("control API", "error", err)
+		}
+	})
+	defer bg.Wait()
+	defer srv.Close()
+	if r.cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", r.cfg.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("runner: metrics listen on %s (runner.metricsListen): %w", r.cfg.MetricsListen, err)
+		}
+		msrv := &http.Server{Handler: r.metricsOnlyHandler(), ReadHeaderTimeout: 10 * time.Second}
+		bg.Go(func() { _ = msrv.Serve(mln) })
+		defer msrv.Close()
+	}
+
+	r.boot()
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	bg.Go(func() { r.ticker(bgCtx) })
+	defer stopBg()
+
+	// Boot checks run while nothing can be claimed.
+	r.runCheckDir(bgCtx)
+	r.runBuiltins(bgCtx, true)
+	r.mu.Lock()
+	r.booting = false
+	r.commit()
+	r.mu.Unlock()
+	r.maybeReboot()
+
+	// The agent outlives ctx: a stop drains first.
+	agentDone := make(chan error, 1)
+	go func() { agentDone <- r.agentLoop() }()
+	select {
+	case err := <-agentDone:
+		r.finish()
+		return err
+	case <-ctx.Done():
+	}
+	r.log.Info("stopping: draining", "grace", r.cfg.DrainGrace.Duration)
+	r.mu.Lock()
+	r.stopping = true
+	r.commit()
+	r.mu.Unlock()
+	grace := time.NewTimer(r.cfg.DrainGrace.Duration)
+	defer grace.Stop()
+	for {
+		r.mu.Lock()
+		n, ch := len(r.st.CurrentTasks), r.changed
+		r.mu.Unlock()
+		if n == 0 {
+			r.haltAgent(context.Canceled)
+			break
+		}
+		select {
+		case <-ch:
+			continue
+		case <-grace.C:
+			r.log.Warn("drain grace over; stopping running tasks (worker-shutdown)", "tasks", n)
+			r.haltAgent(errInterrupt)
+		}
+		break
+	}
+	err = <-agentDone
+	r.finish()
+	return err
+}
+
+// haltAgent stops the agent loop for good.
+func (r *Runner) haltAgent(cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.agentHalted = true
+	if r.stopAgent != nil {
+		r.stopAgent(cause)
+	}
+}
+
+// finish records the stop.
+func (r *Runner) finish() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.st.Phase = PhaseStopped
+	r.st.UpdatedAt = r.now()
+	if err := r.store.Save(r.st); err != nil {
+		r.log.Error("save state", "error", err)
+	}
+}
+
+// boot reports the reboot that preceded this start and resets what does
+// not survive a restart.
+func (r *Runner) boot() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	r.st.Version = StateVersion
+	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, r.agentCfg.TaskQueueID
+	r.st.RunnerStarted = now
+	if ri := r.st.RebootIssued; ri != nil {
+		r.log.Info("started after a reboot", "reason", ri.Reason, "issuedAt", ri.IssuedAt)
+		r.st.LastReboot = ri
+		r.st.RebootIssued = nil
+	}
+	// Runs in the state file were cut short by a crash; the agent's journal
+	// resolves them with the queue.
+	for _, ct := range r.st.CurrentTasks {
+		r.addRecord(TaskRecord{TaskID: ct.TaskID, RunID: ct.RunID, Started: ct.Started, Ended: now, Resolution: "interrupted (runner restarted)", ExitCode: -1})
+	}
+	r.st.CurrentTasks = nil
+	if q := r.st.Quarantine; q != nil && q.Source == SourceHealth {
+		// Health is measured afresh.
+		r.st.Quarantine = nil
+	}
+	for i := range r.st.Checks {
+		r.st.Checks[i].Tripped = false
+		r.st.Checks[i].FailuresInARow, r.st.Checks[i].PassesInARow = 0, 0
+	}
+	r.checksDue = false
+	r.commit()
+}
+
+// agentLoop runs the agent, again after each watchdog restart.
+func (r *Runner) agentLoop() error {
+	for {
+		ctx, stop := context.WithCancelCause(context.Background())
+		r.mu.Lock()
+		if r.agentHalted {
+			r.mu.Unlock()
+			stop(nil)
+			return nil
+		}
+		r.stopAgent = stop
+		r.agentStarted = r.now()
+		r.mu.Unlock()
+		err := agent.RunStandaloneWith(ctx, r.agentCfg, r.version, r.log, r.adjustAgent)
+		cause := context.Cause(ctx)
+		stop(nil)
+		switch {
+		case errors.Is(cause, errWatchdog):
+			r.log.Warn("agent loop restarted by the watchdog", "agentError", err)
+			continue
+		case errors.Is(cause, errInterrupt) && !r.isStopping():
+			// Tasks were stopped for a reboot; the runner lives on.
+			continue
+		case err != nil:
+			return fmt.Errorf("runner: agent: %w", err)
+		case ctx.Err() == nil:
+			return errors.New("runner: agent stopped by itself")
+		}
+		return nil
+	}
+}
+
+func (r *Runner) isStopping() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopping
+}
+
+// adjustAgent puts the runner between the agent and its source.
+func (r *Runner) adjustAgent(c *agent.Config) {
+	c.Source = &gate{r: r, inner: c.Source}
+	c.RunDone = r.runDone
+	c.Preflight = r.preflight
+}
+
+// commit derives the phase, saves the state and wakes waiters. Caller
+// holds r.mu.
+func (r *Runner) commit() {
+	r.st.Phase = r.phase()
+	r.st.UpdatedAt = r.now()
+	if err := r.store.Save(r.st); err != nil {
+		r.log.Error("save state", "error", err)
+	}
+	r.metrics.update(&r.st)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// phase is the state shown by status. Caller holds r.mu.
+func (r *Runner) phase() string {
+	busy := len(r.st.CurrentTasks) > 0
+	switch {
+	case r.st.RebootIssued != nil:
+		return PhaseRebooting
+	case r.booting:
+		return PhaseBooting
+	case busy && (r.st.Draining || r.stopping || r.st.RebootPending != nil):
+		return PhaseDraining
+	case busy:
+		return PhaseRunning
+	case r.stopping:
+		return PhaseDraining
+	case r.st.Quarantine != nil:
+		return PhaseQuarantined
+	case r.st.RebootPending != nil:
+		return PhaseRebooting
+	case r.st.Draining:
+		return PhaseDraining
+	}
+	return PhaseIdle
+}
+
+// claimable says whether the gate is open. Caller holds r.mu.
+func (r *Runner) claimable() bool {
+	return !r.booting && !r.stopping && !r.st.Draining && r.st.Quarantine == nil &&
+		r.st.RebootPending == nil && r.st.RebootIssued == nil
+}
+
+// gate is the agent's source seen through the runner: a claim waits for
+// the checks and an open gate.
+type gate struct {
+	r     *Runner
+	inner agent.Source
+}
+
+// Claim runs the checks due, waits for the gate to open, then claims.
+func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
+	r := g.r
+	for {
+		r.mu.Lock()
+		dirDue := r.checksDue
+		r.mu.Unlock()
+		if dirDue {
+			r.runCheckDir(ctx)
+		}
+		r.runBuiltins(ctx, false)
+		r.maybeReboot()
+		r.mu.Lock()
+		ok, ch := r.claimable(), r.changed
+		r.mu.Unlock()
+		if ok {
+			break
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+	r.mu.Lock()
+	r.polling++
+	r.mu.Unlock()
+	runs, err := g.inner.Claim(ctx, max)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.polling--
+	now := r.now()
+	if err == nil {
+		r.st.LastClaimAt = now
+	}
+	for _, run := range runs {
+		r.st.LastTaskClaimedAt = now
+		r.st.CurrentTasks = append(r.st.CurrentTasks, CurrentTask{TaskID: run.TaskID(), RunID: run.RunID(), Started: now, LogURL: r.logURL(run)})
+	}
+	r.commit()
+	return runs, err
+}
+
+// ResumeRun lets the agent's journal recovery reach the real source.
+func (g *gate) ResumeRun(e agent.JournalEntry) agent.Run {
+	if rs, ok := g.inner.(interface {
+		ResumeRun(agent.JournalEntry) agent.Run
+	}); ok {
+		return rs.ResumeRun(e)
+	}
+	return nil
+}
+
+// logURL is where the run's log can be read: the live log while it runs,
+// the backing log after.
+func (r *Runner) logURL(run agent.Run) string {
+	return fmt.Sprintf("%s/api/queue/v1/task/%s/runs/%d/artifacts/public/logs/live.log", strings.TrimRight(r.agentCfg.RootURL, "/"), run.TaskID(), run.RunID())
+}
+
+// preflight refuses a task claimed while a health check is tripped.
+func (r *Runner) preflight(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if q := r.st.Quarantine; q != nil && q.Source == SourceHealth {
+		return fmt.Errorf("machine unhealthy: %s", q.Reason)
+	}
+	return nil
+}
+
+// infraReasons are the resolutions that blame the machine, not the task.
+var infraReasons = []string{agent.ReasonInternalError, agent.ReasonResourceUnavailable}
+
+// runDone records a finished run and applies the policies.
+func (r *Runner) runDone(run agent.Run, res agent.RunResult) {
+	r.mu.Lock()
+	now := r.now()
+	rec := TaskRecord{TaskID: run.TaskID(), RunID: run.RunID(), Ended: now, ExitCode: res.ExitCode, Resolution: res.Resolution.String()}
+	if !res.Reported {
+		rec.Resolution = "not reported (" + res.Resolution.String() + ")"
+		if res.Resolution.State == "" {
+			rec.Resolution = "cancelled or claim lost"
+		}
+	}
+	r.st.CurrentTasks = slices.DeleteFunc(r.st.CurrentTasks, func(c CurrentTask) bool {
+		if c.TaskID == rec.TaskID && c.RunID == rec.RunID {
+			rec.Started = c.Started
+			return true
+		}
+		return false
+	})
+	r.addRecord(rec)
+	r.st.TasksSinceBoot++
+	r.st.TasksTotal++
+	r.metrics.tasks.WithLabelValues(res.Resolution.String()).Inc()
+	switch {
+	case res.Resolution.State == agent.StateException && slices.Contains(infraReasons, res.Resolution.Reason):
+		r.st.InfraFailuresInARow++
+		if k := r.cfg.Quarantine.AfterInfraFailures; k > 0 && r.st.InfraFailuresInARow >= k {
+			until := now.Add(r.cfg.Quarantine.FailuresFor.Duration)
+			r.setQuarantine(&Quarantine{Source: SourceFailures, Until: &until,
+				Reason: fmt.Sprintf("%d infrastructure failures in a row, the last %s on task %s", r.st.InfraFailuresInARow, rec.Resolution, rec.TaskID)})
+		}
+	case res.Reported && res.Resolution.Reason != agent.ReasonWorkerShutdown:
+		r.st.InfraFailuresInARow = 0
+	}
+	if reason := r.rebootAfterTask(rec); reason != "" {
+		r.requestReboot(reason, false, 0)
+	}
+	r.checksDue = r.cfg.Checks.Dir != ""
+	r.commit()
+	r.mu.Unlock()
+	r.maybeReboot()
+}
+
+// maxRecent is how many finished runs status shows.
+const maxRecent = 10
+
+// addRecord keeps the newest finished runs. Caller holds r.mu.
+func (r *Runner) addRecord(rec TaskRecord) {
+	r.st.RecentTasks = append([]TaskRecord{rec}, r.st.RecentTasks...)
+	if len(r.st.RecentTasks) > maxRecent {
+		r.st.RecentTasks = r.st.RecentTasks[:maxRecent]
+	}
+}
+
+// runningTaskIDs are the tasks whose processes are allowed to live.
+func (r *Runner) runningTaskIDs() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]bool{}
+	for _, c := range r.st.CurrentTasks {
+		m[c.TaskID] = true
+	}
+	return m
+}
+
+// runBuiltins runs the built-in checks and applies health to quarantine.
+func (r *Runner) runBuiltins(ctx context.Context, forceClock bool) {
+	r.checkMu.Lock()
+	defer r.checkMu.Unlock()
+	r.mu.Lock()
+	now := r.now()
+	clockDue := forceClock || now.Sub(r.lastClock) >= r.cfg.Checks.Interval.Duration
+	running := len(r.st.CurrentTasks)
+	r.mu.Unlock()
+	samples := r.measure(ctx, clockDue, running)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lastBuiltin = now
+	if clockDue {
+		r.lastClock = now
+	}
+	tripped := r.applySamples(samples)
+	switch q := r.st.Quarantine; {
+	case len(tripped) > 0 && (q == nil || q.Source == SourceHealth):
+		reason := "health: " + strings.Join(tripped, "; ")
+		if q == nil || q.Reason != reason {
+			r.setQuarantine(&Quarantine{Source: SourceHealth, Reason: reason})
+		}
+	case len(tripped) == 0 && q != nil && q.Source == SourceHealth:
+		r.log.Info("health checks cleared; quarantine lifted")
+		r.liftQuarantine()
+	}
+	r.commit()
+}
+
+// runCheckDir runs the checks directory and acts on its verdict.
+func (r *Runner) runCheckDir(ctx context.Context) DirVerdict {
+	r.checkMu.Lock()
+	v := RunCheckDir(ctx, r.cfg.Checks, r.log)
+	r.checkMu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.checksDue = false
+	r.lastDirChecks = r.now()
+	for _, res := range v.Results {
+		*r.checkStatus(res.Name, "script") = res
+	}
+	switch v.Verdict {
+	case VerdictOK:
+		if q := r.st.Quarantine; q != nil && q.Source == SourceCheck {
+			r.log.Info("checks pass again; quarantine lifted")
+			r.liftQuarantine()
+		}
+	case VerdictHalt:
+		r.log.Warn("check asked for a reboot (HALT)", "check", v.Check, "output", lastLine(v.Output))
+		r.requestReboot(fmt.Sprintf("check %s: HALT: %s", v.Check, lastLine(v.Output)), false, 0)
+	case VerdictExit:
+		r.log.Warn("check asked to stop (EXIT): quarantined", "check", v.Check, "output", lastLine(v.Output))
+		if q := r.st.Quarantine; q == nil || q.Source != SourceManual {
+			r.setQuarantine(&Quarantine{Source: SourceCheck, Reason: fmt.Sprintf("check %s: %s", v.Check, v.Output)})
+		}
+	}
+	r.commit()
+	return v
+}
+
+// ticker runs the periodic work: built-in checks every interval, the
+// checks directory again while it keeps the machine quarantined, expiry of
+// quarantines, the uptime reboot, drain deadlines and the watchdog.
+func (r *Runner) ticker(ctx context.Context) {
+	t := time.NewTicker(tickEvery(r.cfg))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		now := r.now()
+		builtinDue := now.Sub(r.lastBuiltin) >= r.cfg.Checks.Interval.Duration
+		dirDue := r.st.Quarantine != nil && r.st.Quarantine.Source == SourceCheck && now.Sub(r.lastDirChecks) >= r.cfg.Checks.Interval.Duration
+		if q := r.st.Quarantine; q != nil && q.Until != nil && !now.Before(*q.Until) {
+			r.log.Info("quarantine expired", "source", q.Source, "reason", q.Reason)
+			r.liftQuarantine()
+			r.commit()
+		}
+		r.mu.Unlock()
+		if builtinDue {
+			r.runBuiltins(ctx, false)
+		}
+		if dirDue {
+			r.runCheckDir(ctx)
+		}
+		r.uptimePolicy()
+		r.interruptForReboot()
+		r.watchdog()
+		r.maybeReboot()
+	}
+}
+
+// tickEvery is the ticker's period: fine enough for short test timeouts.
+func tickEvery(c *Config) time.Duration {
+	d := time.Second
+	if w := c.Watchdog.Timeout.Duration; w > 0 && w/4 < d {
+		d = w / 4
+	}
+	if e := c.Quarantine.FailuresFor.Duration; e > 0 && e/4 < d {
+		d = e / 4
+	}
+	return max(d, 50*time.Millisecond)
+}
+
+// rebootFunc reboots with the configured command or the OS.
+func (r *Runner) rebootFunc(reason string) error {
+	if cmd := r.cfg.Reboot.Command; len(cmd) > 0 {
+		c := exec.Command(cmd[0], cmd[1:]...)
+		c.Env = append(os.Environ(), "LABRUNNER_REBOOT_REASON="+reason)
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("reboot command %v: %w (%s)", cmd, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	return platform.Reboot(reason)
+}

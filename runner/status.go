@@ -1,0 +1,288 @@
+package runner
+
+// Status is what `runner status` shows, live from the control API or, when
+// the service is not running, rebuilt from the state file. Its JSON form
+// is stable and documented in docs/status.md: fields are only ever added.
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// StatusSchemaVersion is the version of Status's JSON form.
+const StatusSchemaVersion = 1
+
+// Status is the runner's status.
+type Status struct {
+	SchemaVersion int           `json:"schemaVersion"`
+	Version       string        `json:"version"`
+	Service       ServiceStatus `json:"service"`
+	Machine       MachineStatus `json:"machine"`
+	State         string        `json:"state"`
+	Draining      bool          `json:"draining"`
+	// Polling is true while a claimWork call is in flight (a task may still
+	// be claimed by it after a drain or quarantine).
+	Polling      bool                `json:"polling"`
+	CurrentTasks []CurrentTaskStatus `json:"currentTasks"`
+	RecentTasks  []RecentTaskStatus  `json:"recentTasks"`
+	Checks       []CheckStatus       `json:"checks"`
+	Quarantine   *Quarantine         `json:"quarantine"`
+	Reboot       RebootStatus        `json:"reboot"`
+	// LastClaimAt is the last successful claimWork call (null if none).
+	LastClaimAt *time.Time `json:"lastClaimAt"`
+	// SinceLastClaimSeconds is the time since then (null if none).
+	SinceLastClaimSeconds *float64 `json:"sinceLastClaimSeconds"`
+	Counters              Counters `json:"counters"`
+	// UpdatedAt is when the state was last written.
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// ServiceStatus says whether the runner answered.
+type ServiceStatus struct {
+	// Running is false when the status was read from the state file.
+	Running       bool   `json:"running"`
+	PID           int    `json:"pid,omitempty"`
+	StateFile     string `json:"stateFile"`
+	ControlSocket string `json:"controlSocket"`
+	// Note explains a status read from the state file.
+	Note string `json:"note,omitempty"`
+}
+
+// MachineStatus names the machine.
+type MachineStatus struct {
+	Hostname      string  `json:"hostname"`
+	WorkerGroup   string  `json:"workerGroup"`
+	WorkerID      string  `json:"workerId"`
+	TaskQueueID   string  `json:"taskQueueId"`
+	UptimeSeconds float64 `json:"uptimeSeconds"`
+}
+
+// CurrentTaskStatus is a running task.
+type CurrentTaskStatus struct {
+	CurrentTask
+	ElapsedSeconds float64 `json:"elapsedSeconds"`
+}
+
+// RecentTaskStatus is a finished task.
+type RecentTaskStatus struct {
+	TaskRecord
+	DurationSeconds float64 `json:"durationSeconds"`
+}
+
+// RebootStatus is the reboot policy's progress.
+type RebootStatus struct {
+	TasksSinceBoot   int     `json:"tasksSinceBoot"`
+	AfterEveryTask   bool    `json:"afterEveryTask"`
+	AfterTasks       int     `json:"afterTasks"`
+	UptimeSeconds    float64 `json:"uptimeSeconds"`
+	MaxUptimeSeconds float64 `json:"maxUptimeSeconds"`
+	OnExitCodes      []int   `json:"onExitCodes"`
+	// Next says what the policy will reboot for next.
+	Next    string  `json:"next"`
+	Pending *Reboot `json:"pending"`
+	Issued  *Reboot `json:"issued"`
+	// Last is the reboot that preceded this boot.
+	Last *Reboot `json:"last"`
+	// RecentReboots counts reboots within the boot-loop window.
+	RecentReboots         int     `json:"recentReboots"`
+	BootLoopMax           int     `json:"bootLoopMax"`
+	BootLoopWindowSeconds float64 `json:"bootLoopWindowSeconds"`
+}
+
+// Counters are the runner's running totals.
+type Counters struct {
+	TasksTotal          int `json:"tasksTotal"`
+	InfraFailuresInARow int `json:"infraFailuresInARow"`
+	LeftoversKilled     int `json:"leftoversKilled"`
+	WatchdogRestarts    int `json:"watchdogRestarts"`
+}
+
+// BuildStatus makes a Status from a state; running says whether it is the
+// live state of a running runner.
+func BuildStatus(st State, cfg *Config, version string, running bool, now time.Time, uptime time.Duration) Status {
+	host, _ := os.Hostname()
+	s := Status{
+		SchemaVersion: StatusSchemaVersion,
+		Version:       version,
+		Service:       ServiceStatus{Running: running, StateFile: cfg.StateFile, ControlSocket: cfg.ControlSocket},
+		Machine:       MachineStatus{Hostname: host, WorkerGroup: st.WorkerGroup, WorkerID: st.WorkerID, TaskQueueID: st.TaskQueueID, UptimeSeconds: uptime.Seconds()},
+		State:         st.Phase,
+		Draining:      st.Draining,
+		CurrentTasks:  []CurrentTaskStatus{},
+		RecentTasks:   []RecentTaskStatus{},
+		Checks:        st.Checks,
+		Quarantine:    st.Quarantine,
+		Counters:      Counters{TasksTotal: st.TasksTotal, InfraFailuresInARow: st.InfraFailuresInARow, LeftoversKilled: st.LeftoversKilled, WatchdogRestarts: st.WatchdogRestarts},
+		UpdatedAt:     st.UpdatedAt,
+	}
+	if s.Checks == nil {
+		s.Checks = []CheckStatus{}
+	}
+	if running {
+		s.Service.PID = os.Getpid()
+	} else {
+		s.Service.Note = "the runner is not running; this is the last state it wrote"
+		if s.State != PhaseStopped && s.State != "" {
+			s.Service.Note += fmt.Sprintf(" (it was %s: it did not stop cleanly)", s.State)
+		}
+		s.State = PhaseStopped
+	}
+	for _, c := range st.CurrentTasks {
+		s.CurrentTasks = append(s.CurrentTasks, CurrentTaskStatus{CurrentTask: c, ElapsedSeconds: now.Sub(c.Started).Seconds()})
+	}
+	for _, t := range st.RecentTasks {
+		s.RecentTasks = append(s.RecentTasks, RecentTaskStatus{TaskRecord: t, DurationSeconds: t.Ended.Sub(t.Started).Seconds()})
+	}
+	if !st.LastClaimAt.IsZero() {
+		at := st.LastClaimAt
+		since := now.Sub(at).Seconds()
+		s.LastClaimAt, s.SinceLastClaimSeconds = &at, &since
+	}
+	rb := cfg.Reboot
+	s.Reboot = RebootStatus{
+		TasksSinceBoot: st.TasksSinceBoot, AfterEveryTask: rb.AfterEveryTask, AfterTasks: rb.AfterTasks,
+		UptimeSeconds: uptime.Seconds(), MaxUptimeSeconds: rb.MaxUptime.Seconds(), OnExitCodes: rb.OnExitCodes,
+		Next: nextRebootReason(&st, cfg, uptime), Pending: st.RebootPending, Issued: st.RebootIssued, Last: st.LastReboot,
+		BootLoopMax: rb.BootLoopMax, BootLoopWindowSeconds: rb.BootLoopWindow.Seconds(),
+	}
+	if s.Reboot.OnExitCodes == nil {
+		s.Reboot.OnExitCodes = []int{}
+	}
+	for _, t := range st.RebootHistory {
+		if now.Sub(t) < rb.BootLoopWindow.Duration {
+			s.Reboot.RecentReboots++
+		}
+	}
+	return s
+}
+
+// Status is the live status.
+func (r *Runner) Status() Status {
+	up, _ := r.probes.Uptime()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := BuildStatus(r.st.clone(), r.cfg, r.version, true, r.now(), up)
+	s.Polling = r.polling > 0
+	return s
+}
+
+// FormatStatus writes the status for people.
+func FormatStatus(w io.Writer, s *Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	p := func(format string, args ...any) { fmt.Fprintf(tw, format+"\n", args...) }
+	svc := "running"
+	if !s.Service.Running {
+		svc = "NOT RUNNING — " + s.Service.Note
+	} else if s.Service.PID != 0 {
+		svc += fmt.Sprintf(" (pid %d)", s.Service.PID)
+	}
+	p("runner\t%s", s.Version)
+	p("service\t%s", svc)
+	p("machine\t%s", s.Machine.Hostname)
+	p("worker\t%s/%s in %s", s.Machine.WorkerGroup, s.Machine.WorkerID, s.Machine.TaskQueueID)
+	state := s.State
+	if s.Draining && state != PhaseDraining {
+		state += " (drain requested)"
+	}
+	p("state\t%s", state)
+	if len(s.CurrentTasks) == 0 {
+		p("current task\tnone")
+	}
+	for _, c := range s.CurrentTasks {
+		p("current task\t%s run %d, %s elapsed", c.TaskID, c.RunID, secs(c.ElapsedSeconds))
+		p("  log\t%s", c.LogURL)
+	}
+	if q := s.Quarantine; q != nil {
+		until := "until lifted"
+		if q.Until != nil {
+			until = "until " + q.Until.Local().Format(time.RFC3339)
+		}
+		p("quarantine\t%s, %s, since %s", q.Source, until, q.Since.Local().Format(time.RFC3339))
+		p("  reason\t%s", q.Reason)
+		if q.Queue != "" {
+			p("  queue\t%s", q.Queue)
+		}
+	} else {
+		p("quarantine\tno")
+	}
+	if s.SinceLastClaimSeconds != nil {
+		p("last claim\t%s ago (%s)", secs(*s.SinceLastClaimSeconds), s.LastClaimAt.Local().Format(time.RFC3339))
+	} else {
+		p("last claim\tnever")
+	}
+	rb := s.Reboot
+	upMax := "no maximum"
+	if rb.MaxUptimeSeconds > 0 {
+		upMax = "max " + secs(rb.MaxUptimeSeconds)
+	}
+	after := "no limit"
+	if rb.AfterEveryTask {
+		after = "reboot after every task"
+	} else if rb.AfterTasks > 0 {
+		after = fmt.Sprintf("reboot after %d", rb.AfterTasks)
+	}
+	p("reboot policy\t%d tasks since boot (%s); uptime %s (%s)", rb.TasksSinceBoot, after, secs(rb.UptimeSeconds), upMax)
+	p("  next reboot\t%s", rb.Next)
+	p("  boot loop\t%d of %d reboots within %s", rb.RecentReboots, rb.BootLoopMax, secs(rb.BootLoopWindowSeconds))
+	if rb.Last != nil {
+		l := fmt.Sprintf("%s (%s)", rb.Last.Reason, rb.Last.IssuedAt.Local().Format(time.RFC3339))
+		if rb.Last.Error != "" {
+			l += " FAILED: " + rb.Last.Error
+		}
+		p("  last reboot\t%s", l)
+	}
+	p("counters\t%d tasks in all, %d infrastructure failures in a row, %d leftover processes killed, %d watchdog restarts",
+		s.Counters.TasksTotal, s.Counters.InfraFailuresInARow, s.Counters.LeftoversKilled, s.Counters.WatchdogRestarts)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nchecks:")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tRESULT\tVALUE\tTHRESHOLD\tNOTE")
+	for _, c := range s.Checks {
+		res := "ok"
+		switch {
+		case c.Tripped:
+			res = fmt.Sprintf("TRIPPED (%d passes)", c.PassesInARow)
+		case !c.OK && c.CheckedAt.IsZero():
+			res = "not run"
+		case !c.OK:
+			res = fmt.Sprintf("failing (%d in a row)", c.FailuresInARow)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Name, res, c.Value, c.Threshold, c.Message)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nlast tasks:")
+	if len(s.RecentTasks) == 0 {
+		fmt.Fprintln(w, "  none")
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, t := range s.RecentTasks {
+		fmt.Fprintf(tw, "  %s/%d\t%s\texit %d\t%s\t%s\n", t.TaskID, t.RunID, t.Resolution, t.ExitCode, secs(t.DurationSeconds), t.Ended.Local().Format(time.RFC3339))
+	}
+	return tw.Flush()
+}
+
+// secs prints seconds as a rounded duration.
+func secs(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d >= time.Hour:
+		d = d.Round(time.Minute)
+	case d >= time.Second:
+		d = d.Round(time.Second)
+	default:
+		d = d.Round(time.Millisecond)
+	}
+	out := d.String()
+	if strings.HasSuffix(out, "m0s") {
+		out = strings.TrimSuffix(out, "0s")
+	}
+	return out
+}
