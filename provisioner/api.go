@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -73,7 +74,13 @@ func decodeBytes(data []byte, v any) *apiError {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		aerr := jsonError(err)
+		if strings.HasPrefix(aerr.msg, "unknown field") {
+			if p := unknownFieldPath(data, reflect.TypeOf(v)); p != "" {
+				aerr.field = p
+			}
+		}
+		return aerr
 	}
 	if dec.More() {
 		return badField("", "unexpected data after the JSON object: send exactly one object")

@@ -64,7 +64,8 @@ func TestPoolValidationNamesTheField(t *testing.T) {
 		{"bad JSON", "/api/v1/pools/p", `{"source":`, ""},
 		{"not an object", "/api/v1/pools/p", `[1]`, "(body)"},
 		{"unknown field", "/api/v1/pools/p", `{` + ok + `,"colour":"red"}`, "colour"},
-		{"unknown nested field", "/api/v1/pools/p", `{` + ok + `,"constraints":{"ram":4}}`, "ram"},
+		{"unknown nested field", "/api/v1/pools/p", `{` + ok + `,"constraints":{"ram":4}}`, "constraints.ram"},
+		{"unknown field in a list", "/api/v1/pools/p", `{` + ok + `,"reboot":{"afterTasks":1},"health":{"quarantineFor":"1h","every":2}}`, "health.every"},
 		{"wrong type", "/api/v1/pools/p", `{` + ok + `,"minCapacity":"one"}`, "minCapacity"},
 		{"missing source", "/api/v1/pools/p", `{"taskQueueId":"p/w","maxCapacity":2}`, "source"},
 		{"unknown source", "/api/v1/pools/p", `{"source":"jenkins","maxCapacity":2}`, "source"},
@@ -210,7 +211,7 @@ func TestRegistrationWithEnrollmentToken(t *testing.T) {
 		`{"facts":{"hostname":"h","os":"darwin"}}`:                                                               "enrollmentToken",
 		`{"facts":{"hostname":"h","os":"darwin","cpus":"eight"},"enrollmentToken":"x"}`:                          "facts.cpus",
 		`{"facts":{"hostname":"h","os":"darwin"},"enrollmentToken":"x","ec2":{"document":"{}","signature":"x"}}`: "ec2",
-		`{"facts":{"hostname":"h","os":"darwin","gpu":"yes"},"enrollmentToken":"x"}`:                             "gpu",
+		`{"facts":{"hostname":"h","os":"darwin","gpu":"yes"},"enrollmentToken":"x"}`:                             "facts.gpu",
 	} {
 		if status, ce := e.raw("POST", "/api/v1/machines/register", "", body); status != 400 || ce.Field != field {
 			t.Errorf("%s: %d %+v, want 400 naming %s", body, status, ce, field)
@@ -265,6 +266,7 @@ func TestHeartbeatAndLongPoll(t *testing.T) {
 		{"/heartbeat", `{"state":"sleeping"}`, "state"},
 		{"/heartbeat", `{"state":"busy","currentTask":{"runId":1}}`, "currentTask.taskId"},
 		{"/heartbeat", `{"state":"idle","mood":"good"}`, "mood"},
+		{"/heartbeat", `{"state":"idle","health":[{"name":"disk","ok":true,"sev":1}]}`, "health[0].sev"},
 		{"/heartbeat", `{"state":"idle"`, ""},
 		{"/heartbeat?after=x", `{"state":"idle"}`, "after"},
 		{"/directives?wait=soon", ``, "wait"},
