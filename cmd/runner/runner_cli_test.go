@@ -1,0 +1,308 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/taskcluster/slugid-go/slugid"
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+
+	"github.com/labrunner/labrunner/internal/devqueue"
+	"github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/internal/testsvc"
+	"github.com/labrunner/labrunner/runner"
+)
+
+// mainArgsEnv, when set, makes the test binary run main() with these
+// arguments (JSON), so tests can run the runner as a process and kill it.
+const mainArgsEnv = "LABRUNNER_RUNNER_TEST_MAIN_ARGS"
+
+func TestMain(m *testing.M) {
+	if raw := os.Getenv(mainArgsEnv); raw != "" {
+		var args []string
+		if err := json.Unmarshal([]byte(raw), &args); err != nil {
+			panic(err)
+		}
+		os.Args = append([]string{"runner"}, args...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// cliEnv is a devstack and a runner configuration file.
+type cliEnv struct {
+	t         *testing.T
+	dir       string
+	config    string
+	taskQueue string
+	queue     *tcqueue.Queue
+	rebootLog string
+	stateFile string
+}
+
+func newCLIEnv(t *testing.T) *cliEnv {
+	s, err := devstack.Start(context.Background(), devstack.Options{
+		Queue:  devqueue.Config{PollWait: 300 * time.Millisecond},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	dir, err := os.MkdirTemp("", "lrc-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	e := &cliEnv{t: t, dir: dir, rebootLog: filepath.Join(dir, "reboots.log")}
+	wt := "wt-" + strings.ReplaceAll(testsvc.Unique(), "_", "-")
+	if len(wt) > 38 {
+		wt = wt[:38]
+	}
+	e.taskQueue = "lab/" + wt
+	checks := filepath.Join(dir, "checks.d")
+	if err := os.MkdirAll(checks, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(checks, "10-ok.sh"), []byte("#!/bin/sh\necho fine\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.stateFile = filepath.Join(dir, "state", "runner-state.json")
+	cfg := map[string]any{
+		"rootURL":      s.RootURL,
+		"credentials":  map[string]string{"clientId": s.Credentials.ClientID, "accessToken": s.Credentials.AccessToken},
+		"taskQueueId":  e.taskQueue,
+		"workerGroup":  "lab",
+		"workerId":     "machine-1",
+		"stateDir":     filepath.Join(dir, "state"),
+		"tasksDir":     filepath.Join(dir, "tasks"),
+		"idlePollWait": "10ms",
+		"runner": map[string]any{
+			"drainGrace": "2s",
+			"checks":     map[string]any{"dir": checks, "diskFreeMinMB": 1, "memFreeMinMB": 1},
+			"reboot":     map[string]any{"afterTasks": 5, "maxUptime": "8760h", "command": []string{"/bin/sh", "-c", `echo "$LABRUNNER_REBOOT_REASON" >> ` + e.rebootLog}},
+		},
+	}
+	b, _ := json.Marshal(cfg)
+	e.config = filepath.Join(dir, "runner.yml")
+	if err := os.WriteFile(e.config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	creds := s.Credentials
+	e.queue = tcqueue.New(&creds, s.RootURL)
+	return e
+}
+
+func (e *cliEnv) createTask(script string) string {
+	e.t.Helper()
+	id := slugid.Nice()
+	now := time.Now().UTC()
+	payload, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/sh", "-c", script}}, "maxRunTime": 120})
+	if _, err := e.queue.CreateTask(id, &tcqueue.TaskDefinitionRequest{
+		TaskQueueID: e.taskQueue,
+		Created:     tcclient.Time(now), Deadline: tcclient.Time(now.Add(time.Hour)), Expires: tcclient.Time(now.Add(24 * time.Hour)),
+		Payload:  payload,
+		Metadata: tcqueue.TaskMetadata{Name: "t", Description: "t", Owner: "t@example.com", Source: "https://example.com"},
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+// status runs `runner status --json`.
+func (e *cliEnv) status() (int, *runner.Status) {
+	code, out, _ := execute(context.Background(), "status", "--json", "--config", e.config)
+	var s runner.Status
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		return code, nil
+	}
+	return code, &s
+}
+
+// waitStatus polls `runner status --json` until cond holds.
+func (e *cliEnv) waitStatus(what string, cond func(*runner.Status) bool) *runner.Status {
+	e.t.Helper()
+	var last *runner.Status
+	waitUntil(e.t, what, func() bool {
+		code, s := e.status()
+		last = s
+		return code == 0 && s != nil && cond(s)
+	})
+	return last
+}
+
+// cli runs a runner command and fails the test unless it exits 0.
+func (e *cliEnv) cli(args ...string) string {
+	e.t.Helper()
+	code, out, errOut := execute(context.Background(), append(args, "--config", e.config)...)
+	if code != 0 {
+		e.t.Fatalf("runner %v exited %d:\n%s%s", args, code, out, errOut)
+	}
+	return out
+}
+
+func TestCLIStatusAndControlAgainstDevstack(t *testing.T) {
+	e := newCLIEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if code, _, stderr := execute(ctx, "run", "--config", e.config); code != 0 {
+			t.Errorf("runner run exited %d:\n%s", code, stderr)
+		}
+	}()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	e.waitStatus("runner idle", func(s *runner.Status) bool { return s.State == runner.PhaseIdle && s.LastClaimAt != nil })
+
+	gate := filepath.Join(e.dir, "go")
+	id := e.createTask("echo working; while [ ! -f " + gate + " ]; do sleep 0.05; done")
+	e.waitStatus("task running", func(s *runner.Status) bool { return len(s.CurrentTasks) == 1 })
+	out := e.cli("status")
+	t.Logf("runner status:\n%s", out)
+	for _, want := range []string{
+		"runner", "dev", "service", "running (pid", "machine", "worker", "lab/machine-1 in " + e.taskQueue,
+		"state", "running", "current task", id + " run 0", "elapsed", "/api/queue/v1/task/" + id + "/runs/0/artifacts/public/logs/live.log",
+		"quarantine", "last claim", "ago", "reboot policy", "0 tasks since boot (reboot after 5)", "max 8760h",
+		"next reboot", "after 5 more tasks", "boot loop", "0 of 3 reboots",
+		"disk", "MB free", ">= 1 MB free", "memory", "clock", "from the queue", "leftovers", "uptime", "check:10-ok.sh", "exit 0",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := e.waitStatus("task finished", func(s *runner.Status) bool { return len(s.RecentTasks) == 1 })
+	if r := s.RecentTasks[0]; r.TaskID != id || r.Resolution != "completed" || r.ExitCode != 0 || r.DurationSeconds <= 0 {
+		t.Errorf("recent task %+v", r)
+	}
+	if s.Reboot.TasksSinceBoot != 1 || !strings.HasPrefix(s.Reboot.Next, "after 4 more tasks, or in ") {
+		t.Errorf("reboot progress %+v", s.Reboot)
+	}
+
+	out = e.cli("quarantine", "--reason", "GPU fan broken", "--for", "1h")
+	if !strings.Contains(out, "manual, until") || !strings.Contains(out, "GPU fan broken") {
+		t.Errorf("quarantine output:\n%s", out)
+	}
+	pid, wt, _ := strings.Cut(e.taskQueue, "/")
+	waitUntil(t, "quarantine on the queue", func() bool {
+		w, err := e.queue.GetWorker(pid, wt, "lab", "machine-1")
+		return err == nil && time.Time(w.QuarantineUntil).After(time.Now().Add(50*time.Minute))
+	})
+	if code, _, stderr := execute(context.Background(), "quarantine", "--config", e.config); code == 0 || !strings.Contains(stderr+"", "reason") {
+		t.Errorf("quarantine without --reason: exit %d %q", code, stderr)
+	}
+	out = e.cli("unquarantine")
+	if !regexpLine(out, "quarantine", "no") {
+		t.Errorf("after unquarantine:\n%s", out)
+	}
+	if out = e.cli("drain"); !regexpLine(out, "state", "draining") {
+		t.Errorf("after drain:\n%s", out)
+	}
+	if out = e.cli("resume"); !regexpLine(out, "state", "idle") {
+		t.Errorf("after resume:\n%s", out)
+	}
+	var rep runner.CheckReport
+	if err := json.Unmarshal([]byte(e.cli("check", "--json")), &rep); err != nil || rep.Verdict != "ok" || !rep.Healthy || len(rep.Checks) < 6 {
+		t.Errorf("check --json: %+v %v", rep, err)
+	}
+	if _, out, _ = execute(context.Background(), "version"); strings.TrimSpace(out) != "runner dev" {
+		t.Errorf("version: %q", out)
+	}
+	e.cli("reboot", "--after-task")
+	waitUntil(t, "reboot command ran", func() bool {
+		b, _ := os.ReadFile(e.rebootLog)
+		return strings.Contains(string(b), "requested by an operator")
+	})
+
+	stop()
+	code, out, _ := execute(context.Background(), "status", "--config", e.config)
+	if code != 3 || !strings.Contains(out, "NOT RUNNING") || !strings.Contains(out, "1 tasks in all") || !strings.Contains(out, id) {
+		t.Errorf("status of a stopped runner: exit %d\n%s", code, out)
+	}
+}
+
+// regexpLine reports whether a status line starts with key and then value.
+func regexpLine(out, key, value string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 2 && f[0] == key && f[1] == value {
+			return true
+		}
+	}
+	return false
+}
+
+// TestStateSurvivesKillDash9 runs the runner as a process, kills it with
+// SIGKILL and checks that the state file is whole and is picked up again.
+func TestStateSurvivesKillDash9(t *testing.T) {
+	e := newCLIEnv(t)
+	start := func() *exec.Cmd {
+		args, _ := json.Marshal([]string{"run", "--config", e.config})
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), mainArgsEnv+"="+string(args))
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	p := start()
+	e.waitStatus("runner idle", func(s *runner.Status) bool { return s.State == runner.PhaseIdle })
+	id := e.createTask("true")
+	e.waitStatus("task done", func(s *runner.Status) bool { return len(s.RecentTasks) == 1 })
+	e.cli("drain")
+	if err := p.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.Wait()
+
+	st, err := runner.NewStateStore(e.stateFile).Load()
+	if err != nil {
+		t.Fatalf("state file after kill -9: %v", err)
+	}
+	if !st.Draining || st.TasksTotal != 1 || len(st.RecentTasks) != 1 || st.RecentTasks[0].TaskID != id {
+		t.Errorf("state after kill -9: draining %v tasks %d recent %+v", st.Draining, st.TasksTotal, st.RecentTasks)
+	}
+	code, out, _ := execute(context.Background(), "status", "--config", e.config)
+	if code != 3 || !strings.Contains(out, "did not stop cleanly") {
+		t.Errorf("status after kill -9: exit %d\n%s", code, out)
+	}
+
+	p = start()
+	s := e.waitStatus("runner back", func(s *runner.Status) bool { return s.State != runner.PhaseBooting })
+	if s.State != runner.PhaseDraining || s.Counters.TasksTotal != 1 || len(s.RecentTasks) != 1 {
+		t.Errorf("after restart: state %s tasks %d recent %+v; want the drain and the task remembered", s.State, s.Counters.TasksTotal, s.RecentTasks)
+	}
+	if err := p.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Wait(); err != nil {
+		t.Errorf("runner after SIGTERM: %v", err)
+	}
+	if st, err := runner.NewStateStore(e.stateFile).Load(); err != nil || st.Phase != runner.PhaseStopped {
+		t.Errorf("state after SIGTERM: %s %v", st.Phase, err)
+	}
+}
