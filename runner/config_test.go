@@ -1,0 +1,60 @@
+package runner
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labrunner/labrunner/agent"
+)
+
+const agentYAML = `rootURL: https://tc.example.com
+credentials: {clientId: c, accessToken: t}
+taskQueueId: lab/win11
+workerGroup: mtv
+workerId: m1
+stateDir: /var/lib/labrunner
+tasksDir: /var/lib/labrunner/tasks
+`
+
+func TestConfigDefaultsAndRunnerSection(t *testing.T) {
+	ac, rc, err := Parse([]byte(agentYAML + `runner:
+  reboot: {afterTasks: 10, maxUptime: 24h, onExitCodes: [67]}
+  quarantine: {afterInfraFailures: 5}
+  watchdog: {timeout: 0s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac.WorkerID != "m1" || rc.Reboot.AfterTasks != 10 || rc.Reboot.MaxUptime.Duration != 24*time.Hour || rc.Reboot.OnExitCodes[0] != 67 {
+		t.Errorf("parsed %+v %+v", ac, rc.Reboot)
+	}
+	if rc.StateFile != "/var/lib/labrunner/runner-state.json" || rc.Checks.TripAfter != 3 || rc.Checks.ClearAfter != 2 ||
+		rc.DrainGrace.Duration != 10*time.Minute || rc.Quarantine.AfterInfraFailures != 5 || rc.Watchdog.Timeout.Duration != 0 || !*rc.Quarantine.MirrorToQueue {
+		t.Errorf("defaults %+v", rc)
+	}
+	if _, rc, err := Parse([]byte(agentYAML)); err != nil || rc.Watchdog.Timeout.Duration != 10*time.Minute {
+		t.Errorf("without a runner section: %v %+v", err, rc)
+	}
+}
+
+func TestConfigListsRunnerAndAgentProblemsTogether(t *testing.T) {
+	_, _, err := Parse([]byte(strings.Replace(agentYAML, "workerId: m1", "workerId: ''", 1) + `runner:
+  drainGrace: soon
+  checks: {tries: -1, dir: /no/such/dir, cpuMaxPercent: 150}
+  reboot: {command: [""], bootLoopWindow: -5m}
+  bogus: 1
+`))
+	var ce *agent.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v, want a ConfigError", err)
+	}
+	all := strings.Join(ce.Problems, "\n")
+	for _, want := range []string{"workerId:", "runner.drainGrace: \"soon\"", "runner.checks.tries: -1", "runner.checks.dir: \"/no/such/dir\"",
+		"runner.checks.cpuMaxPercent: 150", "runner.reboot.command", "runner.reboot.bootLoopWindow: -5m0s is negative", "bogus"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("problems lack %q:\n%s", want, all)
+		}
+	}
+}
