@@ -18,6 +18,7 @@ func (s *Server) runLeader(ctx context.Context) error {
 	retry := time.NewTicker(s.cfg.AssignInterval)
 	defer retry.Stop()
 	for {
+		s.lockAttempts.Add(1)
 		l, ok, err := s.store.TryLeadership(ctx)
 		if err != nil {
 			s.log.Warn("assigner lock unavailable", "error", err)

@@ -100,6 +100,7 @@ func (s *Server) pollCancellations(ctx context.Context) error {
 		if !s.Leading() {
 			continue
 		}
+		s.cancelPolls.Add(1)
 		machines, err := s.store.ListMachines(ctx)
 		if err != nil {
 			s.log.Warn("cancellation poll: list machines", "error", err)

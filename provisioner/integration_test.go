@@ -304,3 +304,69 @@ func createDevTask(ctx context.Context, stack *devstack.Stack) (string, error) {
 	})
 	return taskID, err
 }
+
+// TestCancellationPollWithoutPulse: with no Pulse configured, the assigner
+// replica polls queue.status for the tasks machines report running.
+func TestCancellationPollWithoutPulse(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stack, err := devstack.Start(ctx, devstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stack.Close() })
+	e := newEnv(t, sqliteURL(t), func(c *Config) {
+		c.RootURL = stack.RootURL
+		c.DefaultCredentials = &stack.Credentials
+		c.CancelPollInterval = 100 * time.Millisecond
+		c.AssignInterval = 100 * time.Millisecond
+	})
+	e.run()
+	eventually(t, "the replica to lead", e.srv.Leading)
+	e.pool("hello", tcPool(devTaskQueue, 1, 1, 0, "darwin"))
+	reg, mc := e.enroll(macFacts("mini-9"))
+	taskID, err := createDevTask(ctx, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := reg.Assignment.Credentials
+	q := tcqueue.New(&tcclient.Credentials{ClientID: c.ClientID, AccessToken: c.AccessToken, Certificate: c.Certificate}, stack.RootURL)
+	q.Context = ctx
+	claims, err := q.ClaimWork(devTaskQueue, &tcqueue.ClaimWorkRequest{Tasks: 1, WorkerGroup: reg.Assignment.WorkerGroup, WorkerID: reg.MachineID})
+	if err != nil || len(claims.Tasks) != 1 {
+		t.Fatalf("claimWork = %+v, %v", claims, err)
+	}
+	if _, err := mc.Heartbeat(ctx, reg.MachineID, 0, client.HeartbeatRequest{State: client.StateBusy, CurrentTask: &client.TaskRef{TaskID: taskID}}); err != nil {
+		t.Fatal(err)
+	}
+	root := tcqueue.New(&stack.Credentials, stack.RootURL)
+	root.Context = ctx
+	if _, err := root.CancelTask(taskID); err != nil {
+		t.Fatal(err)
+	}
+	var got []client.Directive
+	for ctx.Err() == nil {
+		ds, err := mc.Directives(ctx, reg.MachineID, 0, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = ds
+		if len(ds) > 0 && ds[len(ds)-1].Kind == client.DirectiveCancelTask {
+			break
+		}
+	}
+	last := got[len(got)-1]
+	if last.Kind != client.DirectiveCancelTask || last.Task.TaskID != taskID || last.Reason != "canceled" {
+		t.Fatalf("directives %+v; want cancel-task for %s", got, taskID)
+	}
+	// Only once, however often the poll runs while the machine still
+	// reports the task.
+	polls := e.srv.cancelPolls.Load()
+	eventually(t, "three more polls", func() bool { return e.srv.cancelPolls.Load() >= polls+3 })
+	ds, _ := mc.Directives(ctx, reg.MachineID, last.ID, 0)
+	for _, d := range ds {
+		if d.Kind == client.DirectiveCancelTask {
+			t.Fatalf("cancel-task sent twice: %+v", ds)
+		}
+	}
+}

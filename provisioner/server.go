@@ -38,6 +38,10 @@ type Server struct {
 	// leading is true while this replica holds the assigner lock.
 	leadingMu sync.Mutex
 	leading   bool
+	// lockAttempts counts tries for the assigner lock.
+	lockAttempts atomic.Int64
+	// cancelPolls counts passes of the cancellation poll.
+	cancelPolls atomic.Int64
 	// leaderTerms counts how often this replica took the lock.
 	leaderTerms atomic.Int64
 }
