@@ -4,7 +4,7 @@ TOOLS     := $(CURDIR)/.cache/tools
 PLATFORMS := windows/amd64 windows/arm64 darwin/amd64 darwin/arm64 linux/amd64
 COMMANDS  := $(notdir $(wildcard cmd/*))
 # Packages with Windows-specific code, whose tests also run under Wine.
-WINPKGS   := ./platform/... ./agent/...
+WINPKGS   := ./platform/... ./agent/... ./runner/...
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/svc"
@@ -55,15 +56,15 @@ func ConfigureWindowsService(name string) error {
 	if err := s.SetRecoveryActionsOnNonCrashFailures(true); err != nil {
 		errs = append(errs, fmt.Errorf("restart on non-crash failures: %w", err))
 	}
-	cfg, err := s.Config()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("read config: %w", err))
-	} else {
-		cfg.StartType = mgr.StartAutomatic
-		cfg.DelayedAutoStart = true
-		if err := s.UpdateConfig(cfg); err != nil {
-			errs = append(errs, fmt.Errorf("delayed automatic start: %w", err))
-		}
+	// Each setting on its own: mgr's UpdateConfig would also rewrite (and
+	// first read) every other setting, and fail on any one of them.
+	if err := windows.ChangeServiceConfig(s.Handle, windows.SERVICE_NO_CHANGE, windows.SERVICE_AUTO_START, windows.SERVICE_NO_CHANGE,
+		nil, nil, nil, nil, nil, nil, nil); err != nil {
+		errs = append(errs, fmt.Errorf("automatic start: %w", err))
+	}
+	delayed := windows.SERVICE_DELAYED_AUTO_START_INFO{IsDelayedAutoStartUp: 1}
+	if err := windows.ChangeServiceConfig2(s.Handle, windows.SERVICE_CONFIG_DELAYED_AUTO_START_INFO, (*byte)(unsafe.Pointer(&delayed))); err != nil {
+		errs = append(errs, fmt.Errorf("delayed automatic start: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("configure service %s: %w", name, err)

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestConfigDefaultsAndRunnerSection(t *testing.T) {
 	if ac.WorkerID != "m1" || rc.Reboot.AfterTasks != 10 || rc.Reboot.MaxUptime.Duration != 24*time.Hour || rc.Reboot.OnExitCodes[0] != 67 {
 		t.Errorf("parsed %+v %+v", ac, rc.Reboot)
 	}
-	if rc.StateFile != "/var/lib/labrunner/runner-state.json" || rc.Checks.TripAfter != 3 || rc.Checks.ClearAfter != 2 ||
+	if rc.StateFile != filepath.Join("/var/lib/labrunner", "runner-state.json") || rc.Checks.TripAfter != 3 || rc.Checks.ClearAfter != 2 ||
 		rc.DrainGrace.Duration != 10*time.Minute || rc.Quarantine.AfterInfraFailures != 5 || rc.Watchdog.Timeout.Duration != 0 || !*rc.Quarantine.MirrorToQueue {
 		t.Errorf("defaults %+v", rc)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 func TestStateFileRoundTripLeavesNoTempFiles(t *testing.T) {
-	dir := t.TempDir()
+	dir := testTempDir(t)
 	s := NewStateStore(filepath.Join(dir, "sub", "runner-state.json"))
 	st, err := s.Load()
 	if err != nil || st.Version != StateVersion || st.TasksTotal != 0 {
@@ -39,7 +39,7 @@ func TestStateFileRoundTripLeavesNoTempFiles(t *testing.T) {
 }
 
 func TestStateFileCorruptOrNewerIsAClearError(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "runner-state.json")
+	path := filepath.Join(testTempDir(t), "runner-state.json")
 	os.WriteFile(path, []byte("{truncated"), 0o644)
 	if _, err := NewStateStore(path).Load(); err == nil || !strings.Contains(err.Error(), "move it aside") {
 		t.Errorf("corrupt: %v", err)
