@@ -66,7 +66,9 @@ func ControlService(action, configPath string) (string, error) {
 		case errors.Is(err, service.ErrNotInstalled):
 			return fmt.Sprintf("%s: not installed (%s)", name, s.Platform()), nil
 		case err != nil:
-			return "", fmt.Errorf("service status: %w", err)
+			// kardianos's SysV script exits 1 for "Stopped", which
+			// kardianos reports as an error.
+			return fmt.Sprintf("%s: installed, state unknown (%v; %s); `runner status` says whether the runner answers", name, err, s.Platform()), nil
 		case st == service.StatusRunning:
 			return fmt.Sprintf("%s: running (%s)", name, s.Platform()), nil
 		case st == service.StatusStopped:
