@@ -40,7 +40,16 @@ type Options struct {
 	Queue devqueue.Config
 	// Logger receives the stack's logs (default slog.Default()).
 	Logger *slog.Logger
+	// Extensions add central services (provisioner, bridge) beside the
+	// queue, in order, once the root URL, credentials and bus exist.
+	Extensions []Extension
 }
+
+// Extension adds a service to a starting stack: it mounts its handlers on
+// mux (paths beside /api/queue/v1/) and returns what runs in the
+// background until the stack closes (nil for nothing). It lives here, not
+// as an import of the services, so that their tests can use this package.
+type Extension func(s *Stack, mux *http.ServeMux) (run func(ctx context.Context) error, err error)
 
 // Stack is a running devstack.
 type Stack struct {
@@ -123,6 +132,19 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		Queue:       queue,
 		server:      &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		cancel:      cancel,
+	}
+	for i, extend := range opts.Extensions {
+		run, err := extend(s, mux)
+		if err != nil {
+			cancel()
+			s.wg.Wait()
+			_ = ln.Close()
+			_ = bus.Close()
+			return nil, fmt.Errorf("devstack extension %d: %w", i, err)
+		}
+		if run != nil {
+			s.goRun(fmt.Sprintf("extension %d", i), func() error { return run(runCtx) })
+		}
 	}
 	s.goRun("devqueue resolvers", func() error { return queue.Run(runCtx) })
 	s.goRun("http server", func() error {
