@@ -1,9 +1,10 @@
-// Package demo is `make demo`: the whole system in one process on embedded
+package devstack
+
+// The demo is `make demo`: the whole system in one process on embedded
 // defaults. It starts the devstack, runs an agent for the demo pool beside
 // it, submits a hello-world task with the real Taskcluster client, and shows
 // what a lab operator and a task author would look at: the Pulse messages,
 // the task's resolution and its log.
-package demo
 
 import (
 	"bytes"
@@ -26,7 +27,6 @@ import (
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueueevents"
 
 	"github.com/labrunner/labrunner/agent"
-	"github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/internal/pulse"
 	"github.com/labrunner/labrunner/platform"
 )
@@ -38,11 +38,10 @@ const (
 	TaskQueueID   = ProvisionerID + "/" + WorkerType
 )
 
-// Options configures a demo run.
-type Options struct {
-	// Stack configures the devstack (listen address, Pulse URL, root
-	// credentials).
-	Stack devstack.Options
+// DemoOptions configures a demo run.
+type DemoOptions struct {
+	// System configures the devstack.
+	System Options
 	// WorkDir holds the agent's state and task directories (default: a new
 	// temporary directory, removed at the end).
 	WorkDir string
@@ -51,12 +50,12 @@ type Options struct {
 	Serve bool
 }
 
-// Run runs the demo, writing what happens to out.
-func Run(ctx context.Context, out io.Writer, opts Options) error {
-	logger := opts.Stack.Logger
+// RunDemo runs the demo, writing what happens to out.
+func RunDemo(ctx context.Context, out io.Writer, opts DemoOptions) error {
+	logger := opts.System.Stack.Logger
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		opts.Stack.Logger = logger
+		opts.System.Stack.Logger = logger
 	}
 	workDir := opts.WorkDir
 	if workDir == "" {
@@ -68,12 +67,12 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 		workDir = dir
 	}
 
-	s, err := devstack.Start(ctx, opts.Stack)
+	s, err := Start(ctx, opts.System)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	devstack.PrintEnv(out, s)
+	PrintEnv(out, s)
 
 	agentCtx, stopAgent := context.WithCancel(ctx)
 	agentDone, err := startAgent(agentCtx, s, workDir, logger)
@@ -111,7 +110,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 
 // startAgent runs an agent for the demo pool with a live log server on a
 // free loopback port; the returned channel closes when the agent has stopped.
-func startAgent(ctx context.Context, s *devstack.Stack, workDir string, logger *slog.Logger) (<-chan struct{}, error) {
+func startAgent(ctx context.Context, s *System, workDir string, logger *slog.Logger) (<-chan struct{}, error) {
 	journal, err := agent.OpenJournal(filepath.Join(workDir, "state", "journal"))
 	if err != nil {
 		return nil, err
@@ -164,7 +163,7 @@ func startAgent(ctx context.Context, s *devstack.Stack, workDir string, logger *
 
 // SubmitHelloWorld creates a hello-world task for the demo pool with
 // client-go, exactly as a decision task would, and returns its taskId.
-func SubmitHelloWorld(ctx context.Context, s *devstack.Stack) (string, error) {
+func SubmitHelloWorld(ctx context.Context, s *System) (string, error) {
 	q := tcqueue.New(&s.Credentials, s.RootURL)
 	q.Context = ctx
 	taskID := slugid.Nice()
@@ -268,7 +267,7 @@ func followTask(ctx context.Context, out io.Writer, events <-chan pulse.Delivery
 
 // printLog downloads the task's log artifact, as Treeherder would, and
 // prints it.
-func printLog(ctx context.Context, out io.Writer, s *devstack.Stack, taskID string) error {
+func printLog(ctx context.Context, out io.Writer, s *System, taskID string) error {
 	q := tcqueue.New(nil, s.RootURL)
 	q.Context = ctx
 	buf, _, _, err := q.DownloadArtifactToBuf(taskID, 0, agent.LiveLogName)

@@ -1,4 +1,4 @@
-package demo
+package devstack
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ func TestDemoRunsHelloWorldThroughTheAgent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := Run(ctx, &out, Options{WorkDir: t.TempDir()}); err != nil {
+	if err := RunDemo(ctx, &out, DemoOptions{WorkDir: t.TempDir()}); err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
 	text := out.String()

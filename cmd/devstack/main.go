@@ -12,8 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/labrunner/labrunner/demo"
-	"github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/devstack"
+	tcstack "github.com/labrunner/labrunner/internal/devstack"
 )
 
 func main() {
@@ -36,23 +36,30 @@ func newRootCommand() *cobra.Command {
 
 type stackFlags struct {
 	listen, pulseURL, clientID, accessToken string
+	dir, adminToken                         string
 	verbose                                 bool
 }
 
 func (f *stackFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.listen, "listen", "127.0.0.1:8080", "address to serve the root URL on (host:port; port 0 picks a free one)")
 	cmd.Flags().StringVar(&f.pulseURL, "pulse", "", "RabbitMQ URL for Pulse messages (amqp://user:pass@host:5672); empty uses the in-process bus")
-	cmd.Flags().StringVar(&f.clientID, "client-id", devstack.DefaultClientID, "root client id")
+	cmd.Flags().StringVar(&f.clientID, "client-id", tcstack.DefaultClientID, "root client id")
 	cmd.Flags().StringVar(&f.accessToken, "access-token", "", "root access token (generated when empty)")
+	cmd.Flags().StringVar(&f.dir, "dir", "", "directory for the services' SQLite files (default: a temporary one, removed at exit)")
+	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "provisioner admin token (generated when empty)")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log at debug level")
 }
 
 func (f *stackFlags) options() devstack.Options {
+	return devstack.Options{Stack: f.stackOptions(), Dir: f.dir, AdminToken: f.adminToken}
+}
+
+func (f *stackFlags) stackOptions() tcstack.Options {
 	level := slog.LevelInfo
 	if f.verbose {
 		level = slog.LevelDebug
 	}
-	return devstack.Options{
+	return tcstack.Options{
 		Listen:      f.listen,
 		PulseURL:    f.pulseURL,
 		ClientID:    f.clientID,
@@ -97,7 +104,7 @@ func newDemoCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext()
 			defer stop()
-			return demo.Run(ctx, cmd.OutOrStdout(), demo.Options{Stack: f.options(), Serve: !once})
+			return devstack.RunDemo(ctx, cmd.OutOrStdout(), devstack.DemoOptions{System: f.options(), Serve: !once})
 		},
 	}
 	f.register(cmd)

@@ -1,0 +1,122 @@
+// Package devstack is labrunner's whole central side in one process under
+// one root URL, for `devstack serve`, `make demo` and end-to-end tests: the
+// Taskcluster-compatible dev queue and Pulse (package internal/devstack),
+// the provisioner on SQLite under /api/v1/, and the demo's agent. Unlike
+// internal/devstack it imports the services, so their own tests cannot use
+// it; they use internal/devstack.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	tcstack "github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/provisioner"
+)
+
+// Options configures a System; the zero value is a working embedded default.
+type Options struct {
+	// Stack configures the queue side: listen address, Pulse URL, root
+	// credentials, queue timings.
+	Stack tcstack.Options
+	// Dir holds the services' SQLite files; empty means a temporary
+	// directory removed by Close.
+	Dir string
+	// AdminToken is the provisioner's admin token; generated when empty.
+	AdminToken string
+}
+
+// System is a running devstack.
+type System struct {
+	*tcstack.Stack
+	// Provisioner is the provisioner served under /api/v1/.
+	Provisioner *provisioner.Server
+	// AdminToken is the provisioner's admin token.
+	AdminToken string
+
+	removeDir string
+}
+
+// Start starts the queue, the provisioner and the bus, and returns once
+// they accept requests.
+func Start(ctx context.Context, opts Options) (*System, error) {
+	sys := &System{AdminToken: opts.AdminToken}
+	if sys.AdminToken == "" {
+		token, err := tcstack.NewAccessToken()
+		if err != nil {
+			return nil, err
+		}
+		sys.AdminToken = token
+	}
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "labrunner-devstack-")
+		if err != nil {
+			return nil, fmt.Errorf("devstack directory: %w", err)
+		}
+		dir, sys.removeDir = d, d
+	} else if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("devstack directory (--dir): %w", err)
+	}
+	logger := opts.Stack.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+
+	stackOpts := opts.Stack
+	stackOpts.Extensions = append(stackOpts.Extensions, func(s *tcstack.Stack, mux *http.ServeMux) (func(context.Context) error, error) {
+		creds := s.Credentials
+		p, err := provisioner.New(provisioner.Config{
+			DB:                 filepath.Join(dir, "provisioner.sqlite"),
+			RootURL:            s.RootURL,
+			DefaultCredentials: &creds,
+			AdminTokens:        []string{sys.AdminToken},
+			Pulse:              s.Bus,
+			Logger:             logger.With("component", "provisioner"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		sys.Provisioner = p
+		mux.Handle("/api/v1/", p.Handler())
+		mux.Handle("/openapi.json", p.Handler())
+		mux.Handle("/metrics", p.Handler())
+		return func(ctx context.Context) error {
+			defer p.Close()
+			return p.Run(ctx)
+		}, nil
+	})
+	stack, err := tcstack.Start(ctx, stackOpts)
+	if err != nil {
+		sys.cleanup()
+		return nil, err
+	}
+	sys.Stack = stack
+	return sys, nil
+}
+
+// Close stops every service and removes a temporary directory.
+func (s *System) Close() error {
+	err := s.Stack.Close()
+	return errors.Join(err, s.cleanup())
+}
+
+func (s *System) cleanup() error {
+	if s.removeDir == "" {
+		return nil
+	}
+	return os.RemoveAll(s.removeDir)
+}
+
+// PrintEnv prints what clients need to reach s: the Taskcluster root URL
+// and credentials, and the provisioner's URL and admin token.
+func PrintEnv(out io.Writer, s *System) {
+	tcstack.PrintEnv(out, s.Stack)
+	fmt.Fprintf(out, "LABRUNNER_PROVISIONER_URL=%s\nLABRUNNER_ADMIN_TOKEN=%s\n", s.RootURL, s.AdminToken)
+}
