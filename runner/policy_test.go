@@ -307,3 +307,35 @@ func TestWatchdogRestartsAgentLoop(t *testing.T) {
 		t.Errorf("state %s after a watchdog restart, want idle", s.State)
 	}
 }
+
+// TestRebootRequestStopsTaskAfterGrace: a plain reboot request gives the
+// running task drainGrace, then resolves it worker-shutdown and reboots;
+// the agent loop lives on for the next boot's sake.
+func TestRebootRequestStopsTaskAfterGrace(t *testing.T) {
+	e := newEnv(t, map[string]any{"drainGrace": "300ms"})
+	rn := e.start(Options{})
+	id := e.createTask("sleep 300")
+	e.waitStatus(rn, "task running", func(s *Status) bool { return len(s.CurrentTasks) == 1 })
+	s, err := rn.client.Reboot(context.Background(), RebootRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.State != PhaseDraining || s.Reboot.Pending == nil || s.Reboot.Pending.StopTasksAt.IsZero() {
+		t.Errorf("after the request: state %s pending %+v", s.State, s.Reboot.Pending)
+	}
+	if res := e.waitResolved(id); res != "exception/worker-shutdown" {
+		t.Errorf("task: %s, want exception/worker-shutdown", res)
+	}
+	if got := e.waitReboots(1); got[0] != "requested by an operator" {
+		t.Errorf("reboot reason %q", got[0])
+	}
+	m, err := rn.client.Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`labrunner_runner_tasks_total{resolution="exception/worker-shutdown"} 1`, "labrunner_runner_reboots_total 1", `labrunner_runner_state{state="rebooting"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %q:\n%s", want, m)
+		}
+	}
+}

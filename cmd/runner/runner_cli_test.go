@@ -273,6 +273,18 @@ func TestStateSurvivesKillDash9(t *testing.T) {
 	e.waitStatus("runner idle", func(s *runner.Status) bool { return s.State == runner.PhaseIdle })
 	id := e.createTask("true")
 	e.waitStatus("task done", func(s *runner.Status) bool { return len(s.RecentTasks) == 1 })
+	// A second task is running when the runner is killed: its process
+	// outlives the runner.
+	pidFile := filepath.Join(e.dir, "pid")
+	long := e.createTask("sleep 300 & echo $! > " + pidFile + ".tmp; mv " + pidFile + ".tmp " + pidFile + "; wait")
+	e.waitStatus("second task running", func(s *runner.Status) bool { return len(s.CurrentTasks) == 1 })
+	waitUntil(t, "task's process started", func() bool { _, err := os.Stat(pidFile); return err == nil })
+	raw, _ := os.ReadFile(pidFile)
+	var taskPid int
+	for _, c := range strings.TrimSpace(string(raw)) {
+		taskPid = taskPid*10 + int(c-'0')
+	}
+	t.Cleanup(func() { _ = syscall.Kill(taskPid, syscall.SIGKILL) })
 	e.cli("drain")
 	if err := p.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -283,8 +295,9 @@ func TestStateSurvivesKillDash9(t *testing.T) {
 	if err != nil {
 		t.Fatalf("state file after kill -9: %v", err)
 	}
-	if !st.Draining || st.TasksTotal != 1 || len(st.RecentTasks) != 1 || st.RecentTasks[0].TaskID != id {
-		t.Errorf("state after kill -9: draining %v tasks %d recent %+v", st.Draining, st.TasksTotal, st.RecentTasks)
+	if !st.Draining || st.TasksTotal != 1 || len(st.RecentTasks) != 1 || st.RecentTasks[0].TaskID != id ||
+		len(st.CurrentTasks) != 1 || st.CurrentTasks[0].TaskID != long {
+		t.Errorf("state after kill -9: draining %v tasks %d recent %+v current %+v", st.Draining, st.TasksTotal, st.RecentTasks, st.CurrentTasks)
 	}
 	code, out, _ := execute(context.Background(), "status", "--config", e.config)
 	if code != 3 || !strings.Contains(out, "did not stop cleanly") {
@@ -293,8 +306,19 @@ func TestStateSurvivesKillDash9(t *testing.T) {
 
 	p = start()
 	s := e.waitStatus("runner back", func(s *runner.Status) bool { return s.State != runner.PhaseBooting })
-	if s.State != runner.PhaseDraining || s.Counters.TasksTotal != 1 || len(s.RecentTasks) != 1 {
-		t.Errorf("after restart: state %s tasks %d recent %+v; want the drain and the task remembered", s.State, s.Counters.TasksTotal, s.RecentTasks)
+	if s.State != runner.PhaseDraining || s.Counters.TasksTotal != 1 || len(s.RecentTasks) != 2 ||
+		s.RecentTasks[0].TaskID != long || s.RecentTasks[0].Resolution != "interrupted (runner restarted)" {
+		t.Errorf("after restart: state %s tasks %d recent %+v; want the drain, the task and the interrupted one remembered", s.State, s.Counters.TasksTotal, s.RecentTasks)
+	}
+	// The agent's journal resolves the interrupted run through the
+	// runner's claim gate, and the runner kills what the run left behind.
+	waitUntil(t, "interrupted run resolved", func() bool {
+		st, err := e.queue.Status(long)
+		return err == nil && len(st.Status.Runs) > 0 && st.Status.Runs[0].ReasonResolved == "worker-shutdown"
+	})
+	waitUntil(t, "the killed runner's task process gone", func() bool { return syscall.Kill(taskPid, 0) != nil || zombie(taskPid) })
+	if _, s = e.status(); s.Counters.LeftoversKilled < 1 {
+		t.Errorf("leftoversKilled %d, want the interrupted task's process counted", s.Counters.LeftoversKilled)
 	}
 	if err := p.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
