@@ -68,7 +68,7 @@ func ControlService(action, configPath string) (string, error) {
 		case err != nil:
 			// kardianos's SysV script exits 1 for "Stopped", which
 			// kardianos reports as an error.
-			return fmt.Sprintf("%s: installed, state unknown (%v; %s); `runner status` says whether the runner answers", name, err, s.Platform()), nil
+			return fmt.Sprintf("%s: not running or not installed (the service manager says: %v; %s)", name, err, s.Platform()), nil
 		case st == service.StatusRunning:
 			return fmt.Sprintf("%s: running (%s)", name, s.Platform()), nil
 		case st == service.StatusStopped:

@@ -50,6 +50,8 @@ type ServiceStatus struct {
 	ControlSocket string `json:"controlSocket"`
 	// Note explains a status read from the state file.
 	Note string `json:"note,omitempty"`
+	// Manager is what the OS service manager says (filled in by the CLI).
+	Manager string `json:"manager,omitempty"`
 }
 
 // MachineStatus names the machine.
@@ -182,6 +184,9 @@ func FormatStatus(w io.Writer, s *Status) error {
 	}
 	p("runner\t%s", s.Version)
 	p("service\t%s", svc)
+	if s.Service.Manager != "" {
+		p("  manager\t%s", s.Service.Manager)
+	}
 	p("machine\t%s", s.Machine.Hostname)
 	p("worker\t%s/%s in %s", s.Machine.WorkerGroup, s.Machine.WorkerID, s.Machine.TaskQueueID)
 	state := s.State

@@ -38,6 +38,9 @@ func newStatusCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if m, err := runner.ControlService("status", f.config); err == nil {
+					s.Service.Manager = m
+				}
 				if watch && !asJSON {
 					fmt.Fprint(cmd.OutOrStdout(), "\033[H\033[2J")
 				}
