@@ -1,0 +1,26 @@
+package platform
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+
+	"golang.org/x/sys/unix"
+)
+
+func systemVolume() string { return "/" }
+
+var ioregSerial = regexp.MustCompile(`"IOPlatformSerialNumber"\s*=\s*"([^"]*)"`)
+
+// modelAndSerial reads hw.model (e.g. Macmini9,1) and the platform serial
+// number from the I/O registry; IOKit itself needs cgo, ioreg does not.
+func modelAndSerial(ctx context.Context) (model, serial string) {
+	model, _ = unix.Sysctl("hw.model")
+	out, err := exec.CommandContext(ctx, "/usr/sbin/ioreg", "-rd1", "-c", "IOPlatformExpertDevice").Output()
+	if err == nil {
+		if m := ioregSerial.FindSubmatch(out); m != nil {
+			serial = string(m[1])
+		}
+	}
+	return model, serial
+}
