@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -103,6 +104,12 @@ func New(ac *agent.FileConfig, rc *Config, opts Options) (*Runner, error) {
 	r.st = st
 	r.metrics = newMetrics(r)
 	return r, nil
+}
+
+// SetLogOutput sends the runner's (and the agent's) logs to w, at info
+// level; call it before Run (the Windows service logs to the Event Log).
+func (r *Runner) SetLogOutput(w io.Writer) {
+	r.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 // Run runs the machine's life until ctx is done, then drains: running tasks

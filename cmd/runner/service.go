@@ -33,7 +33,15 @@ func newServiceCommand() *cobra.Command {
 // runAsServiceOr runs the runner under the OS service manager if it
 // started this process, else in the foreground until ctx ends.
 func runAsServiceOr(ctx context.Context, r *runner.Runner) error {
-	isService, err := platform.RunAsService(platform.ServiceName(), r.Run)
+	name := platform.ServiceName()
+	isService, err := platform.RunAsService(name, func(ctx context.Context) error {
+		// A service's standard error goes nowhere on Windows.
+		if w, err := platform.ServiceLog(name); err == nil && w != nil {
+			defer w.Close()
+			r.SetLogOutput(w)
+		}
+		return r.Run(ctx)
+	})
 	if isService {
 		return err
 	}
