@@ -339,3 +339,29 @@ func TestRebootRequestStopsTaskAfterGrace(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyRebootWaitsForResume: a drained machine is not rebooted by the
+// policy until it is resumed, and then before it claims again.
+func TestPolicyRebootWaitsForResume(t *testing.T) {
+	e := newEnv(t, map[string]any{"reboot": map[string]any{"afterEveryTask": true}})
+	rn := e.start(Options{})
+	gate := filepath.Join(e.dir, "go")
+	id := e.createTask("while [ ! -f " + gate + " ]; do sleep 0.05; done")
+	e.waitStatus(rn, "task running", func(s *Status) bool { return len(s.CurrentTasks) == 1 })
+	if _, err := rn.client.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(gate, nil, 0o644)
+	e.waitResolved(id)
+	s := e.waitStatus(rn, "reboot pending while drained", func(s *Status) bool { return s.Reboot.Pending != nil && len(s.CurrentTasks) == 0 })
+	rn.client.Check(context.Background()) // a round of the gate's work
+	if s.State != PhaseDraining || len(e.reboots()) != 0 {
+		t.Errorf("drained machine: state %s, reboots %q; want draining and no reboot", s.State, e.reboots())
+	}
+	if _, err := rn.client.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitReboots(1); !strings.Contains(got[0], "after every task") {
+		t.Errorf("reboot reason %q", got[0])
+	}
+}

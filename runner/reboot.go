@@ -5,7 +5,8 @@ package runner
 //
 //	decided (after a task, N tasks, exit code, HALT, max uptime, request)
 //	   ──▶ pending: the claim gate closes
-//	   ──no task running (a plain request stops them after drainGrace)──▶
+//	   ──no task running (a plain request stops them after drainGrace),
+//	     and, unless asked for by an operator, no drain in force──▶
 //	   boot-loop guard: bootLoopMax reboots already within bootLoopWindow?
 //	       yes ──▶ quarantined (boot-loop), no reboot
 //	       no  ──▶ reason written to the state file ──▶ reboot command
@@ -62,7 +63,7 @@ func (r *Runner) uptimePolicy() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if up < max || r.booting || r.stopping || len(r.st.CurrentTasks) > 0 || r.st.Quarantine != nil || r.st.RebootPending != nil || r.st.RebootIssued != nil {
+	if up < max || r.booting || r.stopping || r.st.Draining || len(r.st.CurrentTasks) > 0 || r.st.Quarantine != nil || r.st.RebootPending != nil || r.st.RebootIssued != nil {
 		return
 	}
 	r.requestReboot(fmt.Sprintf("uptime %s past reboot.maxUptime %s", up.Truncate(time.Second), max), false, 0)
@@ -89,7 +90,9 @@ const maxRebootHistory = 50
 func (r *Runner) maybeReboot() {
 	r.mu.Lock()
 	p := r.st.RebootPending
-	if p == nil || len(r.st.CurrentTasks) > 0 || r.st.RebootIssued != nil || r.booting {
+	// A drained machine is in an operator's hands: the policy's reboot
+	// waits for `runner resume` (and then happens before the next claim).
+	if p == nil || len(r.st.CurrentTasks) > 0 || r.st.RebootIssued != nil || r.booting || (r.st.Draining && !p.Manual) {
 		r.mu.Unlock()
 		return
 	}

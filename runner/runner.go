@@ -234,6 +234,10 @@ func (r *Runner) boot() {
 	if q := r.st.Quarantine; q != nil && q.Source == SourceHealth {
 		// Health is measured afresh.
 		r.st.Quarantine = nil
+		go r.syncQueueQuarantine()
+	} else if q != nil {
+		// The queue may have missed the last change before a crash.
+		go r.syncQueueQuarantine()
 	}
 	for i := range r.st.Checks {
 		r.st.Checks[i].Tripped = false
@@ -317,10 +321,10 @@ func (r *Runner) phase() string {
 		return PhaseDraining
 	case r.st.Quarantine != nil:
 		return PhaseQuarantined
-	case r.st.RebootPending != nil:
-		return PhaseRebooting
 	case r.st.Draining:
 		return PhaseDraining
+	case r.st.RebootPending != nil:
+		return PhaseRebooting
 	}
 	return PhaseIdle
 }
