@@ -8,7 +8,9 @@ package bridge
 //	        claimTask(task, run); store takenUntil
 //	log_uploaded (request_ids from postrun.py, results)
 //	    for each brid with a row:
+//	        an earlier build of the request unhandled    -> retry later (order)
 //	        build already resolved (duplicate)           -> skip
+//	        another copy being handled                   -> retry later
 //	        claimTask (started may come after finished)  -> errors ignored
 //	        artifacts: public/properties.json, public/buildbot-result.json,
 //	                   public/logs/live_backing.log.gz (reference to log_url)
@@ -26,6 +28,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labrunner/labrunner/bridge/schedulerdb"
@@ -58,7 +61,7 @@ func (b *Bridge) handleStarted(ctx context.Context, d pulse.Delivery) error {
 	_ = json.Unmarshal(tp.Value, &msgTask)
 	number := m.Payload.Build.Number
 	for _, brid := range m.Payload.RequestIDs {
-		row, err := b.store.GetTaskByBRID(ctx, brid)
+		row, err := b.rowForRequest(ctx, brid)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
@@ -159,20 +162,25 @@ func (b *Bridge) handleLogUploaded(ctx context.Context, d pulse.Delivery) error 
 }
 
 func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, result schedulerdb.Result, props map[string]BuildProperty, logURL string) error {
-	row, err := b.store.GetTaskByBRID(ctx, brid)
+	row, err := b.rowForRequest(ctx, brid)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // not a bridged request, or already handled
 	}
 	if err != nil {
 		return err
 	}
-	_, resolved, err := b.tables.buildRun(ctx, brid, number, row.RunID)
-	if err != nil {
+	if err := b.earlierBuildsHandled(ctx, brid, number); err != nil {
 		return err
 	}
-	if resolved {
-		return nil
+	ok, resolved, err := b.tables.acquireBuild(ctx, brid, number, row.RunID, time.Minute)
+	if err != nil || resolved {
+		return err
 	}
+	if !ok {
+		return fmt.Errorf("request %d: build %d is being handled by another copy of the message", brid, number)
+	}
+	// Released on the way out; once marked resolved it no longer matters.
+	defer b.tables.releaseBuild(context.WithoutCancel(ctx), brid, number)
 	log := b.log.With("taskId", row.TaskID, "brid", brid, "result", result.String())
 	// #26: the started event may come after this one.
 	if err := b.claimRun(ctx, row, brid, row.RunID); err != nil {
@@ -200,13 +208,29 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 	if err != nil {
 		return err
 	}
-	if err := b.tables.markResolved(ctx, brid, number); err != nil {
-		return err
+	if result == schedulerdb.Retry {
+		// Point the row at the run rerunTask made now, so that the next
+		// build of this request claims and resolves that run.
+		if st, err := b.tc(ctx).Status(taskID); err == nil {
+			if latest := len(st.Status.Runs) - 1; latest > runID && st.Status.Runs[latest].State == "pending" {
+				if _, err := b.store.UpdateRunID(ctx, brid, latest); err != nil {
+					return err
+				}
+			}
+		} else if !tcRefused(err) {
+			return err
+		}
 	}
+	// The row goes before the mark: a copy handled after a crash between
+	// the two then finds no row, rather than a marked build and a row
+	// that nothing would delete.
 	if !keep {
 		if _, err := b.store.DeleteByBuildRequest(ctx, brid); err != nil {
 			return err
 		}
+	}
+	if err := b.tables.markResolved(ctx, brid, number); err != nil {
+		return err
 	}
 	log.Info("build finished", "runId", runID, "rowKept", keep)
 	return nil
@@ -265,4 +289,58 @@ func (b *Bridge) resolve(ctx context.Context, taskID string, runID int, result s
 	}
 	b.log.Warn("WEIRD build result; row kept", "taskId", taskID, "result", int(result))
 	return true, nil
+}
+
+// earlierBuildsHandled holds back the log_uploaded of build number of brid
+// while an earlier finished build of the same request (a RETRY) has not
+// been handled: reordered, the later build would resolve the earlier run.
+func (b *Bridge) earlierBuildsHandled(ctx context.Context, brid int64, number int) error {
+	builds, err := b.sdb.Builds(ctx, brid)
+	if err != nil {
+		return err
+	}
+	for _, bl := range builds {
+		if bl.Number >= number || bl.FinishTime == nil {
+			continue
+		}
+		_, resolved, err := b.tables.buildRun(ctx, brid, bl.Number, -1)
+		if err != nil {
+			return err
+		}
+		if !resolved {
+			return fmt.Errorf("request %d: build %d waits for earlier build %d to be handled", brid, number, bl.Number)
+		}
+	}
+	return nil
+}
+
+// rowForRequest returns the row of build request brid. A build may start
+// (and even finish) between the injection's commit and the moment the row
+// records its brid; such a row, still unbound, is bound here rather than
+// the event being dropped.
+func (b *Bridge) rowForRequest(ctx context.Context, brid int64) (store.Task, error) {
+	row, err := b.store.GetTaskByBRID(ctx, brid)
+	if !errors.Is(err, store.ErrNotFound) {
+		return row, err
+	}
+	bs, berr := b.sdb.BuildsetForRequest(ctx, brid)
+	if errors.Is(berr, schedulerdb.ErrNotFound) || (berr == nil && !strings.HasPrefix(bs.ExternalIDString, schedulerdb.ExternalIDPrefix)) {
+		return row, err
+	}
+	if berr != nil {
+		return row, berr
+	}
+	taskID := strings.TrimPrefix(bs.ExternalIDString, schedulerdb.ExternalIDPrefix)
+	unbound, terr := b.store.GetTask(ctx, taskID)
+	if terr != nil || unbound.BuildRequestID != nil {
+		return row, err
+	}
+	bound, serr := b.store.SetBuildRequestID(ctx, taskID, unbound.RunID, brid)
+	if serr != nil {
+		if errors.Is(serr, store.ErrNotFound) || errors.Is(serr, store.ErrConflict) {
+			return row, err
+		}
+		return row, serr
+	}
+	return bound, nil
 }

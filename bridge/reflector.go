@@ -12,8 +12,9 @@ package bridge
 //	    run not running                          -> skip
 //	    reclaimTask ok                           -> store takenUntil
 //	    404 / 403                                -> delete row
-//	    409, request incomplete                  -> cancel builds, delete row
-//	    409, request complete                    -> log
+//	    409, deadline passed, request incomplete -> cancel builds, delete row
+//	    409, deadline passed, request complete   -> log
+//	    409 otherwise (run resolved meanwhile)   -> leave it to the BB listener
 //
 // Leases (bridge/store) split the rows between instances, so N instances
 // do not reclaim one task N times; a dead instance's rows are taken over
@@ -21,7 +22,9 @@ package bridge
 
 import (
 	"context"
+	"database/sql"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
@@ -54,7 +57,7 @@ type PassStats struct {
 // ReflectOnce runs one reflector pass over the rows this instance can lease.
 func (b *Bridge) ReflectOnce(ctx context.Context) (PassStats, error) {
 	var st PassStats
-	ttl := max(3*b.cfg.Reflector.Interval, 30*time.Second)
+	ttl := max(3*b.cfg.Reflector.Interval, time.Second)
 	rows, err := b.store.AcquireLeases(ctx, b.cfg.InstanceID, ttl, b.cfg.Reflector.LeaseBatch)
 	if err != nil {
 		return st, err
@@ -157,6 +160,16 @@ func (b *Bridge) reclaimStep(ctx context.Context, r store.Task, brid int64) (str
 		_, err := b.store.DeleteByBuildRequest(ctx, brid)
 		return "dropped", err
 	case http.StatusConflict:
+		// The run may have been resolved between the status read and the
+		// reclaim (a RETRY, whose request Buildbot runs again): that is
+		// the BB listener's business. Only a deadline makes it ours.
+		again, serr := q.Status(r.TaskID)
+		if serr != nil {
+			return "", serr
+		}
+		if time.Time(again.Status.Deadline).After(b.now()) {
+			return "conflict-resolved", nil
+		}
 		br, berr := b.sdb.BuildRequest(ctx, brid)
 		if berr != nil && !errors.Is(berr, schedulerdb.ErrNotFound) {
 			return "", berr
@@ -176,14 +189,25 @@ func (b *Bridge) reclaimStep(ctx context.Context, r store.Task, brid int64) (str
 }
 
 // finishUnbound completes an injection interrupted by a crash (§12.14),
-// which BBB left pending until its deadline.
+// which BBB left pending until its deadline. When the task no longer has a
+// pending run, a request the crash may have left behind is cancelled and
+// the row dropped.
 func (b *Bridge) finishUnbound(ctx context.Context, r store.Task) (string, error) {
 	q := b.tc(ctx)
 	st, err := q.Status(r.TaskID)
 	if err != nil && !tcRefused(err) {
 		return "", err
 	}
-	if err != nil || len(st.Status.Runs)-1 != r.RunID || runState(&st.Status, r.RunID) != "pending" {
+	latest := -1
+	if err == nil {
+		latest = len(st.Status.Runs) - 1
+	}
+	if latest < r.RunID || runState(&st.Status, latest) != "pending" {
+		if err == nil && r.RunID < len(st.Status.Runs) {
+			if err := b.cancelOrphan(ctx, r.TaskID, time.Time(st.Status.Runs[r.RunID].Scheduled)); err != nil {
+				return "", err
+			}
+		}
 		_, err := b.store.DeleteByTask(ctx, r.TaskID)
 		return "dropped", err
 	}
@@ -196,9 +220,26 @@ func (b *Bridge) finishUnbound(ctx context.Context, r store.Task) (string, error
 		return "", err
 	}
 	if reason != "" {
-		return "dropped", b.rejectTask(ctx, r.TaskID, r.RunID, reason)
+		return "dropped", b.rejectTask(ctx, r.TaskID, latest, reason)
 	}
-	return "injected", b.inject(ctx, r.TaskID, r.RunID, time.Time(st.Status.Runs[r.RunID].Scheduled), task.Priority, p)
+	return "injected", b.advanceRow(ctx, &st.Status, task, p, r, latest)
+}
+
+// cancelOrphan cancels the request an interrupted injection for the run
+// scheduled at scheduled may have written, if any.
+func (b *Bridge) cancelOrphan(ctx context.Context, taskID string, scheduled time.Time) error {
+	var brid int64
+	err := b.sdb.SQL().QueryRowContext(ctx, `SELECT br.id FROM buildrequests br JOIN buildsets bs ON bs.id = br.buildsetid
+		WHERE bs.external_idstring = ? AND bs.submitted_at = ? ORDER BY br.id LIMIT 1`,
+		schedulerdb.ExternalIDPrefix+taskID, scheduled.Unix()).Scan(&brid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look for an orphan request of %s: %w", taskID, err)
+	}
+	_, err = b.cancel.cancelRequest(ctx, "", brid)
+	return err
 }
 
 // reclaimDue is v2's should_reclaim: reclaim_at = takenUntil - threshold,

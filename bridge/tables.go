@@ -36,7 +36,7 @@ func openOwnTables(ctx context.Context, db *sql.DB, d store.Dialect) (*ownTables
 	t := &ownTables{db: db, dialect: d}
 	for _, ddl := range []string{
 		`CREATE TABLE IF NOT EXISTS bridge_builds (brid BIGINT NOT NULL, number INT NOT NULL, run_id INT NOT NULL,
-			resolved INT NOT NULL DEFAULT 0, PRIMARY KEY (brid, number))`,
+			resolved INT NOT NULL DEFAULT 0, lease_until BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (brid, number))`,
 		`CREATE TABLE IF NOT EXISTS bridge_dead_letters (queue VARCHAR(190) NOT NULL, routing_key VARCHAR(255) NOT NULL,
 			body ` + text + ` NOT NULL, error ` + text + ` NOT NULL, instance VARCHAR(128) NOT NULL, at BIGINT NOT NULL)`,
 	} {
@@ -120,6 +120,38 @@ func (t *ownTables) buildRun(ctx context.Context, brid int64, number, runID int)
 		return 0, false, fmt.Errorf("bridge: record build %d of request %d: %w", number, brid, err)
 	}
 	return recordedRun, resolved, nil
+}
+
+// acquireBuild takes the right to handle build (brid, number)'s
+// log_uploaded for ttl, so that two copies of the message handled at once
+// on two instances do not both act; resolved reports that it was handled.
+func (t *ownTables) acquireBuild(ctx context.Context, brid int64, number, runID int, ttl time.Duration) (ok, resolved bool, err error) {
+	if _, resolved, err = t.buildRun(ctx, brid, number, runID); err != nil || resolved {
+		return false, resolved, err
+	}
+	now := time.Now()
+	err = t.retry(ctx, func() error {
+		res, err := t.db.ExecContext(ctx, t.q("UPDATE bridge_builds SET lease_until = ? WHERE brid = ? AND number = ? AND resolved = 0 AND lease_until < ?"),
+			now.Add(ttl).UnixMilli(), brid, number, now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	if err != nil {
+		return false, false, fmt.Errorf("bridge: take build %d of request %d: %w", number, brid, err)
+	}
+	return ok, false, nil
+}
+
+// releaseBuild gives up the right taken by acquireBuild.
+func (t *ownTables) releaseBuild(ctx context.Context, brid int64, number int) {
+	_ = t.retry(ctx, func() error {
+		_, err := t.db.ExecContext(ctx, t.q("UPDATE bridge_builds SET lease_until = 0 WHERE brid = ? AND number = ?"), brid, number)
+		return err
+	})
 }
 
 // markResolved records that build (brid, number)'s log_uploaded was handled.

@@ -10,9 +10,11 @@ package bridge
 //	                                               malformed-payload, delete rows
 //	    row for the task, row.runId > run       -> ignore (out of order)
 //	    row, same run, brid set                 -> ignore (duplicate)
-//	    row, same run, no brid                  -> finish the injection
+//	    row without brid                        -> finish its injection (its own
+//	                                               run's scheduled is the key)
 //	    row, older run                          -> updateRunId only
-//	    no row                                  -> insert row, inject, set brid
+//	    no row                                  -> insert row; run still pending?
+//	                                               inject, set brid; else drop row
 //
 //	task-exception (canceled | deadline-exceeded)
 //	    no row                                  -> ignore
@@ -99,27 +101,65 @@ func (b *Bridge) handlePending(ctx context.Context, d pulse.Delivery) error {
 	case row.RunID > runID || (row.RunID == runID && row.BuildRequestID != nil):
 		log.Debug("duplicate or older task-pending ignored", "rowRunId", row.RunID)
 		return nil
-	case row.RunID < runID && row.BuildRequestID != nil:
-		// A rerun or retry of a request Buildbot already holds (RETRY
-		// re-uses the brid): a new request would be an extra build.
+	default:
+		return b.advanceRow(ctx, &st.Status, task, payload, row, runID)
+	}
+	nt := store.NewTask{TaskID: taskID, RunID: runID, Created: time.Time(task.Created)}
+	row, created, err := b.store.Create(ctx, nt)
+	if err != nil {
+		return err
+	}
+	if !created {
+		// Another instance got there first: finish its injection if it
+		// has not (idempotent), else this is a duplicate.
+		return b.advanceRow(ctx, &st.Status, task, payload, row, runID)
+	}
+	// A late copy can get here after the run was handled and its row
+	// deleted: only a run still pending now gets a build request.
+	again, err := b.tc(ctx).Status(taskID)
+	if err != nil {
+		return fmt.Errorf("get status of %s: %w", taskID, err)
+	}
+	if len(again.Status.Runs)-1 != runID || runState(&again.Status, runID) != "pending" {
+		_, err := b.store.DeleteByTask(ctx, taskID)
+		log.Debug("run moved on while its row was created; row removed")
+		return err
+	}
+	return b.inject(ctx, taskID, runID, time.Time(last.Scheduled), task.Priority, payload)
+}
+
+// advanceRow brings an existing row up to run runID: an unfinished
+// injection is finished with the scheduled time of the row's own run (the
+// key under which Inject finds an earlier attempt, so a crash never yields
+// a second request), then a newer run only moves the row, since Buildbot
+// re-uses the request (RETRY) and a new one would be an extra build.
+func (b *Bridge) advanceRow(ctx context.Context, st *tcqueue.TaskStatusStructure, task *tcqueue.TaskDefinitionResponse, p Payload, row store.Task, runID int) error {
+	if row.BuildRequestID == nil {
+		if row.RunID >= len(st.Runs) {
+			return fmt.Errorf("task %s: row names run %d, which the queue does not have", row.TaskID, row.RunID)
+		}
+		if err := b.inject(ctx, row.TaskID, row.RunID, time.Time(st.Runs[row.RunID].Scheduled), task.Priority, p); err != nil {
+			return err
+		}
+		var err error
+		if row, err = b.store.GetTask(ctx, row.TaskID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		if row.BuildRequestID == nil {
+			return fmt.Errorf("task %s: row still has no build request after injection", row.TaskID)
+		}
+	}
+	if row.RunID < runID {
 		moved, err := b.store.UpdateRunID(ctx, *row.BuildRequestID, runID)
 		if err != nil {
 			return err
 		}
-		log.Info("new run of a known task", "brid", *row.BuildRequestID, "moved", moved)
-		return nil
+		b.log.Info("new run of a known task", "taskId", row.TaskID, "runId", runID, "brid", *row.BuildRequestID, "moved", moved)
 	}
-	if row.BuildRequestID == nil && err == nil && row.RunID < runID {
-		// An older run's injection never finished and its run is gone: the
-		// row stands for nothing any more.
-		if _, err := b.store.DeleteByTask(ctx, taskID); err != nil {
-			return err
-		}
-	}
-	if _, _, err := b.store.Create(ctx, store.NewTask{TaskID: taskID, RunID: runID, Created: time.Time(task.Created)}); err != nil {
-		return err
-	}
-	return b.inject(ctx, taskID, runID, time.Time(last.Scheduled), task.Priority, payload)
+	return nil
 }
 
 // inject writes the build request for a run whose row exists and binds it.
