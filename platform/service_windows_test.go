@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/windows"
+	"golang.org/x/sys/windows/svc"
 	"golang.org/x/sys/windows/svc/mgr"
 )
 
@@ -98,4 +99,49 @@ func startType(t *testing.T, s *mgr.Service) uint32 {
 		t.Fatalf("QueryServiceConfig: %v", err)
 	}
 	return qc.StartType
+}
+
+// TestServiceHandlerStopDrainsThenStops drives the handler as the service
+// manager would: Running, then a Stop that cancels run's context, with
+// StopPending reported until run returns.
+func TestServiceHandlerStopDrainsThenStops(t *testing.T) {
+	release := make(chan struct{})
+	h := &serviceHandler{run: func(ctx context.Context) error {
+		<-ctx.Done()
+		<-release // draining
+		return nil
+	}}
+	req := make(chan svc.ChangeRequest)
+	st := make(chan svc.Status, 100)
+	type result struct {
+		specific bool
+		code     uint32
+	}
+	done := make(chan result, 1)
+	go func() { s, c := h.Execute(nil, req, st); done <- result{s, c} }()
+	if s := <-st; s.State != svc.StartPending {
+		t.Fatalf("first status %v", s.State)
+	}
+	if s := <-st; s.State != svc.Running || s.Accepts&svc.AcceptStop == 0 {
+		t.Fatalf("second status %+v", s)
+	}
+	req <- svc.ChangeRequest{Cmd: svc.Stop}
+	if s := <-st; s.State != svc.StopPending {
+		t.Fatalf("after Stop: %v", s.State)
+	}
+	close(release)
+	if r := <-done; r.specific || r.code != 0 {
+		t.Errorf("clean stop returned %+v, want (false, 0)", r)
+	}
+}
+
+// TestServiceHandlerRunFailureIsAFailureExit: a run that ends by itself
+// must look like a failure so that the recovery actions restart it.
+func TestServiceHandlerRunFailureIsAFailureExit(t *testing.T) {
+	h := &serviceHandler{run: func(context.Context) error { return errors.New("boom") }}
+	st := make(chan svc.Status, 10)
+	specific, code := h.Execute(nil, make(chan svc.ChangeRequest), st)
+	if !specific || code != 1 || h.err == nil {
+		t.Errorf("got (%v, %d, %v), want (true, 1, boom)", specific, code, h.err)
+	}
 }
