@@ -52,7 +52,23 @@ type cliEnv struct {
 	stateFile string
 }
 
-func newCLIEnv(t *testing.T) *cliEnv {
+// startProcess runs `runner run` as a child process (the test binary).
+func (e *cliEnv) startProcess() *exec.Cmd {
+	e.t.Helper()
+	args, _ := json.Marshal([]string{"run", "--config", e.config})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), mainArgsEnv+"="+string(args))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+// newCLIEnv starts a devstack and writes a configuration; reboot, if set,
+// replaces the runner's reboot policy.
+func newCLIEnv(t *testing.T, reboot map[string]any) *cliEnv {
 	s, err := devstack.Start(context.Background(), devstack.Options{
 		Queue:  devqueue.Config{PollWait: 300 * time.Millisecond},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -92,9 +108,14 @@ func newCLIEnv(t *testing.T) *cliEnv {
 		"runner": map[string]any{
 			"drainGrace": "2s",
 			"checks":     map[string]any{"dir": checks, "diskFreeMinMB": 1, "memFreeMinMB": 1},
-			"reboot":     map[string]any{"afterTasks": 5, "maxUptime": "8760h", "command": []string{"/bin/sh", "-c", `echo "$LABRUNNER_REBOOT_REASON" >> ` + e.rebootLog}},
+			"reboot":     map[string]any{"afterTasks": 5, "maxUptime": "8760h"},
 		},
 	}
+	rb := cfg["runner"].(map[string]any)
+	if reboot != nil {
+		rb["reboot"] = reboot
+	}
+	rb["reboot"].(map[string]any)["command"] = []string{"/bin/sh", "-c", `echo "$LABRUNNER_REBOOT_REASON" >> ` + e.rebootLog}
 	b, _ := json.Marshal(cfg)
 	e.config = filepath.Join(dir, "runner.yml")
 	if err := os.WriteFile(e.config, b, 0o600); err != nil {
@@ -154,7 +175,7 @@ func (e *cliEnv) cli(args ...string) string {
 }
 
 func TestCLIStatusAndControlAgainstDevstack(t *testing.T) {
-	e := newCLIEnv(t)
+	e := newCLIEnv(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -257,18 +278,8 @@ func regexpLine(out, key, value string) bool {
 // TestStateSurvivesKillDash9 runs the runner as a process, kills it with
 // SIGKILL and checks that the state file is whole and is picked up again.
 func TestStateSurvivesKillDash9(t *testing.T) {
-	e := newCLIEnv(t)
-	start := func() *exec.Cmd {
-		args, _ := json.Marshal([]string{"run", "--config", e.config})
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), mainArgsEnv+"="+string(args))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd
-	}
+	e := newCLIEnv(t, nil)
+	start := e.startProcess
 	p := start()
 	e.waitStatus("runner idle", func(s *runner.Status) bool { return s.State == runner.PhaseIdle })
 	id := e.createTask("true")
@@ -328,5 +339,47 @@ func TestStateSurvivesKillDash9(t *testing.T) {
 	}
 	if st, err := runner.NewStateStore(e.stateFile).Load(); err != nil || st.Phase != runner.PhaseStopped {
 		t.Errorf("state after SIGTERM: %s %v", st.Phase, err)
+	}
+}
+
+// TestBootLoopAcrossProcessRestarts reboots after every task; each "reboot"
+// (a harmless command) is followed by a restart of the runner process, as
+// the machine's boot would do. The third reboot within the window is
+// refused and the machine quarantined, and the queue told.
+func TestBootLoopAcrossProcessRestarts(t *testing.T) {
+	e := newCLIEnv(t, map[string]any{"afterEveryTask": true, "bootLoopMax": 2, "bootLoopWindow": "1h"})
+	for boot := 1; boot <= 3; boot++ {
+		p := e.startProcess()
+		s := e.waitStatus("runner up", func(s *runner.Status) bool { return s.State != runner.PhaseBooting })
+		if boot > 1 && (s.Reboot.Last == nil || !strings.Contains(s.Reboot.Last.Reason, "after every task")) {
+			t.Errorf("boot %d does not report the reboot before it: %+v", boot, s.Reboot.Last)
+		}
+		id := e.createTask("true")
+		if boot < 3 {
+			e.waitStatus("reboot issued", func(s *runner.Status) bool { return s.Reboot.Issued != nil })
+			waitUntil(t, "reboot command", func() bool {
+				b, _ := os.ReadFile(e.rebootLog)
+				return strings.Count(string(b), "\n") == boot && strings.Contains(string(b), id)
+			})
+		} else {
+			s = e.waitStatus("boot-loop quarantine", func(s *runner.Status) bool { return s.Quarantine != nil })
+			if s.Quarantine.Source != runner.SourceBootLoop || s.State != runner.PhaseQuarantined || s.Reboot.RecentReboots != 2 {
+				t.Errorf("boot 3: state %s quarantine %+v recent reboots %d", s.State, s.Quarantine, s.Reboot.RecentReboots)
+			}
+			if b, _ := os.ReadFile(e.rebootLog); strings.Count(string(b), "\n") != 2 {
+				t.Errorf("reboot command ran again despite the boot loop:\n%s", b)
+			}
+			pid, wt, _ := strings.Cut(e.taskQueue, "/")
+			waitUntil(t, "quarantine on the queue", func() bool {
+				w, err := e.queue.GetWorker(pid, wt, "lab", "machine-1")
+				return err == nil && time.Time(w.QuarantineUntil).After(time.Now())
+			})
+		}
+		if err := p.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(); err != nil {
+			t.Errorf("boot %d: runner exit: %v", boot, err)
+		}
 	}
 }
