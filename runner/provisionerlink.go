@@ -311,7 +311,7 @@ func (l *ProvisionerLink) HeartbeatNow() {
 // register the machine (a bad or used-up enrollment token, an unverifiable
 // EC2 identity), which retrying cannot fix.
 func (l *ProvisionerLink) Run(ctx context.Context) error {
-	if l.MachineID() == "" || !l.Status().Registered {
+	if _, tok, _ := l.session(); tok == "" {
 		if err := l.register(ctx, ""); err != nil {
 			return err
 		}
