@@ -20,8 +20,11 @@ const controlPipeSDDL = "D:P(A;;GA;;;BA)(A;;GA;;;SY)"
 // pipeAddr is a named pipe's net.Addr.
 type pipeAddr string
 
+// Network is "pipe".
 func (a pipeAddr) Network() string { return "pipe" }
-func (a pipeAddr) String() string  { return string(a) }
+
+// String is the pipe's name.
+func (a pipeAddr) String() string { return string(a) }
 
 // pipeConn is one connected pipe instance. The handle is overlapped, so
 // os.File runs it on the runtime's I/O completion port: reads and writes
@@ -31,7 +34,10 @@ type pipeConn struct {
 	addr pipeAddr
 }
 
-func (c *pipeConn) LocalAddr() net.Addr  { return c.addr }
+// LocalAddr is the pipe's name.
+func (c *pipeConn) LocalAddr() net.Addr { return c.addr }
+
+// RemoteAddr is the pipe's name: pipe clients have no address.
 func (c *pipeConn) RemoteAddr() net.Addr { return c.addr }
 
 // pipeListener hands out one pipe instance per client.

@@ -25,6 +25,7 @@ func serviceLog(name string) (io.WriteCloser, error) {
 	return &eventLogWriter{l: l}, nil
 }
 
+// Write reports one log record as one event.
 func (w *eventLogWriter) Write(p []byte) (int, error) {
 	msg := strings.TrimRight(string(p), "\r\n")
 	var err error
@@ -42,4 +43,5 @@ func (w *eventLogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// Close closes the event log handle.
 func (w *eventLogWriter) Close() error { return w.l.Close() }

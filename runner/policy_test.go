@@ -4,6 +4,8 @@ package runner
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -363,5 +365,35 @@ func TestPolicyRebootWaitsForResume(t *testing.T) {
 	}
 	if got := e.waitReboots(1); !strings.Contains(got[0], "after every task") {
 		t.Errorf("reboot reason %q", got[0])
+	}
+}
+
+// TestMetricsListenServesOnlyMetrics: the optional TCP listener must not
+// expose the control API.
+func TestMetricsListenServesOnlyMetrics(t *testing.T) {
+	e := newEnv(t, nil)
+	r, err := New(e.ac, e.rc, Options{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.metricsOnlyHandler())
+	defer srv.Close()
+	for path, want := range map[string]int{"/metrics": http.StatusOK, "/v1/status": http.StatusNotFound} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+	resp, err := http.Post(srv.URL+"/v1/drain", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Errorf("POST /v1/drain on the metrics listener succeeded")
 	}
 }

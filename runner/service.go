@@ -25,8 +25,11 @@ var ServiceActions = []string{"install", "uninstall", "start", "stop", "restart"
 // the definition.
 type noProgram struct{}
 
+// Start does nothing: the runner starts itself.
 func (noProgram) Start(service.Service) error { return nil }
-func (noProgram) Stop(service.Service) error  { return nil }
+
+// Stop does nothing: the runner stops itself.
+func (noProgram) Stop(service.Service) error { return nil }
 
 // ServiceConfig is the service definition for a runner reading configPath.
 func ServiceConfig(exe, configPath string) *service.Config {
