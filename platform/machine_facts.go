@@ -40,8 +40,9 @@ func CollectMachineFacts(ctx context.Context) (MachineFacts, error) {
 	f := MachineFacts{OS: runtime.GOOS, Arch: runtime.GOARCH}
 	info, err := host.InfoWithContext(ctx)
 	if info != nil {
-		f.Hostname, f.OSVersion = info.Hostname, strings.TrimSpace(info.PlatformVersion)
+		f.Hostname = info.Hostname
 	}
+	f.OSVersion = osVersion(info)
 	if f.Hostname == "" {
 		return f, fmt.Errorf("machine facts: read host name: %w", err)
 	}

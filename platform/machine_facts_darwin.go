@@ -4,11 +4,21 @@ import (
 	"context"
 	"os/exec"
 	"regexp"
+	"strings"
 
+	"github.com/shirou/gopsutil/v4/host"
 	"golang.org/x/sys/unix"
 )
 
 func systemVolume() string { return "/" }
+
+// osVersion is the distribution's or macOS's version (22.04, 14.5).
+func osVersion(info *host.InfoStat) string {
+	if info == nil {
+		return ""
+	}
+	return strings.TrimSpace(info.PlatformVersion)
+}
 
 var ioregSerial = regexp.MustCompile(`"IOPlatformSerialNumber"\s*=\s*"([^"]*)"`)
 

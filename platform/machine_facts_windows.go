@@ -2,9 +2,11 @@ package platform
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"unsafe"
 
+	"github.com/shirou/gopsutil/v4/host"
 	"golang.org/x/sys/windows"
 )
 
@@ -13,6 +15,14 @@ func systemVolume() string {
 		return d + `\`
 	}
 	return `C:\`
+}
+
+// osVersion is the kernel's version as major.minor.build (10.0.22631):
+// RtlGetVersion does not lie to unmanifested programs as GetVersionEx does,
+// and the build tells Windows 10 from 11.
+func osVersion(*host.InfoStat) string {
+	v := windows.RtlGetVersion()
+	return fmt.Sprintf("%d.%d.%d", v.MajorVersion, v.MinorVersion, v.BuildNumber)
 }
 
 var procGetSystemFirmwareTable = windows.NewLazySystemDLL("kernel32.dll").NewProc("GetSystemFirmwareTable")
