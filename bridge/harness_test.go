@@ -70,7 +70,7 @@ type envOpts struct {
 
 // env is a dev queue, Pulse, the two databases and any number of bridges.
 type env struct {
-	t          *testing.T
+	t          testing.TB
 	s          setup
 	stack      *devstack.Stack
 	q          *tcqueue.Queue
@@ -112,7 +112,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func newEnv(t *testing.T, s setup, o envOpts) *env {
+func newEnv(t testing.TB, s setup, o envOpts) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -178,7 +178,7 @@ func newEnv(t *testing.T, s setup, o envOpts) *env {
 }
 
 // deleteAMQP removes the test's queues and exchanges from the shared broker.
-func deleteAMQP(t *testing.T, u string, cfg Config) {
+func deleteAMQP(t testing.TB, u string, cfg Config) {
 	conn, err := amqp.Dial(u)
 	if err != nil {
 		t.Errorf("cleanup: %v", err)
@@ -447,7 +447,7 @@ type fakeSelfServe struct {
 	users []string
 }
 
-func newFakeSelfServe(t *testing.T) *fakeSelfServe {
+func newFakeSelfServe(t testing.TB) *fakeSelfServe {
 	f := &fakeSelfServe{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()

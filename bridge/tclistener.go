@@ -296,8 +296,14 @@ func (b *Bridge) cancelInBuildbot(ctx context.Context, row store.Task, brid int6
 			unfinished = append(unfinished, bl)
 		}
 	}
+	// Self-serve needs a branch; a task without a sourcestamp has none, so
+	// its cancel is applied directly.
+	c := b.cancel
+	if branch == "" {
+		c = &directCancel{sdb: b.sdb}
+	}
 	if len(unfinished) == 0 {
-		running, err := b.cancel.cancelRequest(ctx, branch, brid)
+		running, err := c.cancelRequest(ctx, branch, brid)
 		if err != nil {
 			return err
 		}
@@ -312,7 +318,7 @@ func (b *Bridge) cancelInBuildbot(ctx context.Context, row store.Task, brid int6
 		}
 	}
 	for _, bl := range unfinished {
-		if err := b.cancel.cancelBuild(ctx, branch, bl.ID); err != nil {
+		if err := c.cancelBuild(ctx, branch, bl.ID); err != nil {
 			return err
 		}
 	}

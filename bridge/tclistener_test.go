@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -347,6 +348,53 @@ func TestExceptionDeadlineExceededNotStarted(t *testing.T) {
 		br, _ := e.sdb.BuildRequest(context.Background(), brid)
 		if br.Complete {
 			t.Error("bridge completed the request itself although self-serve is configured")
+		}
+	})
+}
+
+// §12.16: a property too long for buildset_properties is refused as an
+// invalid payload instead of failing the insert.
+func TestPayloadPropertyLength(t *testing.T) {
+	mk := func(v string) json.RawMessage {
+		raw, _ := json.Marshal(map[string]any{"buildername": "b", "properties": map[string]any{"product": "p", "long": v}})
+		return raw
+	}
+	if _, err := validatePayload(mk(strings.Repeat("a", 1010))); err != nil {
+		t.Errorf("1010 ASCII characters refused: %v", err)
+	}
+	if _, err := validatePayload(mk(strings.Repeat("a", 1020))); err == nil || !strings.Contains(err.Error(), "payload.properties.long") {
+		t.Errorf("1020 characters (1032 stored) accepted or error not naming the field: %v", err)
+	}
+	// é is written \u00e9 by Python: 200 of them take 1200 characters.
+	if _, err := validatePayload(mk(strings.Repeat("é", 200))); err == nil {
+		t.Error("200 non-ASCII characters (1200 stored) accepted")
+	}
+}
+
+// §12.14: a payload without sourcestamp is injected (NULL branch), and its
+// cancel, having no branch for self-serve, is applied directly.
+func TestNoSourcestamp(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newEnv(t, s, envOpts{selfServe: true})
+		e.start()
+		p := payload(goodBuilder)
+		delete(p, "sourcestamp")
+		taskID := e.createTask(p, nil)
+		brid := *e.waitRow(taskID).BuildRequestID
+		ss, err := e.sdb.SourcestampForRequest(context.Background(), brid)
+		if err != nil || ss.Branch != "" {
+			t.Fatalf("sourcestamp = %+v, %v; want one with no branch", ss, err)
+		}
+		if _, err := e.q.CancelTask(taskID); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "row deleted", func() bool { return e.noRow(taskID) })
+		br, _ := e.sdb.BuildRequest(context.Background(), brid)
+		if !br.Complete || br.ClaimedAt != 0 {
+			t.Errorf("request = %+v, want cancelled directly", br)
+		}
+		if c, _ := e.selfServe.get(); len(c) != 0 {
+			t.Errorf("self-serve called without a branch: %v", c)
 		}
 	})
 }

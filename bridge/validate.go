@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -96,7 +97,61 @@ func validatePayload(raw json.RawMessage) (Payload, error) {
 	if err := json.Unmarshal(raw, &p); err != nil {
 		return Payload{}, fmt.Errorf("invalid schema: %w", err)
 	}
+	if n := utf8.RuneCountInString(p.BuilderName); n > 256 {
+		return Payload{}, fmt.Errorf("invalid schema: payload.buildername is %d characters; buildrequests.buildername holds 256", n)
+	}
+	if ss := p.Sourcestamp; ss != nil {
+		for field, v := range map[string]string{"branch": ss.Branch, "revision": ss.Revision} {
+			if n := utf8.RuneCountInString(v); n > 256 {
+				return Payload{}, fmt.Errorf("invalid schema: payload.sourcestamp.%s is %d characters; the SchedulerDB holds 256", field, n)
+			}
+		}
+	}
+	for name, v := range p.Properties {
+		if n := utf8.RuneCountInString(name); n > 256 {
+			return Payload{}, fmt.Errorf("invalid schema: property name %.40q… is %d characters; the SchedulerDB holds 256", name, n)
+		}
+		// §12.16: buildset_properties.property_value is VARCHAR(1024) and
+		// holds [value, "bbb"] as Python's json.dumps writes it.
+		if n := pythonJSONLen(v) + len(`[, "bbb"]`); n > 1024 {
+			return Payload{}, fmt.Errorf("invalid schema: payload.properties.%s takes %d characters stored as [value, \"bbb\"]; the SchedulerDB holds 1024", name, n)
+		}
+	}
 	return p, nil
+}
+
+// pythonJSONLen estimates the length of v as Python's json.dumps (ASCII
+// only) writes it: every non-ASCII rune becomes \uXXXX (two for runes
+// outside the BMP), and ", " / ": " separators add a space each.
+func pythonJSONLen(v json.RawMessage) int {
+	var compact bytes.Buffer
+	if json.Compact(&compact, v) != nil {
+		return len(v)
+	}
+	n := 0
+	inString, escaped := false, false
+	for _, r := range compact.String() {
+		switch {
+		case r > 0xFFFF:
+			n += 12
+		case r > 127:
+			n += 6
+		default:
+			n++
+			if !inString && (r == ',' || r == ':') {
+				n++
+			}
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case r == '\\':
+			escaped = true
+		case r == '"':
+			inString = !inString
+		}
+	}
+	return n
 }
 
 // builderNameOf reads payload.buildername without validating anything else;

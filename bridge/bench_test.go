@@ -1,0 +1,132 @@
+package bridge
+
+// Benchmarks (docs/bridge.md records the numbers):
+//
+//	BenchmarkPendingToBuildRequest  task-pending handled -> bound build
+//	                                request, on MariaDB, 32 deliveries in flight
+//	BenchmarkReflectorReclaim       one reflector pass over running tasks
+//	                                that are all due; LABRUNNER_BENCH_RECLAIM
+//	                                sets how many (default 2000; 10000 for
+//	                                the target)
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+
+	"github.com/labrunner/labrunner/bridge/store"
+	"github.com/labrunner/labrunner/internal/pulse"
+)
+
+var realSetup = setup{"mariadb-rabbitmq", true}
+
+func BenchmarkPendingToBuildRequest(b *testing.B) {
+	e := newEnv(b, realSetup, envOpts{})
+	br := e.newBridge()
+	defer func() { _ = br.Close() }()
+	e.sdb, e.st = br.SchedulerDB(), br.Store()
+	bodies := make([][]byte, b.N)
+	for i := range b.N {
+		id := e.createTask(payload(goodBuilder), nil)
+		st := e.status(id)
+		bodies[i], _ = json.Marshal(map[string]any{"version": 1, "status": st, "runId": 0})
+	}
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(bodies)) {
+					return
+				}
+				d := pulse.NewDelivery("x", "y", bodies[i], false, nil, func() error { return nil }, func(bool) error { return nil })
+				if err := br.handlePending(ctx, d); err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	rows, err := e.st.List(ctx)
+	if err != nil || len(rows) != b.N {
+		b.Fatalf("%d rows after %d task-pending, %v", len(rows), b.N, err)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
+}
+
+func BenchmarkReflectorReclaim(b *testing.B) {
+	n := 2000
+	if v, err := strconv.Atoi(os.Getenv("LABRUNNER_BENCH_RECLAIM")); err == nil && v > 0 {
+		n = v
+	}
+	e := newEnv(b, realSetup, envOpts{mutate: func(c *Config) { c.Reflector.Concurrency = 64 }})
+	br := e.newBridge()
+	defer func() { _ = br.Close() }()
+	e.sdb, e.st = br.SchedulerDB(), br.Store()
+	ctx := context.Background()
+	// n running tasks claimed by the bridge, rows due for a reclaim.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			id := e.createTask(payload(goodBuilder), nil)
+			c, err := e.q.ClaimTask(id, "0", &tcqueue.TaskClaimRequest{WorkerGroup: "buildbot-bridge", WorkerID: "buildbot-bridge"})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if _, _, err := e.st.Create(ctx, store.NewTask{TaskID: id, RunID: 0, Created: time.Now()}); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := e.st.SetBuildRequestID(ctx, id, 0, int64(i+1)); err != nil {
+				b.Error(err)
+				return
+			}
+			_ = c
+		}()
+	}
+	wg.Wait()
+	b.ResetTimer()
+	var reclaimed int
+	var elapsed time.Duration
+	for range b.N {
+		b.StopTimer()
+		rows, _ := e.st.List(ctx)
+		for _, r := range rows {
+			_ = e.st.UpdateTakenUntil(ctx, *r.BuildRequestID, time.Now().Add(time.Minute))
+		}
+		b.StartTimer()
+		start := time.Now()
+		st, err := br.ReflectOnce(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		elapsed += time.Since(start)
+		reclaimed += st.Reclaimed
+	}
+	if reclaimed != n*b.N {
+		b.Fatalf("%d reclaims, want %d", reclaimed, n*b.N)
+	}
+	b.ReportMetric(float64(reclaimed)/elapsed.Seconds(), "reclaims/s")
+	b.ReportMetric(float64(n)/(elapsed.Seconds()/float64(b.N)), "tasks/pass-s")
+}
+
