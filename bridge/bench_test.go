@@ -129,4 +129,3 @@ func BenchmarkReflectorReclaim(b *testing.B) {
 	b.ReportMetric(float64(reclaimed)/elapsed.Seconds(), "reclaims/s")
 	b.ReportMetric(float64(n)/(elapsed.Seconds()/float64(b.N)), "tasks/pass-s")
 }
-
