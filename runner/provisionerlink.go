@@ -24,6 +24,7 @@ package runner
 // one directive can be handled again: Handle must be idempotent.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -310,8 +311,13 @@ func (l *ProvisionerLink) HeartbeatNow() {
 // until ctx ends. It returns ctx's error, or the provisioner's refusal to
 // register the machine (a bad or used-up enrollment token, an unverifiable
 // EC2 identity), which retrying cannot fix.
+//
+// A machine with a saved token registers again only when the token is
+// refused, since each registration spends a use of the enrollment token;
+// an EC2 instance, whose proof costs nothing, registers at every Run so
+// that its facts and credentials are fresh after a stop and start.
 func (l *ProvisionerLink) Run(ctx context.Context) error {
-	if _, tok, _ := l.session(); tok == "" {
+	if _, tok, _ := l.session(); tok == "" || l.cfg.EC2 != nil {
 		if err := l.register(ctx, ""); err != nil {
 			return err
 		}
@@ -485,7 +491,7 @@ func (l *ProvisionerLink) deliver(ctx context.Context, ds []client.Directive) {
 	l.deliverMu.Lock()
 	defer l.deliverMu.Unlock()
 	ds = slices.Clone(ds)
-	slices.SortFunc(ds, func(a, b client.Directive) int { return int(min(max(a.ID-b.ID, -1), 1)) })
+	slices.SortFunc(ds, func(a, b client.Directive) int { return cmp.Compare(a.ID, b.ID) })
 	for _, d := range ds {
 		if _, _, last := l.session(); d.ID <= last {
 			continue

@@ -234,12 +234,13 @@ func (e *linkEnv) newLink(statePath string, mod func(*LinkConfig)) (*Provisioner
 type linkRun struct {
 	done chan struct{}
 	err  error
+	stop context.CancelFunc
 }
 
 // start runs l until the test ends, once it has a machine token.
 func (e *linkEnv) start(l *ProvisionerLink) *linkRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &linkRun{done: make(chan struct{})}
+	r := &linkRun{done: make(chan struct{}), stop: cancel}
 	go func() { r.err = l.Run(ctx); close(r.done) }()
 	e.t.Cleanup(func() { cancel(); <-r.done })
 	select {
@@ -614,8 +615,9 @@ func TestLinkRegistersWithEC2Identity(t *testing.T) {
 	if facts.Hostname != host || facts.InstanceType != "c5.2xlarge" || facts.Tags["team"] != "releng" {
 		t.Fatalf("facts %+v", facts)
 	}
-	l, _ := e.newLink(filepath.Join(e.dir, "link.json"), func(c *LinkConfig) { c.Facts, c.EC2 = facts, ec2 })
-	e.start(l)
+	statePath := filepath.Join(e.dir, "link.json")
+	l, _ := e.newLink(statePath, func(c *LinkConfig) { c.Facts, c.EC2 = facts, ec2 })
+	run := e.start(l)
 	if st := l.Status(); st.Identity != "ec2" {
 		t.Fatalf("identity %q", st.Identity)
 	}
@@ -624,6 +626,21 @@ func TestLinkRegistersWithEC2Identity(t *testing.T) {
 	if f.InstanceID != "i-0aaaabbbbccccdddd" || f.Region != "eu-west-1" || f.AMI != "ami-0fedcba9876543210" || f.InstanceType != "c5.2xlarge" ||
 		f.AvailabilityZ != "eu-west-1a" || f.Tags["Name"] != "win-ci-3" || f.Tags["team"] != "releng" || m.PoolID != "hello" {
 		t.Fatalf("registered facts %+v (pool %q)", f, m.PoolID)
+	}
+
+	// After a stop and start, the instance registers again: same machine,
+	// fresh token.
+	run.stop()
+	<-run.done
+	_, oldToken, _ := l.session()
+	l2, _ := e.newLink(statePath, func(c *LinkConfig) { c.Facts, c.EC2 = facts, ec2 })
+	e.start(l2)
+	linkEventually(t, "the restarted instance to register again", func() bool {
+		_, tok, _ := l2.session()
+		return tok != oldToken
+	})
+	if l2.MachineID() != l.MachineID() {
+		t.Fatalf("restarted instance became %q, want %q", l2.MachineID(), l.MachineID())
 	}
 
 	// Off EC2, nothing answers: plain facts, no identity.
