@@ -30,6 +30,7 @@ import (
 	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+	"gopkg.in/yaml.v3"
 
 	"github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/provisioner"
@@ -708,4 +709,49 @@ func linkIMDS(doc, sig string, tags map[string]string) http.Handler {
 			http.NotFound(w, r)
 		}
 	})
+}
+
+// TestProvisionerConfigSection: the `runner.provisioner` keys parse, bad
+// values are named, and LinkConfig fills the link's settings.
+func TestProvisionerConfigSection(t *testing.T) {
+	var bad ProvisionerConfig
+	if err := yaml.Unmarshal([]byte("url: prov.example.com\nheartbeatInterval: 30 seconds\npollWait: -5s\n"), &bad); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`runner.provisioner.heartbeatInterval: "30 seconds" is not a positive duration: write e.g. 30s`,
+		`runner.provisioner.pollWait: "-5s" is not a positive duration: write e.g. 30s`,
+		`runner.provisioner.url "prov.example.com": want an https:// URL`,
+	}
+	if got := bad.Problems(); !slices.Equal(got, want) {
+		t.Fatalf("problems:\n%q\nwant\n%q", got, want)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nowhere := "http://" + ln.Addr().String()
+	ln.Close()
+	var good ProvisionerConfig
+	src := "url: https://prov.example.com\nenrollmentToken: lr-enroll-x\nheartbeatInterval: 45s\nimdsEndpoint: " + nowhere + "\n"
+	if err := yaml.Unmarshal([]byte(src), &good); err != nil {
+		t.Fatal(err)
+	}
+	if p := good.Problems(); len(p) != 0 || !good.Enabled() {
+		t.Fatalf("good section: %v, enabled %v", p, good.Enabled())
+	}
+	dir := testTempDir(t)
+	lc, err := good.LinkConfig(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if lc.URL != "https://prov.example.com" || lc.EnrollmentToken != "lr-enroll-x" || lc.EC2 != nil || lc.HeartbeatInterval != 45*time.Second ||
+		lc.StatePath != filepath.Join(dir, "provisioner-link.json") || lc.Facts.Hostname != host || lc.Facts.CPUs <= 0 {
+		t.Fatalf("link config %+v", lc)
+	}
+	if (ProvisionerConfig{}).Enabled() {
+		t.Fatal("an empty section enables the provisioner")
+	}
 }
