@@ -71,7 +71,7 @@ func (b *Bridge) handleStarted(ctx context.Context, d pulse.Delivery) error {
 		if row.TaskID != msgTask {
 			b.log.Warn("started build's taskId differs from the request's task (merged requests)", "brid", brid, "rowTask", row.TaskID, "messageTask", msgTask)
 		}
-		_, resolved, err := b.tables.buildRun(ctx, brid, number, row.RunID)
+		_, resolved, err := b.tables.buildRun(ctx, brid, number, -1)
 		if err != nil {
 			return err
 		}
@@ -172,12 +172,12 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 	if err := b.earlierBuildsHandled(ctx, brid, number); err != nil {
 		return err
 	}
-	ok, resolved, err := b.tables.acquireBuild(ctx, brid, number, row.RunID, time.Minute)
+	ok, resolved, err := b.tables.acquireBuild(ctx, brid, number, -1, 30*time.Second)
 	if err != nil || resolved {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("request %d: build %d is being handled by another copy of the message", brid, number)
+		return mustWait("request %d: build %d is being handled by another copy of the message", brid, number)
 	}
 	// Released on the way out; once marked resolved it no longer matters.
 	defer b.tables.releaseBuild(context.WithoutCancel(ctx), brid, number)
@@ -193,6 +193,17 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 		return err
 	}
 	taskID, runID := row.TaskID, row.RunID
+	if result == schedulerdb.Retry {
+		// A RETRY handled once already (the instance died before marking
+		// it) has moved the row on: acting again would retry the new run.
+		done, err := b.retryApplied(ctx, brid, number, taskID, runID)
+		if err != nil {
+			return err
+		}
+		if done {
+			return b.tables.markResolved(ctx, brid, number)
+		}
+	}
 	task, err := b.tc(ctx).Task(taskID)
 	if err != nil {
 		if httpStatus(err) == http.StatusNotFound {
@@ -308,7 +319,7 @@ func (b *Bridge) earlierBuildsHandled(ctx context.Context, brid int64, number in
 			return err
 		}
 		if !resolved {
-			return fmt.Errorf("request %d: build %d waits for earlier build %d to be handled", brid, number, bl.Number)
+			return mustWait("request %d: build %d waits for earlier build %d to be handled", brid, number, bl.Number)
 		}
 	}
 	return nil
@@ -343,4 +354,28 @@ func (b *Bridge) rowForRequest(ctx context.Context, brid int64) (store.Task, err
 		return row, serr
 	}
 	return bound, nil
+}
+
+// retryApplied reports whether build (brid, number)'s RETRY was already
+// applied: the run recorded for the build is older than the row's and was
+// resolved malformed-payload by the bridge (not claim-expired by the
+// queue, after which the build's result belongs to the newer run). When
+// not, it records runID as the run the RETRY is about to resolve.
+func (b *Bridge) retryApplied(ctx context.Context, brid int64, number int, taskID string, runID int) (bool, error) {
+	recorded, _, err := b.tables.buildRun(ctx, brid, number, runID)
+	if err != nil {
+		return false, err
+	}
+	if recorded >= 0 && recorded < runID {
+		st, err := b.tc(ctx).Status(taskID)
+		if err != nil {
+			return false, err
+		}
+		if recorded < len(st.Status.Runs) {
+			if r := st.Status.Runs[recorded]; r.State == "exception" && r.ReasonResolved == "malformed-payload" {
+				return true, nil
+			}
+		}
+	}
+	return false, b.tables.setBuildRun(ctx, brid, number, runID)
 }

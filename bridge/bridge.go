@@ -112,6 +112,11 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, fmt.Errorf("bridge: %w", err)
 	}
 	b.store.SetClock(b.now)
+	// database/sql keeps 2 idle connections by default: with dozens of
+	// handlers in flight that means a new connection per statement.
+	for _, db := range []interface{ SetMaxIdleConns(int) }{b.store.SQL(), b.sdb.SQL()} {
+		db.SetMaxIdleConns(64)
+	}
 	if b.tables, err = openOwnTables(ctx, b.store.SQL(), storeDialect); err != nil {
 		return nil, err
 	}

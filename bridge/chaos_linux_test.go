@@ -133,6 +133,8 @@ func runChaos(t *testing.T, s setup, nTasks int) {
 				select {
 				case <-agentsDone:
 					return
+				case <-ctx.Done():
+					return
 				default:
 				}
 				b, err := c.Claim(ctx, client.ClaimRequest{WorkerID: id, Incarnation: "1", Builders: []string{goodBuilder, anotherBuilder}, Wait: 1})

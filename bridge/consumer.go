@@ -5,6 +5,8 @@ package bridge
 //	handler ok                       -> ack
 //	handler fails, transient         -> retry with backoff, up to retry.attempts
 //	handler fails, permanent         -> dead letter at once
+//	handler must wait for another    -> retry with backoff for up to maxWait,
+//	message                             attempts not counted
 //	attempts used up                 -> dead letter
 //	dead letter: store the message and error in bridge_dead_letters, publish
 //	it to the dead-letter exchange, log the error, then ack
@@ -32,6 +34,22 @@ func permanent(format string, args ...any) error {
 	return permanentError{fmt.Errorf(format, args...)}
 }
 
+// waitError marks a message that must wait for another one (an earlier
+// build of the same request, a copy being handled elsewhere). Waiting does
+// not use up the attempts; it is bounded by maxWait instead.
+type waitError struct{ err error }
+
+func (e waitError) Error() string { return e.err.Error() }
+func (e waitError) Unwrap() error { return e.err }
+
+func mustWait(format string, args ...any) error {
+	return waitError{fmt.Errorf(format, args...)}
+}
+
+// maxWait bounds how long a message waits for another before it counts as
+// failing.
+const maxWait = 5 * time.Minute
+
 type handlerFunc func(ctx context.Context, d pulse.Delivery) error
 
 func (b *Bridge) consumer(name string, binding pulse.Binding, h handlerFunc) func(context.Context) error {
@@ -53,6 +71,7 @@ func (b *Bridge) deliver(ctx context.Context, name string, d pulse.Delivery, h h
 		_ = d.Nack(true)
 		return
 	}
+	b.log.Debug("message handled", "queue", name, "routingKey", d.RoutingKey, "redelivered", d.Redelivered, "err", err)
 	outcome := "ok"
 	if err != nil {
 		outcome = "dead-letter"
@@ -69,10 +88,15 @@ func (b *Bridge) deliver(ctx context.Context, name string, d pulse.Delivery, h h
 // are used up, with jittered exponential backoff between attempts.
 func (b *Bridge) withRetries(ctx context.Context, fn func() error) error {
 	delay := b.cfg.Retry.Min
+	start := time.Now()
 	var err error
 	for attempt := 1; ; attempt++ {
 		err = fn()
 		var perm permanentError
+		var we waitError
+		if errors.As(err, &we) && time.Since(start) < maxWait {
+			attempt-- // waiting is not failing
+		}
 		if err == nil || errors.As(err, &perm) || attempt >= b.cfg.Retry.Attempts || ctx.Err() != nil {
 			return err
 		}

@@ -208,8 +208,7 @@ func (b *Bridge) finishUnbound(ctx context.Context, r store.Task) (string, error
 				return "", err
 			}
 		}
-		_, err := b.store.DeleteByTask(ctx, r.TaskID)
-		return "dropped", err
+		return "dropped", b.tables.deleteTaskRow(ctx, r.ID)
 	}
 	task, err := q.Task(r.TaskID)
 	if err != nil {

@@ -154,6 +154,18 @@ func (t *ownTables) releaseBuild(ctx context.Context, brid int64, number int) {
 	})
 }
 
+// setBuildRun records the run build (brid, number) stands for.
+func (t *ownTables) setBuildRun(ctx context.Context, brid int64, number, runID int) error {
+	err := t.retry(ctx, func() error {
+		_, err := t.db.ExecContext(ctx, t.q("UPDATE bridge_builds SET run_id = ? WHERE brid = ? AND number = ?"), runID, brid, number)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bridge: record run of build %d of request %d: %w", number, brid, err)
+	}
+	return nil
+}
+
 // markResolved records that build (brid, number)'s log_uploaded was handled.
 func (t *ownTables) markResolved(ctx context.Context, brid int64, number int) error {
 	err := t.retry(ctx, func() error {
@@ -162,6 +174,20 @@ func (t *ownTables) markResolved(ctx context.Context, brid int64, number int) er
 	})
 	if err != nil {
 		return fmt.Errorf("bridge: mark build %d of request %d resolved: %w", number, brid, err)
+	}
+	return nil
+}
+
+// deleteTaskRow deletes one row of the tasks table by its id, and only if
+// it still has no build request: unlike store.DeleteByTask it never takes
+// another row of the same task with it.
+func (t *ownTables) deleteTaskRow(ctx context.Context, id int64) error {
+	err := t.retry(ctx, func() error {
+		_, err := t.db.ExecContext(ctx, t.q("DELETE FROM tasks WHERE id = ? AND buildrequestId IS NULL"), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("bridge: delete task row %d: %w", id, err)
 	}
 	return nil
 }

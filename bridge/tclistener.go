@@ -121,9 +121,8 @@ func (b *Bridge) handlePending(ctx context.Context, d pulse.Delivery) error {
 		return fmt.Errorf("get status of %s: %w", taskID, err)
 	}
 	if len(again.Status.Runs)-1 != runID || runState(&again.Status, runID) != "pending" {
-		_, err := b.store.DeleteByTask(ctx, taskID)
 		log.Debug("run moved on while its row was created; row removed")
-		return err
+		return b.tables.deleteTaskRow(ctx, row.ID)
 	}
 	return b.inject(ctx, taskID, runID, time.Time(last.Scheduled), task.Priority, payload)
 }
@@ -249,9 +248,14 @@ func (b *Bridge) handleException(ctx context.Context, d pulse.Delivery) error {
 	}
 	if row.BuildRequestID == nil {
 		if b.now().Sub(time.Unix(row.ProcessedDate, 0)) > b.cfg.Reflector.UnboundAfter {
-			// §12.13: nothing was ever injected for it; nothing to cancel.
-			_, err := b.store.DeleteByTask(ctx, taskID)
-			return err
+			// §12.13: an injection that never finished. Cancel the request
+			// it may have written, and drop the row.
+			if row.RunID < len(m.Status.Runs) {
+				if err := b.cancelOrphan(ctx, taskID, time.Time(m.Status.Runs[row.RunID].Scheduled)); err != nil {
+					return err
+				}
+			}
+			return b.tables.deleteTaskRow(ctx, row.ID)
 		}
 		return fmt.Errorf("task %s: injection still in progress; cancelling once it has a build request", taskID)
 	}
