@@ -119,6 +119,19 @@ func LoadConfig(path string) (*FileConfig, error) {
 
 // ParseConfig parses and validates configuration YAML.
 func ParseConfig(b []byte) (*FileConfig, error) {
+	return ParseConfigWith(b, ParseOptions{})
+}
+
+// ParseOptions adjust ParseConfigWith's validation.
+type ParseOptions struct {
+	// Assigned means a provisioner hands out the root URL, credentials,
+	// task queue and worker names: they may be missing from the file (but
+	// are still checked when given).
+	Assigned bool
+}
+
+// ParseConfigWith parses and validates configuration YAML with options.
+func ParseConfigWith(b []byte, o ParseOptions) (*FileConfig, error) {
 	var c FileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -134,7 +147,7 @@ func ParseConfig(b []byte) (*FileConfig, error) {
 		}
 	}
 	c.applyDefaults()
-	probs = append(probs, c.validate()...)
+	probs = append(probs, c.validate(o.Assigned)...)
 	if len(probs) > 0 {
 		return nil, &ConfigError{Problems: probs}
 	}
@@ -155,21 +168,26 @@ func (c *FileConfig) applyDefaults() {
 	}
 }
 
-func (c *FileConfig) validate() []string {
+func (c *FileConfig) validate(assigned bool) []string {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
-	if c.RootURL == "" {
+	switch {
+	case assigned && c.RootURL == "":
+	case c.RootURL == "":
 		add("rootURL: missing; set it to the Taskcluster root URL, e.g. https://tc.example.com")
-	} else if u, err := url.Parse(c.RootURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add("rootURL: %q is not an absolute http(s) URL; write e.g. https://tc.example.com", c.RootURL)
+	default:
+		if u, err := url.Parse(c.RootURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("rootURL: %q is not an absolute http(s) URL; write e.g. https://tc.example.com", c.RootURL)
+		}
 	}
-	if c.Credentials.ClientID == "" {
+	if c.Credentials.ClientID == "" && !assigned {
 		add("credentials.clientId: missing; set the worker's Taskcluster clientId")
 	}
-	if c.Credentials.AccessToken == "" {
+	if c.Credentials.AccessToken == "" && !assigned {
 		add("credentials.accessToken: missing; set the worker's Taskcluster accessToken")
 	}
 	switch {
+	case assigned && c.TaskQueueID == "" && c.ProvisionerID == "" && c.WorkerType == "":
 	case c.TaskQueueID == "" && c.ProvisionerID == "" && c.WorkerType == "":
 		add("taskQueueId: missing; set taskQueueId (\"<provisionerId>/<workerType>\") or both provisionerId and workerType")
 	case c.TaskQueueID == "":
@@ -187,10 +205,10 @@ func (c *FileConfig) validate() []string {
 			add("taskQueueId: %q disagrees with provisionerId %q / workerType %q; set only one form", c.TaskQueueID, c.ProvisionerID, c.WorkerType)
 		}
 	}
-	if !idPattern.MatchString(c.WorkerGroup) {
+	if !idPattern.MatchString(c.WorkerGroup) && !(assigned && c.WorkerGroup == "") {
 		add("workerGroup: %q must be 1-38 of a-z A-Z 0-9 _ -; set it, e.g. the lab or datacenter name", c.WorkerGroup)
 	}
-	if !idPattern.MatchString(c.WorkerID) {
+	if !idPattern.MatchString(c.WorkerID) && !(assigned && c.WorkerID == "") {
 		add("workerId: %q must be 1-38 of a-z A-Z 0-9 _ -; set it, e.g. the machine's host name", c.WorkerID)
 	}
 	if c.Capacity < 1 {

@@ -30,6 +30,9 @@ type TCSourceConfig struct {
 	RootURL string
 	// Credentials are the worker's credentials, used for claimWork.
 	Credentials tcclient.Credentials
+	// CredentialsFunc, when set, replaces Credentials: it is asked before
+	// each claimWork, so that rotated credentials take effect at once.
+	CredentialsFunc func() tcclient.Credentials
 	// TaskQueueID is "<provisionerId>/<workerType>".
 	TaskQueueID string
 	// WorkerGroup and WorkerID name this worker to the queue.
@@ -59,6 +62,9 @@ func (s *TCSource) Claim(ctx context.Context, max int) ([]Run, error) {
 	pollCtx, cancel := context.WithTimeout(ctx, ClaimPollTimeout)
 	defer cancel()
 	creds := s.cfg.Credentials
+	if s.cfg.CredentialsFunc != nil {
+		creds = s.cfg.CredentialsFunc()
+	}
 	q := newQueue(pollCtx, s.cfg.RootURL, &creds, s.cfg.HTTPClient, s.cfg.RetryFor)
 	resp, err := q.ClaimWork(s.cfg.TaskQueueID, &tcqueue.ClaimWorkRequest{
 		Tasks:       int64(max),

@@ -143,7 +143,7 @@ func ReadStatus(cfg *Config, version string) (*Status, error) {
 		return nil, err
 	}
 	var p Probes
-	p.fill("")
+	p.fill(func() string { return "" })
 	up, _ := p.Uptime()
 	s := BuildStatus(st, cfg, version, false, timeNow(), up)
 	return &s, nil

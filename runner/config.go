@@ -44,6 +44,9 @@ type Config struct {
 	Quarantine QuarantineConfig `yaml:"quarantine"`
 	// Watchdog restarts a wedged agent loop.
 	Watchdog WatchdogConfig `yaml:"watchdog"`
+	// Provisioner, when its url is set, registers the machine and takes
+	// the pool, root URL and credentials from the provisioner.
+	Provisioner ProvisionerConfig `yaml:"provisioner"`
 }
 
 // ChecksConfig configures the checks.
@@ -170,14 +173,6 @@ func Parse(b []byte) (*agent.FileConfig, *Config, error) {
 		}
 	}
 	var probs []string
-	ac, err := agent.ParseConfig(rest)
-	var ce *agent.ConfigError
-	switch {
-	case errors.As(err, &ce):
-		probs = append(probs, ce.Problems...)
-	case err != nil:
-		return nil, nil, err
-	}
 	rc := &Config{}
 	if section != nil {
 		raw, err := yaml.Marshal(section)
@@ -196,6 +191,15 @@ func Parse(b []byte) (*agent.FileConfig, *Config, error) {
 				}
 			}
 		}
+	}
+	// With a provisioner the pool, root URL and credentials are assigned.
+	ac, err := agent.ParseConfigWith(rest, agent.ParseOptions{Assigned: rc.Provisioner.Enabled()})
+	var ce *agent.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		probs = append(ce.Problems, probs...)
+	case err != nil:
+		return nil, nil, err
 	}
 	stateDir := ""
 	if ac != nil {
@@ -319,5 +323,6 @@ func (c *Config) validate() []string {
 	if c.StateFile == "" || c.ControlSocket == "" {
 		add("runner.stateFile, runner.controlSocket: no default without stateDir; set stateDir")
 	}
+	p = append(p, c.Provisioner.Problems()...)
 	return p
 }

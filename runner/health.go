@@ -58,7 +58,7 @@ type Probes struct {
 	QueueTime func(ctx context.Context) (time.Time, error)
 }
 
-func (p *Probes) fill(rootURL string) {
+func (p *Probes) fill(rootURL func() string) {
 	if p.DiskFree == nil {
 		p.DiskFree = func(path string) (uint64, error) {
 			u, err := disk.Usage(path)
@@ -96,7 +96,7 @@ func (p *Probes) fill(rootURL string) {
 		}
 	}
 	if p.QueueTime == nil {
-		p.QueueTime = func(ctx context.Context) (time.Time, error) { return queueDate(ctx, rootURL) }
+		p.QueueTime = func(ctx context.Context) (time.Time, error) { return queueDate(ctx, rootURL()) }
 	}
 }
 
@@ -144,10 +144,10 @@ const mb = 1 << 20
 func (r *Runner) measure(ctx context.Context, clockDue bool, running int) []sample {
 	c := r.cfg.Checks
 	var out []sample
-	if free, err := r.probes.DiskFree(r.agentCfg.TasksDir); err != nil {
+	if free, err := r.probes.DiskFree(r.agentCfg.Load().TasksDir); err != nil {
 		out = append(out, sample{name: "disk", unknown: true, message: err.Error(), threshold: fmt.Sprintf(">= %d MB free", c.DiskFreeMinMB)})
 	} else {
-		out = append(out, sample{name: "disk", ok: free >= uint64(c.DiskFreeMinMB)*mb, value: fmt.Sprintf("%d MB free on %s", free/mb, r.agentCfg.TasksDir), threshold: fmt.Sprintf(">= %d MB free", c.DiskFreeMinMB)})
+		out = append(out, sample{name: "disk", ok: free >= uint64(c.DiskFreeMinMB)*mb, value: fmt.Sprintf("%d MB free on %s", free/mb, r.agentCfg.Load().TasksDir), threshold: fmt.Sprintf(">= %d MB free", c.DiskFreeMinMB)})
 	}
 	if avail, err := r.probes.MemAvailable(); err != nil {
 		out = append(out, sample{name: "memory", unknown: true, message: err.Error(), threshold: fmt.Sprintf(">= %d MB available", c.MemFreeMinMB)})
@@ -176,7 +176,7 @@ func (r *Runner) measure(ctx context.Context, clockDue bool, running int) []samp
 		}
 	}
 	if *c.KillLeftovers {
-		killed, failed, err := killLeftovers(r.agentCfg.TasksDir, r.runningTaskIDs())
+		killed, failed, err := killLeftovers(r.agentCfg.Load().TasksDir, r.runningTaskIDs())
 		s := sample{name: "leftovers", ok: err == nil && failed == 0, threshold: "none left running"}
 		r.mu.Lock()
 		r.st.LeftoversKilled += killed

@@ -11,6 +11,7 @@ package runner
 //	failures K infra failures  → lifted at expiry
 //	boot-loop reboot guard     → lifted at expiry
 //	manual   runner quarantine → lifted by unquarantine or at its expiry
+//	provisioner  quarantine directive → lifted by unquarantine or at its expiry
 
 import (
 	"context"
@@ -29,7 +30,7 @@ const noExpiry = 5 * 365 * 24 * time.Hour
 
 // setQuarantine puts the machine in quarantine. Caller holds r.mu and commits.
 func (r *Runner) setQuarantine(q *Quarantine) {
-	if cur := r.st.Quarantine; cur != nil && cur.Source == SourceManual && q.Source != SourceManual {
+	if cur := r.st.Quarantine; cur != nil && operatorSource(cur.Source) && !operatorSource(q.Source) {
 		return
 	}
 	q.Since = r.now()
@@ -37,6 +38,10 @@ func (r *Runner) setQuarantine(q *Quarantine) {
 	r.log.Warn("quarantined", "source", q.Source, "reason", q.Reason, "until", q.Until)
 	go r.syncQueueQuarantine()
 }
+
+// operatorSource says whether a quarantine source is a person's decision
+// (by hand or through the provisioner), which no automatic one replaces.
+func operatorSource(s string) bool { return s == SourceManual || s == SourceProvisioner }
 
 // liftQuarantine ends the quarantine. Caller holds r.mu and commits.
 func (r *Runner) liftQuarantine() {
@@ -72,19 +77,24 @@ func (r *Runner) syncQueueQuarantine() {
 	}
 	r.mu.Unlock()
 
-	pid, wt, _ := strings.Cut(r.agentCfg.TaskQueueID, "/")
+	ac := r.agentCfg.Load()
+	if ac.TaskQueueID == "" {
+		// No pool assigned yet: the queue has no worker to quarantine.
+		return
+	}
+	pid, wt, _ := strings.Cut(ac.TaskQueueID, "/")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	creds := tcclient.Credentials{ClientID: r.agentCfg.Credentials.ClientID, AccessToken: r.agentCfg.Credentials.AccessToken, Certificate: r.agentCfg.Credentials.Certificate}
-	queue := tcqueue.New(&creds, r.agentCfg.RootURL)
+	creds := tcclient.Credentials{ClientID: ac.Credentials.ClientID, AccessToken: ac.Credentials.AccessToken, Certificate: ac.Credentials.Certificate}
+	queue := tcqueue.New(&creds, ac.RootURL)
 	queue.Context = ctx
 	req := &tcqueue.QuarantineWorkerRequest{QuarantineUntil: tcclient.Time(until)}
-	_, err := queue.QuarantineWorker(pid, wt, r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, req)
+	_, err := queue.QuarantineWorker(pid, wt, ac.WorkerGroup, ac.WorkerID, req)
 	if err != nil && statusOf(err) == http.StatusNotFound {
 		// The queue knows a worker only after its first claim or a declare.
-		_, derr := queue.DeclareWorker(pid, wt, r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, &tcqueue.WorkerRequest{Expires: tcclient.Time(now.Add(24 * time.Hour))})
+		_, derr := queue.DeclareWorker(pid, wt, ac.WorkerGroup, ac.WorkerID, &tcqueue.WorkerRequest{Expires: tcclient.Time(now.Add(24 * time.Hour))})
 		if derr == nil {
-			_, err = queue.QuarantineWorker(pid, wt, r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, req)
+			_, err = queue.QuarantineWorker(pid, wt, ac.WorkerGroup, ac.WorkerID, req)
 		} else {
 			err = fmt.Errorf("declareWorker: %w", derr)
 		}

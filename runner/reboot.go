@@ -108,7 +108,7 @@ func (r *Runner) maybeReboot() {
 		until := now.Add(r.cfg.Quarantine.BootLoopFor.Duration)
 		r.st.RebootPending = nil
 		r.log.Error("boot loop: quarantined instead of rebooting", "reboots", recent, "window", window, "reason", p.Reason)
-		if q := r.st.Quarantine; q == nil || q.Source != SourceManual {
+		if q := r.st.Quarantine; q == nil || !operatorSource(q.Source) {
 			r.setQuarantine(&Quarantine{Source: SourceBootLoop, Until: &until,
 				Reason: fmt.Sprintf("boot loop: %d reboots within %s; would have rebooted for: %s", recent, window, p.Reason)})
 		}

@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/labrunner/labrunner/agent"
@@ -45,7 +46,10 @@ type Options struct {
 
 // Runner runs the agent for the machine's life as a service.
 type Runner struct {
-	agentCfg *agent.FileConfig
+	// agentCfg is the agent's configuration in effect: the file's, with a
+	// provisioner's assignment applied (baseCfg is the file's alone).
+	agentCfg atomic.Pointer[agent.FileConfig]
+	baseCfg  *agent.FileConfig
 	cfg      *Config
 	version  string
 	log      *slog.Logger
@@ -70,12 +74,24 @@ type Runner struct {
 	stopAgent     context.CancelCauseFunc
 	agentHalted   bool // the stop is final: no new agent loop
 	polling       int  // claimWork calls in flight
+
+	// With a provisioner: the link, the push channel of cancellations, the
+	// configuration the agent loop runs with and whether it must restart
+	// with a new assignment once idle.
+	link           *ProvisionerLink
+	pushCancel     *pushCancelWatcher
+	loopCfg        *agent.FileConfig
+	restartPending bool
+	restartIssued  bool
+	lastHBState    string
+	linkErr        error // the provisioner's refusal that stopped the runner
 }
 
 // errWatchdog and errInterrupt are why the agent loop was stopped.
 var (
 	errWatchdog  = errors.New("watchdog: no successful claim while idle and healthy")
 	errInterrupt = errors.New("drain grace over: running tasks stopped")
+	errReassign  = errors.New("new assignment from the provisioner")
 )
 
 // New checks the configuration and loads the state file.
@@ -92,11 +108,13 @@ func New(ac *agent.FileConfig, rc *Config, opts Options) (*Runner, error) {
 	if opts.Version == "" {
 		opts.Version = "dev"
 	}
-	opts.Probes.fill(ac.RootURL)
 	r := &Runner{
-		agentCfg: ac, cfg: rc, version: opts.Version, log: opts.Logger, probes: opts.Probes, now: opts.Now,
+		baseCfg: ac, cfg: rc, version: opts.Version, log: opts.Logger, probes: opts.Probes, now: opts.Now,
 		store: NewStateStore(rc.StateFile), changed: make(chan struct{}), booting: true,
+		pushCancel: newPushCancelWatcher(),
 	}
+	r.agentCfg.Store(ac)
+	r.probes.fill(func() string { return r.agentCfg.Load().RootURL })
 	st, err := r.store.Load()
 	if err != nil {
 		return nil, err
@@ -113,8 +131,20 @@ func (r *Runner) SetLogOutput(w io.Writer) {
 }
 
 // Run runs the machine's life until ctx is done, then drains: running tasks
-// get drainGrace to finish before they are resolved worker-shutdown.
+// get drainGrace to finish before they are resolved worker-shutdown. With a
+// provisioner, the machine registers first; a refused registration stops
+// the runner with that error.
 func (r *Runner) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	err := r.run(ctx, stop)
+	if lerr := r.linkFailure(); lerr != nil {
+		return lerr
+	}
+	return err
+}
+
+func (r *Runner) run(ctx context.Context, stopRun func()) error {
 	ln, err := platform.ListenControl(r.cfg.ControlSocket)
 	if err != nil {
 		return fmt.Errorf("runner: %w (runner.controlSocket)", err)
@@ -136,6 +166,25 @@ func (r *Runner) Run(ctx context.Context) error {
 		msrv := &http.Server{Handler: r.metricsOnlyHandler(), ReadHeaderTimeout: 10 * time.Second}
 		bg.Go(func() { _ = msrv.Serve(mln) })
 		defer msrv.Close()
+	}
+
+	if r.cfg.Provisioner.Enabled() {
+		link, stopLink, err := r.startLink(ctx, &bg, stopRun)
+		if err != nil {
+			r.finish()
+			return err
+		}
+		defer stopLink()
+		r.log.Info("waiting for the provisioner's assignment", "url", r.cfg.Provisioner.URL)
+		select {
+		case <-link.Ready():
+		case <-ctx.Done():
+			r.finish()
+			return nil
+		}
+		if as, ok := link.Assignment(); ok {
+			r.onAssignment(as)
+		}
 	}
 
 	r.boot()
@@ -218,7 +267,8 @@ func (r *Runner) boot() {
 	defer r.mu.Unlock()
 	now := r.now()
 	r.st.Version = StateVersion
-	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = r.agentCfg.WorkerGroup, r.agentCfg.WorkerID, r.agentCfg.TaskQueueID
+	ac := r.agentCfg.Load()
+	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = ac.WorkerGroup, ac.WorkerID, ac.TaskQueueID
 	r.st.RunnerStarted = now
 	if ri := r.st.RebootIssued; ri != nil {
 		r.log.Info("started after a reboot", "reason", ri.Reason, "issuedAt", ri.IssuedAt)
@@ -259,13 +309,23 @@ func (r *Runner) agentLoop() error {
 		}
 		r.stopAgent = stop
 		r.agentStarted = r.now()
+		ac := r.agentCfg.Load()
+		reassigned := r.restartPending
+		r.loopCfg, r.restartPending, r.restartIssued = ac, false, false
+		if reassigned {
+			// The claim gate opens again.
+			r.commit()
+		}
 		r.mu.Unlock()
-		err := agent.RunStandaloneWith(ctx, r.agentCfg, r.version, r.log, r.adjustAgent)
+		err := agent.RunStandaloneWith(ctx, ac, r.version, r.log, r.adjustAgent)
 		cause := context.Cause(ctx)
 		stop(nil)
 		switch {
 		case errors.Is(cause, errWatchdog):
 			r.log.Warn("agent loop restarted by the watchdog", "agentError", err)
+			continue
+		case errors.Is(cause, errReassign):
+			r.log.Info("agent loop restarted with the provisioner's new assignment", "agentError", err)
 			continue
 		case errors.Is(cause, errInterrupt) && !r.isStopping():
 			// Tasks were stopped for a reboot; the runner lives on.
@@ -287,7 +347,16 @@ func (r *Runner) isStopping() bool {
 
 // adjustAgent puts the runner between the agent and its source.
 func (r *Runner) adjustAgent(c *agent.Config) {
+	if r.cfg.Provisioner.Enabled() {
+		// Claims use the link's current credentials, rotated or not.
+		ac := r.agentCfg.Load()
+		c.Source = agent.NewTCSource(agent.TCSourceConfig{
+			RootURL: ac.RootURL, CredentialsFunc: r.claimCredentials,
+			TaskQueueID: ac.TaskQueueID, WorkerGroup: ac.WorkerGroup, WorkerID: ac.WorkerID,
+		})
+	}
 	c.Source = &gate{r: r, inner: c.Source}
+	c.Cancel = r.pushCancel.with(c.Cancel)
 	c.RunDone = r.runDone
 	c.Preflight = r.preflight
 }
@@ -301,6 +370,7 @@ func (r *Runner) commit() {
 		r.log.Error("save state", "error", err)
 	}
 	r.metrics.update(&r.st)
+	r.followProvisioner()
 	close(r.changed)
 	r.changed = make(chan struct{})
 }
@@ -332,7 +402,7 @@ func (r *Runner) phase() string {
 // claimable says whether the gate is open. Caller holds r.mu.
 func (r *Runner) claimable() bool {
 	return !r.booting && !r.stopping && !r.st.Draining && r.st.Quarantine == nil &&
-		r.st.RebootPending == nil && r.st.RebootIssued == nil
+		r.st.RebootPending == nil && r.st.RebootIssued == nil && !r.restartPending && r.assigned()
 }
 
 // gate is the agent's source seen through the runner: a claim waits for
@@ -398,7 +468,7 @@ func (g *gate) ResumeRun(e agent.JournalEntry) agent.Run {
 // logURL is where the run's log can be read: the live log while it runs,
 // the backing log after.
 func (r *Runner) logURL(run agent.Run) string {
-	return fmt.Sprintf("%s/api/queue/v1/task/%s/runs/%d/artifacts/public/logs/live.log", strings.TrimRight(r.agentCfg.RootURL, "/"), run.TaskID(), run.RunID())
+	return fmt.Sprintf("%s/api/queue/v1/task/%s/runs/%d/artifacts/public/logs/live.log", strings.TrimRight(r.agentCfg.Load().RootURL, "/"), run.TaskID(), run.RunID())
 }
 
 // preflight refuses a task claimed while a health check is tripped.
@@ -531,7 +601,7 @@ func (r *Runner) runCheckDir(ctx context.Context) DirVerdict {
 		r.requestReboot(fmt.Sprintf("check %s: HALT: %s", v.Check, lastLine(v.Output)), false, 0)
 	case VerdictExit:
 		r.log.Warn("check asked to stop (EXIT): quarantined", "check", v.Check, "output", lastLine(v.Output))
-		if q := r.st.Quarantine; q == nil || q.Source != SourceManual {
+		if q := r.st.Quarantine; q == nil || !operatorSource(q.Source) {
 			r.setQuarantine(&Quarantine{Source: SourceCheck, Reason: fmt.Sprintf("check %s: %s", v.Check, v.Output)})
 		}
 	}

@@ -35,6 +35,8 @@ const (
 	SourceFailures = "failures"
 	SourceBootLoop = "boot-loop"
 	SourceCheck    = "check"
+	// SourceProvisioner is a quarantine directive from the provisioner.
+	SourceProvisioner = "provisioner"
 )
 
 // State is what the runner remembers; it is also the core of the status.
@@ -107,7 +109,7 @@ type TaskRecord struct {
 // Quarantine is why and until when the machine takes no work.
 type Quarantine struct {
 	Reason string `json:"reason"`
-	// Source is manual, health, failures, boot-loop or check.
+	// Source is manual, health, failures, boot-loop, check or provisioner.
 	Source string    `json:"source"`
 	Since  time.Time `json:"since"`
 	// Until is when it lifts by itself (nil: when its cause clears or by hand).

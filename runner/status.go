@@ -39,6 +39,9 @@ type Status struct {
 	Counters              Counters `json:"counters"`
 	// UpdatedAt is when the state was last written.
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Provisioner is the connection to the provisioner (null without one,
+	// or when the runner is not running).
+	Provisioner *LinkStatus `json:"provisioner"`
 }
 
 // ServiceStatus says whether the runner answered.
@@ -166,9 +169,14 @@ func BuildStatus(st State, cfg *Config, version string, running bool, now time.T
 func (r *Runner) Status() Status {
 	up, _ := r.probes.Uptime()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	s := BuildStatus(r.st.clone(), r.cfg, r.version, true, r.now(), up)
 	s.Polling = r.polling > 0
+	link := r.link
+	r.mu.Unlock()
+	if link != nil {
+		ls := link.Status()
+		s.Provisioner = &ls
+	}
 	return s
 }
 
@@ -189,6 +197,9 @@ func FormatStatus(w io.Writer, s *Status) error {
 	}
 	p("machine\t%s", s.Machine.Hostname)
 	p("worker\t%s/%s in %s", s.Machine.WorkerGroup, s.Machine.WorkerID, s.Machine.TaskQueueID)
+	if s.Provisioner != nil {
+		p("provisioner\t%s", s.Provisioner.Summary(time.Now()))
+	}
 	state := s.State
 	if s.Draining && state != PhaseDraining {
 		state += " (drain requested)"
