@@ -193,10 +193,12 @@ func lineWith(text, prefix string) string {
 }
 
 // TestProvisionedRunnerMovesPools: an operator's assign drains the runner;
-// it reports drained at once, the provisioner reassigns it, the drain ends
-// and the agent claims from the new pool's queue with its credentials.
+// it reports drained at once (the heartbeat interval is an hour, so only
+// the heartbeat sent on the change of state can bring the move), the
+// provisioner reassigns it, the drain ends and the agent claims from the
+// new pool's queue with its credentials.
 func TestProvisionedRunnerMovesPools(t *testing.T) {
-	e := newProvEnv(t, nil)
+	e := newProvEnv(t, map[string]any{"runner": map[string]any{"provisioner": map[string]any{"heartbeatInterval": "1h"}}})
 	rn, id := e.startLinked()
 	other := uniqueQueue("other-")
 	e.prov.pool("other", other)
