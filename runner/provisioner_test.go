@@ -427,3 +427,34 @@ func TestProvisionerConfigMakesStaticKeysOptional(t *testing.T) {
 		}
 	}
 }
+
+// TestProvisionedRunnerRebootDirective: a reboot directive waits for the
+// running task (heartbeat "draining"), then reboots with the provisioner
+// named as the reason.
+func TestProvisionedRunnerRebootDirective(t *testing.T) {
+	e := newProvEnv(t, nil)
+	rn, id := e.startLinked()
+	started, release := filepath.Join(e.dir, "started"), filepath.Join(e.dir, "release")
+	task := e.createTask(fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.05; done", started, release))
+	waitUntil(t, "the task started", func() bool { _, err := os.Stat(started); return err == nil }, nil)
+	if _, err := e.prov.admin.Reboot(e.prov.ctx(), id, "kernel update"); err != nil {
+		t.Fatal(err)
+	}
+	s := e.waitStatus(rn, "the reboot pending", func(s *Status) bool { return s.Reboot.Pending != nil })
+	if !strings.Contains(s.Reboot.Pending.Reason, "provisioner") || !strings.Contains(s.Reboot.Pending.Reason, "kernel update") || len(s.CurrentTasks) != 1 {
+		t.Fatalf("pending reboot %+v with tasks %+v", s.Reboot.Pending, s.CurrentTasks)
+	}
+	linkEventually(t, "the registry to show draining", func() bool { return e.prov.machine(id).State == client.StateDraining })
+	if got := e.reboots(); len(got) != 0 {
+		t.Fatalf("rebooted during the task: %v", got)
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitResolved(task); got != "completed" {
+		t.Fatalf("task resolved %s, want completed", got)
+	}
+	if got := e.waitReboots(1); !strings.Contains(got[0], "kernel update") {
+		t.Fatalf("reboot reason %q", got[0])
+	}
+}
