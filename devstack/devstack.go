@@ -1,7 +1,9 @@
 // Package devstack is labrunner's whole central side in one process under
 // one root URL, for `devstack serve`, `make demo` and end-to-end tests: the
 // Taskcluster-compatible dev queue and Pulse (package internal/devstack),
-// the provisioner on SQLite under /api/v1/, and the demo's agent. Unlike
+// the provisioner on SQLite under /api/v1/, one Buildbot Bridge on SQLite
+// and the same bus (its master API under /api/v1/master/), and the demo's
+// agent. Unlike
 // internal/devstack it imports the services, so their own tests cannot use
 // it; they use internal/devstack.
 package devstack
@@ -16,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/labrunner/labrunner/bridge"
 	tcstack "github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/provisioner"
 )
@@ -30,6 +33,9 @@ type Options struct {
 	Dir string
 	// AdminToken is the provisioner's admin token; generated when empty.
 	AdminToken string
+	// BuildersFile is the bridge's builders.yaml (what agents run for each
+	// Buildbot builder); empty accepts every builder name with no steps.
+	BuildersFile string
 }
 
 // System is a running devstack.
@@ -39,6 +45,9 @@ type System struct {
 	Provisioner *provisioner.Server
 	// AdminToken is the provisioner's admin token.
 	AdminToken string
+	// Bridge is the Buildbot Bridge, listening for tasks of the
+	// provisionerId/workerType buildbot-bridge/buildbot-bridge.
+	Bridge *bridge.Bridge
 
 	removeDir string
 }
@@ -71,6 +80,28 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 
 	stackOpts := opts.Stack
 	stackOpts.Extensions = append(stackOpts.Extensions, func(s *tcstack.Stack, mux *http.ServeMux) (func(context.Context) error, error) {
+		b, err := bridge.New(ctx, bridge.Config{
+			InstanceID:   "devstack",
+			Taskcluster:  bridge.TaskclusterConfig{RootURL: s.RootURL, ClientID: s.Credentials.ClientID, AccessToken: s.Credentials.AccessToken},
+			BBBDB:        bridge.DBConfig{Dialect: "sqlite", DSN: filepath.Join(dir, "bridge.sqlite")},
+			SchedulerDB:  bridge.DBConfig{Dialect: "sqlite", DSN: filepath.Join(dir, "schedulerdb.sqlite")},
+			BuildersFile: opts.BuildersFile,
+			Bus:          s.Bus,
+			Logger:       logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		sys.Bridge = b
+		h := b.Handler()
+		mux.Handle("/api/v1/master/", h)
+		mux.Handle("/api/v1/status", h)
+		mux.Handle("/bridge/", http.StripPrefix("/bridge", h))
+		return func(ctx context.Context) error {
+			defer b.Close()
+			return b.Run(ctx)
+		}, nil
+	}, func(s *tcstack.Stack, mux *http.ServeMux) (func(context.Context) error, error) {
 		creds := s.Credentials
 		p, err := provisioner.New(provisioner.Config{
 			DB:                 filepath.Join(dir, "provisioner.sqlite"),
@@ -78,6 +109,7 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 			DefaultCredentials: &creds,
 			AdminTokens:        []string{sys.AdminToken},
 			Pulse:              s.Bus,
+			BuildbotDemand:     bridgeDemand{sys},
 			Logger:             logger.With("component", "provisioner"),
 		})
 		if err != nil {
@@ -99,6 +131,23 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 	}
 	sys.Stack = stack
 	return sys, nil
+}
+
+// bridgeDemand counts the bridge's pending build requests for the
+// provisioner's Buildbot pools.
+type bridgeDemand struct{ sys *System }
+
+// PendingRequests sums the pending build requests of builders.
+func (d bridgeDemand) PendingRequests(ctx context.Context, builders []string) (int64, error) {
+	pending, err := d.sys.Bridge.SchedulerDB().PendingByBuilder(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pending build requests: %w", err)
+	}
+	var n int64
+	for _, b := range builders {
+		n += int64(pending[b])
+	}
+	return n, nil
 }
 
 // Close stops every service and removes a temporary directory.

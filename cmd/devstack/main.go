@@ -36,7 +36,7 @@ func newRootCommand() *cobra.Command {
 
 type stackFlags struct {
 	listen, pulseURL, clientID, accessToken string
-	dir, adminToken                         string
+	dir, adminToken, builders               string
 	verbose                                 bool
 }
 
@@ -47,11 +47,12 @@ func (f *stackFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.accessToken, "access-token", "", "root access token (generated when empty)")
 	cmd.Flags().StringVar(&f.dir, "dir", "", "directory for the services' SQLite files (default: a temporary one, removed at exit)")
 	cmd.Flags().StringVar(&f.adminToken, "admin-token", "", "provisioner admin token (generated when empty)")
+	cmd.Flags().StringVar(&f.builders, "builders", "", "the bridge's builders.yaml (default: every builder accepted, no steps)")
 	cmd.Flags().BoolVarP(&f.verbose, "verbose", "v", false, "log at debug level")
 }
 
 func (f *stackFlags) options() devstack.Options {
-	return devstack.Options{Stack: f.stackOptions(), Dir: f.dir, AdminToken: f.adminToken}
+	return devstack.Options{Stack: f.stackOptions(), Dir: f.dir, AdminToken: f.adminToken, BuildersFile: f.builders}
 }
 
 func (f *stackFlags) stackOptions() tcstack.Options {
