@@ -171,6 +171,7 @@ func TestLogUploadedIgnored(t *testing.T) {
 		}
 		e.publishBuild("log_uploaded", goodBuilder, 0, BuildPayload{Build: BuildStatus{BuilderName: goodBuilder, Results: res,
 			Properties: props(PropertyTriple("request_ids", []int64{brid}, "postrun.py"))}})
+		e.waitHandled("log_uploaded", before+1)
 		// Tracked again, but request_ids not from postrun.py, or no results.
 		if _, _, err := e.st.Create(ctx, storeNewTask(taskID)); err != nil {
 			t.Fatal(err)

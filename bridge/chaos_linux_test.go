@@ -209,7 +209,7 @@ func runChaos(t *testing.T, s setup, nTasks int) {
 	_ = victim
 
 	// Every task is resolved ...
-	deadline := time.Now().Add(40 * time.Second)
+	deadline := time.Now().Add(120 * time.Second)
 	pending := map[string]bool{}
 	for _, id := range ids {
 		pending[id] = true
