@@ -89,6 +89,8 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Cancel == nil {
 		cfg.Cancel = noCancelWatcher{}
 	}
+	// Buildbot builds learn of cancellation from their own heartbeats.
+	cfg.Cancel = sourceCancelWatcher{inner: cfg.Cancel}
 	if cfg.IdlePollWait == 0 {
 		cfg.IdlePollWait = time.Second
 	}

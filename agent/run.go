@@ -58,7 +58,7 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 	journalled := make(chan struct{})
 	go func() {
 		defer close(journalled)
-		if a.cfg.Journal != nil {
+		if a.journals(run) {
 			if err := a.cfg.Journal.Record(JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: run.TakenUntil()}); err != nil {
 				log.Error("journal the run", "error", err)
 			}
@@ -66,7 +66,7 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 	}()
 	forget := func() {
 		<-journalled
-		if a.cfg.Journal != nil {
+		if a.journals(run) {
 			if err := a.cfg.Journal.Forget(run.TaskID(), run.RunID()); err != nil {
 				log.Error("forget the run", "error", err)
 			}
@@ -170,7 +170,17 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 			}
 		}
 	}
+	if e, ok := run.(endedRun); ok {
+		e.ended(callCtx, taskDir, o)
+	}
 	return a.report(callCtx, run, o, retry, log, forget)
+}
+
+// journals says whether run's claim is journalled: a Buildbot build's
+// claim lives in the bridge, which re-queues it if the agent vanishes.
+func (a *Agent) journals(run Run) bool {
+	_, self := run.(selfWatching)
+	return a.cfg.Journal != nil && !self
 }
 
 // prepare makes the task directory and opens the log beside it.

@@ -1,0 +1,432 @@
+package agent
+
+// The Buildbot source claims bridge-routed build requests through the
+// bridge's master API, in the place of a Buildbot master:
+//
+//	claim(builders) ──▶ bbRun: the builder's steps as the task's commands,
+//	                   its env and maxRunTime (interpolated by the bridge)
+//	running ──heartbeat every HeartbeatInterval──▶ cancelled? stop the tree, finish CANCELLED
+//	commands end ──▶ log gzipped and PUT to LogUploadURL
+//	             ──▶ finish(result, properties, log URL)
+//
+// Exit codes map to Buildbot results per builder (BuilderResults); by
+// default 0 is SUCCESS and any other code FAILURE. The run's resolution
+// maps as: completed → SUCCESS; failed → WARNINGS when the exit code is one
+// of the builder's warnings codes, else FAILURE; exception/intermittent-task
+// (a retry code) and exception/worker-shutdown → RETRY; other exceptions →
+// EXCEPTION; cancelled by the bridge → CANCELLED.
+//
+// Properties the steps set are read from PropertiesFileName in the task
+// directory ($TASK_WORKDIR): a JSON object of name → value, merged over the
+// request's properties.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+
+	bbclient "github.com/labrunner/labrunner/bridge/client"
+	"github.com/labrunner/labrunner/platform"
+)
+
+// PropertiesFileName is the file in the task directory where a Buildbot
+// build's steps write the properties they set.
+const PropertiesFileName = "buildbot-properties.json"
+
+// DefaultHeartbeatInterval is how often a running build is heartbeated;
+// it bounds how late a cancellation is noticed.
+const DefaultHeartbeatInterval = time.Second
+
+// BuilderResults maps a builder's exit codes to Buildbot results beyond
+// the default (0 SUCCESS, other FAILURE).
+type BuilderResults struct {
+	// Warnings are exit codes that end the build WARNINGS.
+	Warnings []int `yaml:"warnings" json:"warnings,omitempty"`
+	// Retry are exit codes that end the build RETRY (the bridge re-queues
+	// the same build request).
+	Retry []int `yaml:"retry" json:"retry,omitempty"`
+}
+
+// BBSourceConfig configures a BBSource.
+type BBSourceConfig struct {
+	// Client calls the bridge's master API (required).
+	Client *bbclient.Client
+	// Builders are the builders this agent runs (required).
+	Builders []string
+	// WorkerID names the agent to the bridge (required).
+	WorkerID string
+	// Results maps exit codes per builder name.
+	Results map[string]BuilderResults
+	// LogUploadURL is where build logs are PUT, gzipped, as
+	// <LogUploadURL>/<builder>/<build id>.log.gz; the URL is reported to
+	// the bridge, which makes it the task's log artifact. Empty keeps logs
+	// local (no log URL is reported).
+	LogUploadURL string
+	// HeartbeatInterval defaults to DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// ClaimWait is how many seconds a claim may wait for work (default 20).
+	ClaimWait int
+	// HTTPClient uploads logs (default http.DefaultClient with retries).
+	HTTPClient *http.Client
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// BBSource claims Buildbot build requests from a bridge.
+type BBSource struct {
+	cfg         BBSourceConfig
+	incarnation string
+	log         *slog.Logger
+}
+
+// NewBBSource checks cfg and returns a Buildbot source.
+func NewBBSource(cfg BBSourceConfig) (*BBSource, error) {
+	switch {
+	case cfg.Client == nil:
+		return nil, errors.New("agent: BBSourceConfig.Client is nil; give a client of the bridge's master API")
+	case len(cfg.Builders) == 0:
+		return nil, errors.New("agent: BBSourceConfig.Builders is empty; name the builders this agent runs")
+	case cfg.WorkerID == "":
+		return nil, errors.New("agent: BBSourceConfig.WorkerID is empty; give the worker id")
+	}
+	if cfg.LogUploadURL != "" {
+		if u, err := url.Parse(cfg.LogUploadURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("agent: BBSourceConfig.LogUploadURL %q is not an http(s) URL; give the log store's base URL", cfg.LogUploadURL)
+		}
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.ClaimWait <= 0 {
+		cfg.ClaimWait = 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	return &BBSource{cfg: cfg, incarnation: hex.EncodeToString(id), log: cfg.Logger}, nil
+}
+
+// Claim claims at most one build (the master API hands out one per call).
+func (s *BBSource) Claim(ctx context.Context, max int) ([]Run, error) {
+	if max < 1 {
+		return nil, nil
+	}
+	b, err := s.cfg.Client.Claim(ctx, bbclient.ClaimRequest{WorkerID: s.cfg.WorkerID, Incarnation: s.incarnation,
+		Builders: s.cfg.Builders, Wait: s.cfg.ClaimWait})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("claim a Buildbot build of %v: %w", s.cfg.Builders, err)
+	}
+	if b == nil {
+		return nil, nil
+	}
+	r, err := s.newRun(b)
+	if err != nil {
+		// The bridge holds the request; report it so it is not left claimed.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		_, ferr := s.cfg.Client.Finish(fctx, bbclient.FinishRequest{WorkerID: s.cfg.WorkerID, Incarnation: b.Incarnation, BuildID: b.BuildID, Result: bbclient.Exception})
+		return nil, errors.Join(err, ferr)
+	}
+	go r.heartbeat(s.cfg.HeartbeatInterval)
+	return []Run{r}, nil
+}
+
+func (s *BBSource) newRun(b *bbclient.Build) (*bbRun, error) {
+	res := s.cfg.Results[b.BuilderName]
+	var commands any
+	if platform.TaskCommandStyle() == platform.CmdLineCommands {
+		lines := make([]string, 0, len(b.Steps))
+		for _, st := range b.Steps {
+			lines = append(lines, quoteCommand(st.Command))
+		}
+		commands = lines
+	} else {
+		argv := make([][]string, 0, len(b.Steps))
+		for _, st := range b.Steps {
+			argv = append(argv, st.Command)
+		}
+		commands = argv
+	}
+	payload := map[string]any{"command": commands, "maxRunTime": max(b.MaxRunTime, 1), "features": map[string]bool{"liveLog": false}}
+	if len(b.Env) > 0 {
+		payload["env"] = b.Env
+	}
+	if len(res.Retry) > 0 {
+		payload["onExitStatus"] = map[string]any{"retry": res.Retry}
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode the steps of %s build %d: %w", b.BuilderName, b.BuildNumber, err)
+	}
+	now := time.Now()
+	taskID := b.TaskID
+	if taskID == "" {
+		taskID = "buildbot-" + strconv.FormatInt(b.BuildID, 10)
+	}
+	task := &tcqueue.TaskDefinitionResponse{
+		TaskQueueID: "buildbot/" + b.BuilderName,
+		Created:     tcclient.Time(now),
+		Deadline:    tcclient.Time(now.Add(time.Duration(b.MaxRunTime)*time.Second + time.Hour)),
+		Expires:     tcclient.Time(now.Add(30 * 24 * time.Hour)),
+		Payload:     raw,
+		Metadata:    tcqueue.TaskMetadata{Name: fmt.Sprintf("%s build %d", b.BuilderName, b.BuildNumber)},
+	}
+	return &bbRun{src: s, build: b, taskID: taskID, task: task, results: res,
+		cancelled: make(chan struct{}), done: make(chan struct{})}, nil
+}
+
+// BuildInfo names the Buildbot build a run is, for status.
+type BuildInfo struct {
+	// Builder is the builder's name.
+	Builder string `json:"builder"`
+	// BuildNumber is the build's number on the builder.
+	BuildNumber int `json:"buildNumber"`
+	// BuildRequestID is the SchedulerDB build request.
+	BuildRequestID int64 `json:"buildRequestId"`
+}
+
+// BuildOf reports which Buildbot build run is; ok is false for runs of
+// other sources.
+func BuildOf(run Run) (BuildInfo, bool) {
+	r, ok := run.(*bbRun)
+	if !ok {
+		return BuildInfo{}, false
+	}
+	return BuildInfo{Builder: r.build.BuilderName, BuildNumber: r.build.BuildNumber, BuildRequestID: r.build.BuildRequestID}, true
+}
+
+// bbRun is one claimed Buildbot build.
+type bbRun struct {
+	src     *BBSource
+	build   *bbclient.Build
+	taskID  string
+	task    *tcqueue.TaskDefinitionResponse
+	results BuilderResults
+
+	cancelled chan struct{} // closed when the bridge says stop
+	done      chan struct{} // closed when the build is reported
+	doneOnce  sync.Once
+
+	mu      sync.Mutex
+	taskDir string
+	out     outcome
+	logURL  string
+	logErr  error
+}
+
+// TaskID is the bridged task's id (or buildbot-<build id> for a request
+// that came from Buildbot itself).
+func (r *bbRun) TaskID() string { return r.taskID }
+
+// RunID is 0: the bridge, not the agent, knows the Taskcluster run.
+func (r *bbRun) RunID() int { return 0 }
+
+// Task is a task made from the builder's steps.
+func (r *bbRun) Task() *tcqueue.TaskDefinitionResponse { return r.task }
+
+// TakenUntil is zero: heartbeats, not reclaims, keep a build's claim.
+func (r *bbRun) TakenUntil() time.Time { return time.Time{} }
+
+// Credentials are empty: a build has no Taskcluster credentials.
+func (r *bbRun) Credentials() tcclient.Credentials { return tcclient.Credentials{} }
+
+// Reclaim is a no-op; the heartbeat loop keeps the claim.
+func (r *bbRun) Reclaim(context.Context) (time.Time, error) { return time.Time{}, nil }
+
+// Cancelled reports whether the bridge has said to stop the build.
+func (r *bbRun) Cancelled(context.Context) (bool, error) {
+	select {
+	case <-r.cancelled:
+		return true, nil
+	default:
+		return false, nil
+	}
+}
+
+// watchCancel is the run's own cancel watcher (see sourceCancelWatcher).
+func (r *bbRun) watchCancel() <-chan struct{} { return r.cancelled }
+
+// heartbeat keeps the claim fresh until the build is reported, and closes
+// cancelled when the bridge says the build was cancelled.
+func (r *bbRun) heartbeat(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), every*10)
+		hb, err := r.src.cfg.Client.Heartbeat(ctx, bbclient.HeartbeatRequest{WorkerID: r.src.cfg.WorkerID, Incarnation: r.build.Incarnation, BuildID: r.build.BuildID})
+		cancel()
+		if err != nil {
+			r.src.log.Warn("heartbeat of a Buildbot build", "builder", r.build.BuilderName, "build", r.build.BuildNumber, "error", err)
+			continue
+		}
+		if hb.Cancelled {
+			r.src.log.Info("Buildbot build cancelled", "builder", r.build.BuilderName, "build", r.build.BuildNumber, "reason", hb.Reason)
+			close(r.cancelled)
+			return
+		}
+	}
+}
+
+// Publish uploads the task log to the log store; the bridge turns the
+// other artifacts (properties, result) into the task's, so nothing else is
+// published.
+func (r *bbRun) Publish(ctx context.Context, a RunArtifact) error {
+	if a.Name != BackingLogName || a.Kind != KindFile || r.src.cfg.LogUploadURL == "" {
+		return nil
+	}
+	u := strings.TrimRight(r.src.cfg.LogUploadURL, "/") + "/" + url.PathEscape(r.build.BuilderName) + "/" + strconv.FormatInt(r.build.BuildID, 10) + ".log.gz"
+	a.ContentType = "application/gzip"
+	err := putFile(ctx, r.src.cfg.HTTPClient, u, a)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.logErr = err
+		return fmt.Errorf("upload the log of %s build %d: %w", r.build.BuilderName, r.build.BuildNumber, err)
+	}
+	r.logURL = u
+	return nil
+}
+
+// ended is told the task directory and the outcome before the run is
+// reported; a build the bridge cancelled is finished CANCELLED here, as
+// the agent reports nothing for a cancelled run.
+func (r *bbRun) ended(ctx context.Context, taskDir string, o outcome) {
+	r.mu.Lock()
+	r.taskDir, r.out = taskDir, o
+	r.mu.Unlock()
+	if cancelled, _ := r.Cancelled(ctx); cancelled && o.gone {
+		if err := r.finish(ctx, bbclient.Cancelled); err != nil && !errors.Is(err, ErrRunGone) {
+			r.src.log.Error("finish a cancelled Buildbot build", "builder", r.build.BuilderName, "build", r.build.BuildNumber, "error", err)
+		}
+	}
+}
+
+// Resolve finishes the build with the result the resolution maps to.
+func (r *bbRun) Resolve(ctx context.Context, res Resolution) error {
+	return r.finish(ctx, r.result(res))
+}
+
+// result maps a resolution (and the exit code behind it) to a Buildbot
+// result.
+func (r *bbRun) result(res Resolution) int {
+	r.mu.Lock()
+	code := r.out.exitCode
+	r.mu.Unlock()
+	switch res.State {
+	case StateCompleted:
+		return bbclient.Success
+	case StateFailed:
+		for _, w := range r.results.Warnings {
+			if w == code {
+				return bbclient.Warnings
+			}
+		}
+		return bbclient.Failure
+	}
+	switch res.Reason {
+	case ReasonIntermittentTask, ReasonWorkerShutdown:
+		return bbclient.Retry
+	}
+	return bbclient.Exception
+}
+
+// properties are the request's properties with the properties file's
+// over them.
+func (r *bbRun) properties() (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(r.build.Properties))
+	for k, v := range r.build.Properties {
+		out[k] = v
+	}
+	r.mu.Lock()
+	dir := r.taskDir
+	r.mu.Unlock()
+	if dir == "" {
+		return out, nil
+	}
+	path := filepath.Join(dir, PropertiesFileName)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("read %s: %w", PropertiesFileName, err)
+	}
+	var set map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return out, fmt.Errorf("%s is not a JSON object of property name to value: %w", PropertiesFileName, err)
+	}
+	for k, v := range set {
+		out[k] = v
+	}
+	return out, nil
+}
+
+func (r *bbRun) finish(ctx context.Context, result int) error {
+	defer r.doneOnce.Do(func() { close(r.done) })
+	props, perr := r.properties()
+	if perr != nil {
+		r.src.log.Warn("build properties ignored", "builder", r.build.BuilderName, "build", r.build.BuildNumber, "error", perr)
+		if result == bbclient.Success || result == bbclient.Warnings {
+			result = bbclient.Exception
+		}
+	}
+	r.mu.Lock()
+	logURL := r.logURL
+	r.mu.Unlock()
+	_, err := r.src.cfg.Client.Finish(ctx, bbclient.FinishRequest{WorkerID: r.src.cfg.WorkerID, Incarnation: r.build.Incarnation,
+		BuildID: r.build.BuildID, Result: result, Properties: props, LogURL: logURL})
+	if err != nil {
+		if errors.Is(err, bbclient.ErrConflict) {
+			return fmt.Errorf("finish %s build %d: %w", r.build.BuilderName, r.build.BuildNumber, ErrRunGone)
+		}
+		return fmt.Errorf("finish %s build %d: %w", r.build.BuilderName, r.build.BuildNumber, err)
+	}
+	return nil
+}
+
+// selfWatching is a run that learns of its own cancellation.
+type selfWatching interface {
+	watchCancel() <-chan struct{}
+}
+
+// sourceCancelWatcher lets runs that watch themselves (Buildbot builds)
+// do so, and passes the others to the configured watcher.
+type sourceCancelWatcher struct{ inner CancelWatcher }
+
+// Watch returns the run's own channel or the inner watcher's.
+func (w sourceCancelWatcher) Watch(ctx context.Context, run Run) <-chan struct{} {
+	if s, ok := run.(selfWatching); ok {
+		return s.watchCancel()
+	}
+	return w.inner.Watch(ctx, run)
+}
+
+// endedRun is a run told how its commands ended before it is reported.
+type endedRun interface {
+	ended(ctx context.Context, taskDir string, o outcome)
+}
