@@ -152,7 +152,7 @@ func runChaos(t *testing.T, s setup, nTasks int) {
 					result = client.Failure
 				}
 				// A real agent keeps reporting until the bridge answers.
-				for attempt := 0; attempt < 50; attempt++ {
+				for attempt := 0; attempt < 300; attempt++ {
 					_, err := c.Finish(ctx, client.FinishRequest{WorkerID: id, Incarnation: b.Incarnation, BuildID: b.BuildID, Result: result})
 					if err == nil {
 						finished.Add(1)

@@ -2,9 +2,10 @@ package bridge
 
 // Master API: a labrunner agent in the place of a Buildbot 0.8.2 master.
 //
-//	POST /api/v1/master/claim      claim the best pending request (§4.2 II),
-//	                               insert its builds row, publish
-//	                               build.<builder>.<number>.started
+//	POST /api/v1/master/claim      the build this worker already holds (a
+//	                               retried claim), else claim the best
+//	                               pending request (§4.2 II), insert its
+//	                               builds row; publish build.<b>.<n>.started
 //	POST /api/v1/master/heartbeat  re-claim (the 10-minute rule) and say
 //	                               whether the build was cancelled
 //	POST /api/v1/master/finish     complete as §4.2 III (RETRY re-queues the
@@ -16,12 +17,14 @@ package bridge
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labrunner/labrunner/bridge/client"
@@ -119,6 +122,15 @@ func (b *Bridge) serveClaim(r *http.Request) (any, error) {
 	m := schedulerdb.Master{Name: req.WorkerID, Incarnation: req.Incarnation}
 	ctx := r.Context()
 	until := time.Now().Add(min(time.Duration(req.Wait)*time.Second, maxClaimWait))
+	// A claim whose answer was lost is retried by the agent: give back the
+	// build it already holds rather than leave that request claimed by
+	// nobody who runs it.
+	if c, err := b.heldBuild(ctx, m, req.Builders); err != nil || c != nil {
+		if err != nil {
+			return nil, err
+		}
+		return b.startBuild(ctx, m, c)
+	}
 	for {
 		c, err := b.sdb.Claim(ctx, m, req.Builders)
 		if err != nil {
@@ -300,4 +312,34 @@ func (b *Bridge) serveFinish(r *http.Request) (any, error) {
 	key := "build." + br.BuilderName + "." + strconv.Itoa(build.Number) + ".log_uploaded"
 	b.publishBuild(ctx, key, m, BuildPayload{Build: status})
 	return client.FinishResponse{BuildRequestIDs: done}, nil
+}
+
+// heldBuild returns the unfinished build of an incomplete request that
+// master m holds among builders, or nil.
+func (b *Bridge) heldBuild(ctx context.Context, m schedulerdb.Master, builders []string) (*schedulerdb.Claimed, error) {
+	args := []any{m.Name, m.Incarnation}
+	marks := make([]string, len(builders))
+	for i, name := range builders {
+		marks[i] = "?"
+		args = append(args, name)
+	}
+	var buildID, brid int64
+	err := b.sdb.SQL().QueryRowContext(ctx, `SELECT bl.id, br.id FROM buildrequests br JOIN builds bl ON bl.brid = br.id
+		WHERE br.complete = 0 AND br.claimed_by_name = ? AND br.claimed_by_incarnation = ? AND bl.finish_time IS NULL
+		AND br.buildername IN (`+strings.Join(marks, ",")+`) ORDER BY bl.id DESC LIMIT 1`, args...).Scan(&buildID, &brid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for a build %s/%s holds: %w", m.Name, m.Incarnation, err)
+	}
+	build, err := b.sdb.Build(ctx, buildID)
+	if err != nil {
+		return nil, err
+	}
+	req, err := b.sdb.BuildRequest(ctx, brid)
+	if err != nil {
+		return nil, err
+	}
+	return &schedulerdb.Claimed{Request: req, Build: build}, nil
 }

@@ -89,3 +89,38 @@ func TestMasterAPI(t *testing.T) {
 		}
 	})
 }
+
+// A claim repeated with the same worker and incarnation (its answer was
+// lost) returns the same build instead of leaving that request orphaned.
+func TestMasterAPIClaimIsRepeatable(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newEnv(t, s, envOpts{})
+		rb := e.start()
+		ctx := context.Background()
+		t1, t2 := e.createTask(payload(goodBuilder), nil), e.createTask(payload(goodBuilder), nil)
+		e.waitRow(t1)
+		e.waitRow(t2)
+		req := client.ClaimRequest{WorkerID: "w", Incarnation: "boot-1", Builders: []string{goodBuilder}}
+		first, err := rb.client.Claim(ctx, req)
+		if err != nil || first == nil {
+			t.Fatalf("claim = %v, %v", first, err)
+		}
+		again, err := rb.client.Claim(ctx, req)
+		if err != nil || again == nil || again.BuildID != first.BuildID {
+			t.Fatalf("repeated claim = %+v, %v; want build %d again", again, err, first.BuildID)
+		}
+		// A new incarnation of the worker (it restarted) takes over what
+		// the old one held (§4.2 II), with a new build.
+		req.Incarnation = "boot-2"
+		other, err := rb.client.Claim(ctx, req)
+		if err != nil || other == nil || other.BuildRequestID != first.BuildRequestID || other.BuildID == first.BuildID {
+			t.Fatalf("claim by a new incarnation = %+v, %v; want request %d with a new build", other, err, first.BuildRequestID)
+		}
+		// Another worker gets the other request.
+		req.WorkerID = "w2"
+		w2, err := rb.client.Claim(ctx, req)
+		if err != nil || w2 == nil || w2.BuildRequestID == first.BuildRequestID {
+			t.Fatalf("claim by another worker = %+v, %v; want the other request", w2, err)
+		}
+	})
+}
