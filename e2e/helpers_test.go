@@ -43,6 +43,9 @@ type graphEnv struct {
 	dir               string
 	agentCancel       context.CancelFunc
 	agentDone         chan error
+	bridgeURL         string
+	builderNames      []string // the builders the agent runs
+	log               *slog.Logger
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -62,6 +65,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 // newGraphEnv starts everything; builders are defined by the caller (their
 // steps may refer to e.dir, a scratch directory).
 func newGraphEnv(t *testing.T, builders func(dir string) map[string]bridge.BuilderDef, results map[string]agent.BuilderResults) *graphEnv {
+	t.Helper()
+	e := newBareEnv(t, builders)
+	e.startAgent(e.builderNames, results, e.log)
+	return e
+}
+
+// newBareEnv is newGraphEnv without the agent.
+func newBareEnv(t *testing.T, builders func(dir string) map[string]bridge.BuilderDef) *graphEnv {
 	t.Helper()
 	log := testLogger(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -109,18 +120,17 @@ func newGraphEnv(t *testing.T, builders func(dir string) map[string]bridge.Build
 	if err := b.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	e.bridgeURL = srv.URL
 	e.bridgeClient, err = bbclient.New(srv.URL, bbclient.Options{RetryMax: 3, RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 100 * time.Millisecond, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
 	for name := range cfg.Builders {
-		if strings.HasPrefix(name, "unserved") {
-			continue
+		if !strings.HasPrefix(name, "unserved") {
+			e.builderNames = append(e.builderNames, name)
 		}
-		names = append(names, name)
 	}
-	e.startAgent(names, results, log)
+	e.log = log
 	return e
 }
 

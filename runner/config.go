@@ -47,6 +47,10 @@ type Config struct {
 	// Provisioner, when its url is set, registers the machine and takes
 	// the pool, root URL and credentials from the provisioner.
 	Provisioner ProvisionerConfig `yaml:"provisioner"`
+	// Source is the kind of work: taskcluster (default), buildbot or both.
+	Source string `yaml:"source"`
+	// Buildbot is the bridge to claim Buildbot builds from.
+	Buildbot BuildbotConfig `yaml:"buildbot"`
 }
 
 // ChecksConfig configures the checks.
@@ -324,5 +328,6 @@ func (c *Config) validate() []string {
 		add("runner.stateFile, runner.controlSocket: no default without stateDir; set stateDir")
 	}
 	p = append(p, c.Provisioner.Problems()...)
+	p = append(p, c.sourceProblems()...)
 	return p
 }

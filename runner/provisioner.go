@@ -82,6 +82,7 @@ func (r *Runner) onAssignment(a client.Assignment) {
 	defer r.mu.Unlock()
 	ac := r.assignedConfig(a)
 	r.agentCfg.Store(ac)
+	r.assignedSource, r.assignedBuilders = a.Source, a.Builders
 	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = ac.WorkerGroup, ac.WorkerID, ac.TaskQueueID
 	if r.loopCfg != nil && !sameAgentSetup(r.loopCfg, ac) {
 		r.log.Info("new assignment: the agent restarts with it once idle", "pool", a.PoolID, "taskQueueId", ac.TaskQueueID)

@@ -49,6 +49,10 @@ type Runner struct {
 	// agentCfg is the agent's configuration in effect: the file's, with a
 	// provisioner's assignment applied (baseCfg is the file's alone).
 	agentCfg atomic.Pointer[agent.FileConfig]
+	// assignedSource and assignedBuilders are the provisioner
+	// assignment's kind of work, when it names one (guarded by mu).
+	assignedSource   string
+	assignedBuilders []string
 	baseCfg  *agent.FileConfig
 	cfg      *Config
 	version  string
@@ -355,6 +359,13 @@ func (r *Runner) adjustAgent(c *agent.Config) {
 			TaskQueueID: ac.TaskQueueID, WorkerGroup: ac.WorkerGroup, WorkerID: ac.WorkerID,
 		})
 	}
+	if src, err := r.poolSource(c, c.Source); err != nil {
+		// Checked at load; an assignment naming a source the file cannot
+		// serve keeps the Taskcluster source and says why.
+		r.log.Error("the pool's Buildbot source cannot be used; claiming from Taskcluster only", "error", err)
+	} else {
+		c.Source = src
+	}
 	c.Source = &gate{r: r, inner: c.Source}
 	c.Cancel = r.pushCancel.with(c.Cancel)
 	c.RunDone = r.runDone
@@ -449,7 +460,12 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 	}
 	for _, run := range runs {
 		r.st.LastTaskClaimedAt = now
-		r.st.CurrentTasks = append(r.st.CurrentTasks, CurrentTask{TaskID: run.TaskID(), RunID: run.RunID(), Started: now, LogURL: r.logURL(run)})
+		ct := CurrentTask{TaskID: run.TaskID(), RunID: run.RunID(), Started: now}
+		ct.Kind, ct.Buildbot = runKind(run)
+		if ct.Buildbot == nil {
+			ct.LogURL = r.logURL(run)
+		}
+		r.st.CurrentTasks = append(r.st.CurrentTasks, ct)
 	}
 	r.commit()
 	return runs, err
@@ -489,6 +505,7 @@ func (r *Runner) runDone(run agent.Run, res agent.RunResult) {
 	r.mu.Lock()
 	now := r.now()
 	rec := TaskRecord{TaskID: run.TaskID(), RunID: run.RunID(), Ended: now, ExitCode: res.ExitCode, Resolution: res.Resolution.String()}
+	rec.Kind, rec.Buildbot = runKind(run)
 	if !res.Reported {
 		rec.Resolution = "not reported (" + res.Resolution.String() + ")"
 		if res.Resolution.State == "" {

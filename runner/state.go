@@ -12,6 +12,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/labrunner/labrunner/agent"
 )
 
 // StateVersion is the state file's schema version.
@@ -94,6 +96,9 @@ type CurrentTask struct {
 	RunID   int       `json:"runId"`
 	Started time.Time `json:"started"`
 	LogURL  string    `json:"logURL"`
+	// Kind is taskcluster or buildbot; Buildbot names the build.
+	Kind     string           `json:"kind,omitempty"`
+	Buildbot *agent.BuildInfo `json:"buildbot,omitempty"`
 }
 
 // TaskRecord is a finished run.
@@ -104,6 +109,9 @@ type TaskRecord struct {
 	Ended      time.Time `json:"ended"`
 	Resolution string    `json:"resolution"`
 	ExitCode   int       `json:"exitCode"`
+	// Kind is taskcluster or buildbot; Buildbot names the build.
+	Kind     string           `json:"kind,omitempty"`
+	Buildbot *agent.BuildInfo `json:"buildbot,omitempty"`
 }
 
 // Quarantine is why and until when the machine takes no work.

@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/labrunner/labrunner/runner"
+)
+
+// A runner whose pool is "both" claims a Buildbot build and a native
+// task; its status names the kind of each run, and for the build its
+// builder and build number.
+func TestRunnerBothSourcesStatus(t *testing.T) {
+	e := newBareEnv(t, graphBuilders)
+	cfg := map[string]any{
+		"rootURL":      e.stack.RootURL,
+		"credentials":  map[string]string{"clientId": e.stack.Credentials.ClientID, "accessToken": e.stack.Credentials.AccessToken},
+		"taskQueueId":  e.nativeQ,
+		"workerGroup":  "lab",
+		"workerId":     "runner-1",
+		"stateDir":     filepath.Join(e.dir, "state"),
+		"tasksDir":     filepath.Join(e.dir, "tasks"),
+		"idlePollWait": "10ms",
+		"runner": map[string]any{
+			"reboot":   map[string]any{"command": []string{"/bin/true"}},
+			"checks":   map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},
+			"watchdog": map[string]any{"timeout": "0s"},
+			"source":   "both",
+			"buildbot": map[string]any{"bridgeURL": e.bridgeURL, "builders": e.builderNames, "logUploadURL": e.logs.srv.URL + "/logs"},
+		},
+	}
+	raw, _ := json.Marshal(cfg)
+	path := filepath.Join(e.dir, "runner.yml")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ac, rc, err := runner.Load(path)
+	if err != nil {
+		t.Fatalf("load the runner config: %v", err)
+	}
+	r, err := runner.New(ac, rc, runner.Options{Logger: e.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner: %v", err)
+		}
+	})
+	status := func() *runner.Status {
+		s, err := runner.NewClient(rc.ControlSocket).Status(context.Background())
+		if err != nil {
+			return nil
+		}
+		return s
+	}
+
+	a := e.createBridged("linux-sleep")
+	var cur runner.CurrentTaskStatus
+	waitFor(t, "status to show the running build", func() bool {
+		s := status()
+		if s == nil || len(s.CurrentTasks) != 1 {
+			return false
+		}
+		cur = s.CurrentTasks[0]
+		return true
+	})
+	if cur.Kind != "buildbot" || cur.Buildbot == nil || cur.Buildbot.Builder != "linux-sleep" || cur.Buildbot.BuildNumber != 0 || cur.TaskID != a {
+		b, _ := json.Marshal(cur)
+		t.Errorf("current task = %s, want the buildbot build 0 of linux-sleep for task %s", b, a)
+	}
+	if _, err := e.q.CancelTask(a); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a, "exception")
+
+	n := e.createNative()
+	e.waitState(n, "completed")
+	waitFor(t, "status to record both runs", func() bool {
+		s := status()
+		return s != nil && len(s.CurrentTasks) == 0 && len(s.RecentTasks) == 2
+	})
+	s := status()
+	if got := s.RecentTasks[0]; got.Kind != "taskcluster" || got.TaskID != n || got.Buildbot != nil {
+		t.Errorf("latest record = %+v, want the native task", got)
+	}
+	if got := s.RecentTasks[1]; got.Kind != "buildbot" || got.Buildbot == nil || got.Buildbot.Builder != "linux-sleep" {
+		t.Errorf("earlier record = %+v, want the build", got)
+	}
+}
