@@ -53,14 +53,14 @@ type Runner struct {
 	// assignment's kind of work, when it names one (guarded by mu).
 	assignedSource   string
 	assignedBuilders []string
-	baseCfg  *agent.FileConfig
-	cfg      *Config
-	version  string
-	log      *slog.Logger
-	probes   Probes
-	now      func() time.Time
-	store    *StateStore
-	metrics  *metrics
+	baseCfg          *agent.FileConfig
+	cfg              *Config
+	version          string
+	log              *slog.Logger
+	probes           Probes
+	now              func() time.Time
+	store            *StateStore
+	metrics          *metrics
 
 	checkMu  sync.Mutex // one round of checks at a time
 	mirrorMu sync.Mutex // one quarantineWorker call at a time
