@@ -40,158 +40,168 @@ var graphResults = map[string]agent.BuilderResults{"linux-retry": {Retry: []int{
 // through the bridge with the log and the properties its steps set, then B
 // runs natively on the same agent.
 func TestMixedGraphCompletes(t *testing.T) {
-	e := newGraphEnv(t, graphBuilders, graphResults)
-	a := e.createBridged("linux-build")
-	b := e.createNative(a)
-	if st := e.status(b); st.State != "unscheduled" {
-		t.Fatalf("B is %s before A resolved, want unscheduled", st.State)
-	}
-	stA := e.waitState(a, "completed")
-	stB := e.waitState(b, "completed")
-	if len(stA.Runs) != 1 || len(stB.Runs) != 1 {
-		t.Errorf("runs: A %d, B %d; want one each", len(stA.Runs), len(stB.Runs))
-	}
-	if stB.Runs[0].WorkerID != "lab-1" {
-		t.Errorf("B ran on %q, want lab-1", stB.Runs[0].WorkerID)
-	}
-	if time.Time(stB.Runs[0].Scheduled).Before(time.Time(stA.Runs[0].Resolved)) {
-		t.Errorf("B scheduled at %v, before A resolved at %v", stB.Runs[0].Scheduled, stA.Runs[0].Resolved)
-	}
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newGraphEnv(t, s, graphBuilders, graphResults)
+		a := e.createBridged("linux-build")
+		b := e.createNative(a)
+		if st := e.status(b); st.State != "unscheduled" {
+			t.Fatalf("B is %s before A resolved, want unscheduled", st.State)
+		}
+		stA := e.waitState(a, "completed")
+		stB := e.waitState(b, "completed")
+		if len(stA.Runs) != 1 || len(stB.Runs) != 1 {
+			t.Errorf("runs: A %d, B %d; want one each", len(stA.Runs), len(stB.Runs))
+		}
+		if stB.Runs[0].WorkerID != "lab-1" {
+			t.Errorf("B ran on %q, want lab-1", stB.Runs[0].WorkerID)
+		}
+		if time.Time(stB.Runs[0].Scheduled).Before(time.Time(stA.Runs[0].Resolved)) {
+			t.Errorf("B scheduled at %v, before A resolved at %v", stB.Runs[0].Scheduled, stA.Runs[0].Resolved)
+		}
 
-	var props map[string][2]any
-	if err := json.Unmarshal(e.artifact(a, "public/properties.json"), &props); err != nil {
-		t.Fatalf("properties.json: %v", err)
-	}
-	if got := props["got_revision"][0]; got != "abc123" {
-		t.Errorf("properties.json got_revision = %v, want abc123 (from %s)", got, agent.PropertiesFileName)
-	}
-	if got := props["product"][0]; got != "firefox" {
-		t.Errorf("properties.json product = %v, want firefox", got)
-	}
-	if got := props["buildername"][0]; got != "linux-build" {
-		t.Errorf("properties.json buildername = %v", got)
-	}
-	log := gunzip(t, e.artifact(a, "public/logs/live_backing.log.gz"))
-	if !strings.Contains(log, "building firefox as firefox") {
-		t.Errorf("A's log lacks the step's output:\n%s", log)
-	}
-	var result map[string]any
-	if err := json.Unmarshal(e.artifact(a, "public/buildbot-result.json"), &result); err != nil || result["result"] != "SUCCESS" {
-		t.Errorf("buildbot-result.json = %v (%v), want SUCCESS", result, err)
-	}
-	if brs := e.buildRequests(a); len(brs) != 1 || brs[0] != [2]int{1, 0} {
-		t.Errorf("build requests of A = %v, want one complete SUCCESS", brs)
-	}
-	native := string(e.artifact(b, "public/logs/live_backing.log"))
-	if !strings.Contains(native, "native task ran") {
-		t.Errorf("B's log lacks its output:\n%s", native)
-	}
+		var props map[string][2]any
+		if err := json.Unmarshal(e.artifact(a, "public/properties.json"), &props); err != nil {
+			t.Fatalf("properties.json: %v", err)
+		}
+		if got := props["got_revision"][0]; got != "abc123" {
+			t.Errorf("properties.json got_revision = %v, want abc123 (from %s)", got, agent.PropertiesFileName)
+		}
+		if got := props["product"][0]; got != "firefox" {
+			t.Errorf("properties.json product = %v, want firefox", got)
+		}
+		if got := props["buildername"][0]; got != "linux-build" {
+			t.Errorf("properties.json buildername = %v", got)
+		}
+		log := gunzip(t, e.artifact(a, "public/logs/live_backing.log.gz"))
+		if !strings.Contains(log, "building firefox as firefox") {
+			t.Errorf("A's log lacks the step's output:\n%s", log)
+		}
+		var result map[string]any
+		if err := json.Unmarshal(e.artifact(a, "public/buildbot-result.json"), &result); err != nil || result["result"] != "SUCCESS" {
+			t.Errorf("buildbot-result.json = %v (%v), want SUCCESS", result, err)
+		}
+		if brs := e.buildRequests(a); len(brs) != 1 || brs[0] != [2]int{1, 0} {
+			t.Errorf("build requests of A = %v, want one complete SUCCESS", brs)
+		}
+		native := string(e.artifact(b, "public/logs/live_backing.log"))
+		if !strings.Contains(native, "native task ran") {
+			t.Errorf("B's log lacks its output:\n%s", native)
+		}
+	})
 }
 
 // A fails (exit 3 → FAILURE → failed): B is never scheduled.
 func TestMixedGraphFailureBlocksDependent(t *testing.T) {
-	e := newGraphEnv(t, graphBuilders, graphResults)
-	a := e.createBridged("linux-fail")
-	b := e.createNative(a)
-	e.waitState(a, "failed")
-	if brs := e.buildRequests(a); len(brs) != 1 || brs[0] != [2]int{1, 2} {
-		t.Errorf("build requests of A = %v, want one complete FAILURE (2)", brs)
-	}
-	// A native task created after B is run by the same agent: once it is
-	// done, the agent has had its chance to claim B, which must still wait.
-	probe := e.createNative()
-	e.waitState(probe, "completed")
-	if st := e.status(b); st.State != "unscheduled" || len(st.Runs) != 0 {
-		t.Errorf("B is %s with %d runs after A failed, want unscheduled with none", st.State, len(st.Runs))
-	}
-	log := gunzip(t, e.artifact(a, "public/logs/live_backing.log.gz"))
-	if !strings.Contains(log, "failing") || !strings.Contains(log, "exit code 3") {
-		t.Errorf("A's log lacks the failure:\n%s", log)
-	}
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newGraphEnv(t, s, graphBuilders, graphResults)
+		a := e.createBridged("linux-fail")
+		b := e.createNative(a)
+		e.waitState(a, "failed")
+		if brs := e.buildRequests(a); len(brs) != 1 || brs[0] != [2]int{1, 2} {
+			t.Errorf("build requests of A = %v, want one complete FAILURE (2)", brs)
+		}
+		// A native task created after B is run by the same agent: once it is
+		// done, the agent has had its chance to claim B, which must still wait.
+		probe := e.createNative()
+		e.waitState(probe, "completed")
+		if st := e.status(b); st.State != "unscheduled" || len(st.Runs) != 0 {
+			t.Errorf("B is %s with %d runs after A failed, want unscheduled with none", st.State, len(st.Runs))
+		}
+		log := gunzip(t, e.artifact(a, "public/logs/live_backing.log.gz"))
+		if !strings.Contains(log, "failing") || !strings.Contains(log, "exit code 3") {
+			t.Errorf("A's log lacks the failure:\n%s", log)
+		}
+	})
 }
 
 // A's step exits with the builder's retry code: RETRY re-queues the same
 // build request, the agent runs it again, and B then runs.
 func TestMixedGraphRetry(t *testing.T) {
-	e := newGraphEnv(t, graphBuilders, graphResults)
-	a := e.createBridged("linux-retry")
-	b := e.createNative(a)
-	st := e.waitState(a, "completed")
-	if len(st.Runs) != 2 || st.Runs[0].State != "exception" || st.Runs[1].State != "completed" {
-		t.Errorf("A's runs = %+v, want exception then completed", st.Runs)
-	}
-	if brs := e.buildRequests(a); len(brs) != 1 || brs[0] != [2]int{1, 0} {
-		t.Errorf("build requests of A = %v, want the one request, complete SUCCESS", brs)
-	}
-	e.waitState(b, "completed")
-	log := gunzip(t, e.artifact(a, "public/logs/live_backing.log.gz"))
-	if !strings.Contains(log, "second attempt") {
-		t.Errorf("A's latest log is not the second attempt's:\n%s", log)
-	}
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newGraphEnv(t, s, graphBuilders, graphResults)
+		a := e.createBridged("linux-retry")
+		b := e.createNative(a)
+		st := e.waitState(a, "completed")
+		if len(st.Runs) != 2 || st.Runs[0].State != "exception" || st.Runs[1].State != "completed" {
+			t.Errorf("A's runs = %+v, want exception then completed", st.Runs)
+		}
+		if brs := e.buildRequests(a); len(brs) != 1 || brs[0] != [2]int{1, 0} {
+			t.Errorf("build requests of A = %v, want the one request, complete SUCCESS", brs)
+		}
+		e.waitState(b, "completed")
+		log := gunzip(t, e.artifact(a, "public/logs/live_backing.log.gz"))
+		if !strings.Contains(log, "second attempt") {
+			t.Errorf("A's latest log is not the second attempt's:\n%s", log)
+		}
+	})
 }
 
 // A is cancelled in Taskcluster while its build runs: the agent hears it
 // from the heartbeat, kills the process tree, finishes CANCELLED; the
 // request is complete CANCELLED, A is exception/canceled and B never runs.
 func TestMixedGraphCancelledInTaskcluster(t *testing.T) {
-	e := newGraphEnv(t, graphBuilders, graphResults)
-	a := e.createBridged("linux-sleep")
-	b := e.createNative(a)
-	shellPid := waitPid(t, filepath.Join(e.dir, "shell.pid"))
-	childPid := waitPid(t, filepath.Join(e.dir, "child.pid"))
-	if _, err := e.q.CancelTask(a); err != nil {
-		t.Fatalf("cancelTask: %v", err)
-	}
-	waitFor(t, "the build's process tree to be gone", func() bool { return !alive(shellPid) && !alive(childPid) })
-	st := e.waitState(a, "exception")
-	if r := st.Runs[len(st.Runs)-1]; r.ReasonResolved != "canceled" {
-		t.Errorf("A resolved %s, want canceled", r.ReasonResolved)
-	}
-	waitFor(t, "A's build request complete CANCELLED", func() bool {
-		brs := e.buildRequests(a)
-		return len(brs) == 1 && brs[0] == [2]int{1, 6}
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newGraphEnv(t, s, graphBuilders, graphResults)
+		a := e.createBridged("linux-sleep")
+		b := e.createNative(a)
+		shellPid := waitPid(t, filepath.Join(e.dir, "shell.pid"))
+		childPid := waitPid(t, filepath.Join(e.dir, "child.pid"))
+		if _, err := e.q.CancelTask(a); err != nil {
+			t.Fatalf("cancelTask: %v", err)
+		}
+		waitFor(t, "the build's process tree to be gone", func() bool { return !alive(shellPid) && !alive(childPid) })
+		st := e.waitState(a, "exception")
+		if r := st.Runs[len(st.Runs)-1]; r.ReasonResolved != "canceled" {
+			t.Errorf("A resolved %s, want canceled", r.ReasonResolved)
+		}
+		waitFor(t, "A's build request complete CANCELLED", func() bool {
+			brs := e.buildRequests(a)
+			return len(brs) == 1 && brs[0] == [2]int{1, 6}
+		})
+		probe := e.createNative()
+		e.waitState(probe, "completed")
+		if st := e.status(b); st.State != "unscheduled" {
+			t.Errorf("B is %s after A was cancelled, want unscheduled", st.State)
+		}
 	})
-	probe := e.createNative()
-	e.waitState(probe, "completed")
-	if st := e.status(b); st.State != "unscheduled" {
-		t.Errorf("B is %s after A was cancelled, want unscheduled", st.State)
-	}
 }
 
 // A's request is cancelled in Buildbot before any agent starts it: the
 // reflector cancels the task, and B never runs.
 func TestMixedGraphCancelledInBuildbot(t *testing.T) {
-	e := newGraphEnv(t, graphBuilders, graphResults)
-	a := e.createBridged("unserved")
-	b := e.createNative(a)
-	var brid int64
-	waitFor(t, "A's build request", func() bool {
-		row, err := e.bridge.Store().GetTask(context.Background(), a)
-		if err != nil || row.BuildRequestID == nil {
-			return false
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newGraphEnv(t, s, graphBuilders, graphResults)
+		a := e.createBridged("unserved")
+		b := e.createNative(a)
+		var brid int64
+		waitFor(t, "A's build request", func() bool {
+			row, err := e.bridge.Store().GetTask(context.Background(), a)
+			if err != nil || row.BuildRequestID == nil {
+				return false
+			}
+			brid = *row.BuildRequestID
+			return true
+		})
+		if _, err := e.bridge.SchedulerDB().CancelRequest(context.Background(), brid); err != nil {
+			t.Fatalf("cancel the request in Buildbot: %v", err)
 		}
-		brid = *row.BuildRequestID
-		return true
+		stats, err := e.bridge.ReflectOnce(context.Background())
+		if err != nil {
+			t.Fatalf("reflector pass: %v", err)
+		}
+		if stats.Cancelled != 1 {
+			t.Errorf("reflector cancelled %d tasks, want 1", stats.Cancelled)
+		}
+		st := e.waitState(a, "exception")
+		if r := st.Runs[len(st.Runs)-1]; r.ReasonResolved != "canceled" {
+			t.Errorf("A resolved %s, want canceled", r.ReasonResolved)
+		}
+		probe := e.createNative()
+		e.waitState(probe, "completed")
+		if st := e.status(b); st.State != "unscheduled" {
+			t.Errorf("B is %s after A was cancelled in Buildbot, want unscheduled", st.State)
+		}
 	})
-	if _, err := e.bridge.SchedulerDB().CancelRequest(context.Background(), brid); err != nil {
-		t.Fatalf("cancel the request in Buildbot: %v", err)
-	}
-	stats, err := e.bridge.ReflectOnce(context.Background())
-	if err != nil {
-		t.Fatalf("reflector pass: %v", err)
-	}
-	if stats.Cancelled != 1 {
-		t.Errorf("reflector cancelled %d tasks, want 1", stats.Cancelled)
-	}
-	st := e.waitState(a, "exception")
-	if r := st.Runs[len(st.Runs)-1]; r.ReasonResolved != "canceled" {
-		t.Errorf("A resolved %s, want canceled", r.ReasonResolved)
-	}
-	probe := e.createNative()
-	e.waitState(probe, "completed")
-	if st := e.status(b); st.State != "unscheduled" {
-		t.Errorf("B is %s after A was cancelled in Buildbot, want unscheduled", st.State)
-	}
 }
 
 func waitPid(t *testing.T, path string) int {

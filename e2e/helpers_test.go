@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
@@ -48,6 +49,39 @@ type graphEnv struct {
 	log               *slog.Logger
 }
 
+// setup is one combination of services the tests run on.
+type setup struct {
+	name string
+	real bool // RabbitMQ and MariaDB; otherwise the in-process bus and SQLite
+}
+
+// forEachSetup runs f as a subtest on every setup.
+func forEachSetup(t *testing.T, f func(t *testing.T, s setup)) {
+	for _, s := range []setup{{"sqlite-inprocess", false}, {"mariadb-rabbitmq", true}} {
+		t.Run(s.name, func(t *testing.T) { f(t, s) })
+	}
+}
+
+// deleteAMQP removes the test's queues and exchanges from the shared broker.
+func deleteAMQP(t *testing.T, u string, cfg bridge.Config) {
+	conn, err := amqp.Dial(u)
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Errorf("cleanup: %v", err)
+		return
+	}
+	for _, q := range []string{"task-pending", "task-exception", "started", "log_uploaded"} {
+		_, _ = ch.QueueDelete(cfg.Pulse.QueueBasename+"/"+q, false, false, false)
+	}
+	_ = ch.ExchangeDelete(cfg.BBListener.Exchange, false, false)
+	_ = ch.ExchangeDelete(cfg.Pulse.DeadLetterExchange, false, false)
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("LABRUNNER_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -64,20 +98,24 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // newGraphEnv starts everything; builders are defined by the caller (their
 // steps may refer to e.dir, a scratch directory).
-func newGraphEnv(t *testing.T, builders func(dir string) map[string]bridge.BuilderDef, results map[string]agent.BuilderResults) *graphEnv {
+func newGraphEnv(t *testing.T, s setup, builders func(dir string) map[string]bridge.BuilderDef, results map[string]agent.BuilderResults) *graphEnv {
 	t.Helper()
-	e := newBareEnv(t, builders)
+	e := newBareEnv(t, s, builders)
 	e.startAgent(e.builderNames, results, e.log)
 	return e
 }
 
 // newBareEnv is newGraphEnv without the agent.
-func newBareEnv(t *testing.T, builders func(dir string) map[string]bridge.BuilderDef) *graphEnv {
+func newBareEnv(t *testing.T, s setup, builders func(dir string) map[string]bridge.BuilderDef) *graphEnv {
 	t.Helper()
 	log := testLogger(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	stack, err := devstack.Start(ctx, devstack.Options{Logger: log,
+	pulseURL := ""
+	if s.real {
+		pulseURL = testsvc.AMQPURL(t)
+	}
+	stack, err := devstack.Start(ctx, devstack.Options{Logger: log, PulseURL: pulseURL,
 		Queue: devqueue.Config{ResolverInterval: 50 * time.Millisecond, DeadlineDelay: -1, PollWait: time.Second}})
 	if err != nil {
 		t.Fatalf("devstack: %v", err)
@@ -98,9 +136,16 @@ func newBareEnv(t *testing.T, builders func(dir string) map[string]bridge.Builde
 		Reflector:   bridge.ReflectorConfig{Interval: time.Hour, ReclaimThreshold: 600 * time.Second, UnboundAfter: time.Hour},
 		Retry:       bridge.RetryConfig{Attempts: 3, Min: 20 * time.Millisecond, Max: 200 * time.Millisecond},
 		Builders:    builders(e.dir),
-		Bus:         stack.Bus,
 		InstanceID:  "e2e",
 		Logger:      log,
+	}
+	if s.real {
+		bbbDSN, sdbDSN := testsvc.MySQL(t), testsvc.MySQL(t)
+		cfg.BBBDB, cfg.SchedulerDB = bridge.DBConfig{Dialect: "mysql", DSN: bbbDSN}, bridge.DBConfig{Dialect: "mysql", DSN: sdbDSN}
+		cfg.Pulse.URL = pulseURL
+		t.Cleanup(func() { deleteAMQP(t, pulseURL, cfg) })
+	} else {
+		cfg.Bus = stack.Bus
 	}
 	b, err := bridge.New(ctx, cfg)
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 // task; its status names the kind of each run, and for the build its
 // builder and build number.
 func TestRunnerBothSourcesStatus(t *testing.T) {
-	e := newBareEnv(t, graphBuilders)
+	e := newBareEnv(t, setup{name: "sqlite-inprocess"}, graphBuilders)
 	cfg := map[string]any{
 		"rootURL":      e.stack.RootURL,
 		"credentials":  map[string]string{"clientId": e.stack.Credentials.ClientID, "accessToken": e.stack.Credentials.AccessToken},
