@@ -80,8 +80,14 @@ func (r *Runner) poolSource(c *agent.Config, tc agent.Source) (agent.Source, err
 	if err != nil {
 		return nil, fmt.Errorf("runner.buildbot.bridgeURL: %w", err)
 	}
-	bb, err := agent.NewBBSource(agent.BBSourceConfig{Client: cl, Builders: builders, WorkerID: c.WorkerID,
-		Results: r.cfg.Buildbot.Results, LogUploadURL: r.cfg.Buildbot.LogUploadURL, Logger: r.log})
+	bcfg := agent.BBSourceConfig{Client: cl, Builders: builders, WorkerID: c.WorkerID,
+		Results: r.cfg.Buildbot.Results, LogUploadURL: r.cfg.Buildbot.LogUploadURL, Logger: r.log}
+	if source == SourceBoth {
+		// The queue's claimWork already long-polls; a second long wait at
+		// the bridge would only delay Taskcluster tasks.
+		bcfg.ClaimWait = 1
+	}
+	bb, err := agent.NewBBSource(bcfg)
 	if err != nil {
 		return nil, fmt.Errorf("runner: Buildbot source: %w", err)
 	}
