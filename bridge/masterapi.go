@@ -169,7 +169,8 @@ func (b *Bridge) startBuild(ctx context.Context, m schedulerdb.Master, c *schedu
 	key := "build." + BuilderRoutingWord(builder) + "." + strconv.Itoa(c.Build.Number) + ".started"
 	status := BuildStatus{BuilderName: builder, Number: c.Build.Number, Properties: triples, Slave: m.Name,
 		Reason: "scheduler", Times: []*string{ptr(b.now().UTC().Format("2006-01-02T15:04:05+0000")), nil}}
-	b.publishBuild(ctx, key, m, BuildPayload{Build: status, RequestIDs: []int64{c.Request.ID}})
+	// A lost started event is made up for by the finish handler's claim.
+	_ = b.publishBuild(ctx, key, m, BuildPayload{Build: status, RequestIDs: []int64{c.Request.ID}})
 	def := b.builders[builder].Interpolate(values)
 	steps := make([]client.Step, 0, len(def.Steps))
 	for _, s := range def.Steps {
@@ -196,7 +197,7 @@ func (b *Bridge) buildProperties(props map[string]schedulerdb.Property, builder 
 	return append(out, extra...)
 }
 
-func (b *Bridge) publishBuild(ctx context.Context, key string, m schedulerdb.Master, p BuildPayload) {
+func (b *Bridge) publishBuild(ctx context.Context, key string, m schedulerdb.Master, p BuildPayload) error {
 	ex := b.cfg.BBListener.Exchange
 	body, err := NewBuildMessage(ex, key, m.Name, m.Incarnation, p, b.now())
 	if err == nil {
@@ -206,7 +207,9 @@ func (b *Bridge) publishBuild(ctx context.Context, key string, m schedulerdb.Mas
 	}
 	if err != nil {
 		b.log.Error("publish build event", "routingKey", key, "err", err)
+		return fmt.Errorf("publish %s: %w", key, err)
 	}
+	return nil
 }
 
 func (b *Bridge) serveHeartbeat(r *http.Request) (any, error) {
@@ -310,7 +313,11 @@ func (b *Bridge) serveFinish(r *http.Request) (any, error) {
 	status := BuildStatus{BuilderName: br.BuilderName, Number: build.Number, Properties: b.buildProperties(props, br.BuilderName, build.Number, req.WorkerID, extra),
 		Slave: req.WorkerID, Results: &res, Text: []string{result.String()}}
 	key := "build." + br.BuilderName + "." + strconv.Itoa(build.Number) + ".log_uploaded"
-	b.publishBuild(ctx, key, m, BuildPayload{Build: status})
+	// Nothing else would ever resolve the task: a failed publish fails the
+	// call, and the agent's retry publishes again.
+	if err := b.publishBuild(ctx, key, m, BuildPayload{Build: status}); err != nil {
+		return nil, err
+	}
 	return client.FinishResponse{BuildRequestIDs: done}, nil
 }
 
