@@ -74,6 +74,7 @@ func runChaos(t *testing.T, s setup, nTasks int) {
 		c.Reflector.Interval = 500 * time.Millisecond
 		c.Reflector.ReclaimThreshold = 15 * time.Second
 		c.Reflector.UnboundAfter = 2 * time.Second
+		c.Reflector.LostEventAfter = 5 * time.Second
 		c.Retry = RetryConfig{Attempts: 12, Min: 50 * time.Millisecond, Max: time.Second}
 		c.Pulse.Prefetch = 16
 	}})

@@ -118,6 +118,10 @@ type ReflectorConfig struct {
 	// UnboundAfter is when a row still without a build request counts as an
 	// interrupted injection to finish (default 60s).
 	UnboundAfter time.Duration `yaml:"unbound_after"`
+	// LostEventAfter is how long after Buildbot completed a request the
+	// reflector resolves its task itself when no log_uploaded came
+	// (default 10m).
+	LostEventAfter time.Duration `yaml:"lost_event_after"`
 }
 
 // RetryConfig bounds how a failing message is retried before it is parked
@@ -181,6 +185,7 @@ func (c *Config) applyDefaults() {
 	dur(&c.Reflector.Interval, 60*time.Second)
 	dur(&c.Reflector.ReclaimThreshold, 600*time.Second)
 	dur(&c.Reflector.UnboundAfter, 60*time.Second)
+	dur(&c.Reflector.LostEventAfter, 10*time.Minute)
 	if c.Reflector.LeaseBatch == 0 {
 		c.Reflector.LeaseBatch = 20000
 	}

@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -87,6 +88,11 @@ func (b *Bridge) ReflectOnce(ctx context.Context) (PassStats, error) {
 		if err != nil {
 			return st, err
 		}
+		for _, brid := range b.lostFinishes(ctx, queued, cancelled) {
+			if err := b.finishFromSchedulerDB(ctx, brid); err != nil {
+				b.log.Warn("resolve from the SchedulerDB", "brid", brid, "err", err)
+			}
+		}
 		for _, brid := range cancelled {
 			r := queuedRows[brid]
 			if _, err := b.tc(ctx).CancelTask(r.TaskID); err != nil && !tcRefused(err) {
@@ -134,6 +140,9 @@ func (b *Bridge) ReflectOnce(ctx context.Context) (PassStats, error) {
 }
 
 func (b *Bridge) reclaimStep(ctx context.Context, r store.Task, brid int64) (string, error) {
+	if lost := b.lostFinishes(ctx, []int64{brid}, nil); len(lost) == 1 {
+		return "resolved-lost-event", b.finishFromSchedulerDB(ctx, brid)
+	}
 	q := b.tc(ctx)
 	st, err := q.Status(r.TaskID)
 	if err != nil {
@@ -245,4 +254,46 @@ func (b *Bridge) cancelOrphan(ctx context.Context, taskID string, scheduled time
 // due from that instant on.
 func reclaimDue(takenUntil time.Time, threshold time.Duration, now time.Time) bool {
 	return !now.Before(takenUntil.Add(-threshold))
+}
+
+// lostFinishes returns those of brids (less skip) whose request Buildbot
+// completed, after claiming it, longer than reflector.lost_event_after
+// ago: their log_uploaded never came or was lost.
+func (b *Bridge) lostFinishes(ctx context.Context, brids, skip []int64) []int64 {
+	var out []int64
+	before := b.now().Add(-b.cfg.Reflector.LostEventAfter).Unix()
+	for _, brid := range brids {
+		if slices.Contains(skip, brid) {
+			continue
+		}
+		br, err := b.sdb.BuildRequest(ctx, brid)
+		if err == nil && br.Complete && br.ClaimedAt != 0 && br.CompleteAt != nil && *br.CompleteAt < before && br.Results != nil {
+			out = append(out, brid)
+		}
+	}
+	return out
+}
+
+// finishFromSchedulerDB handles a lost log_uploaded as if it had come:
+// the last build of brid, the request's result, the buildset's
+// properties. A copy of the real message later finds the build handled.
+func (b *Bridge) finishFromSchedulerDB(ctx context.Context, brid int64) error {
+	br, err := b.sdb.BuildRequest(ctx, brid)
+	if err != nil {
+		return err
+	}
+	builds, err := b.sdb.Builds(ctx, brid)
+	if err != nil || len(builds) == 0 || br.Results == nil {
+		return err
+	}
+	props, err := b.sdb.BuildsetProperties(ctx, br.BuildsetID)
+	if err != nil {
+		return err
+	}
+	bp := make(map[string]BuildProperty, len(props))
+	for name, p := range props {
+		bp[name] = BuildProperty{Value: p.Value, Source: p.Source}
+	}
+	b.log.Warn("no log_uploaded for a completed request; resolving from the SchedulerDB", "brid", brid, "result", br.Results.String())
+	return b.finishRequest(ctx, brid, builds[len(builds)-1].Number, *br.Results, bp, "")
 }

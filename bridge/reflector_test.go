@@ -264,3 +264,33 @@ func TestReflectorLeasesSplitWork(t *testing.T) {
 		}
 	})
 }
+
+// A request Buildbot completed whose log_uploaded never came is resolved
+// by the reflector from the SchedulerDB after reflector.lost_event_after.
+func TestReflectorResolvesLostFinish(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newEnv(t, s, envOpts{mutate: func(c *Config) { c.Reflector.LostEventAfter = time.Second }})
+		rb := e.start()
+		ctx := context.Background()
+		taskID, row := e.startedTask(rb, "w")
+		brid := *row.BuildRequestID
+		br, _ := e.sdb.BuildRequest(ctx, brid)
+		// The master completes the request; its log_uploaded is lost.
+		if _, err := e.sdb.Complete(ctx, schedulerdb.Master{Name: br.ClaimedByName, Incarnation: br.ClaimedByIncarnation}, []int64{brid}, schedulerdb.Failure); err != nil {
+			t.Fatal(err)
+		}
+		if st, err := rb.b.ReflectOnce(ctx); err != nil || e.noRow(taskID) {
+			t.Fatalf("pass right after completion = %+v, %v; want the row kept during the grace time", st, err)
+		}
+		waitFor(t, "grace time", func() bool {
+			if err := e.st.UpdateTakenUntil(ctx, brid, time.Now().Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rb.b.ReflectOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return e.noRow(taskID)
+		})
+		e.waitRun(taskID, 0, "failed", "failed")
+	})
+}
