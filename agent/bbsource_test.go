@@ -78,7 +78,7 @@ func TestBBRunPayload(t *testing.T) {
 
 func TestBBPropertiesFile(t *testing.T) {
 	r := testBBRun(t, BuilderResults{})
-	dir := t.TempDir()
+	dir := testTempDir(t)
 	r.taskDir = dir
 	if err := os.WriteFile(filepath.Join(dir, PropertiesFileName), []byte(`{"product":"thunderbird","got_revision":"abc"}`), 0o644); err != nil {
 		t.Fatal(err)

@@ -453,10 +453,12 @@ func (l *ProvisionerLink) registered(reg *client.RegisterResponse) {
 		l.log.Error("cannot save the provisioner link state; the machine will register again at restart", "error", err)
 	}
 	l.log.Info("registered with the provisioner", "machine", reg.MachineID, "pool", as.PoolID)
-	l.markReady()
+	// The assignment is handed over before Ready, so that whoever waits on
+	// Ready finds it applied.
 	if l.cfg.OnAssignment != nil {
 		l.cfg.OnAssignment(as)
 	}
+	l.markReady()
 }
 
 func (l *ProvisionerLink) markReady() { l.readyOnce.Do(func() { close(l.ready) }) }
