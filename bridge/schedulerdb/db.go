@@ -14,6 +14,8 @@ import (
 	// The two drivers a SchedulerDB can live on.
 	_ "github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite"
+
+	"github.com/labrunner/labrunner/internal/sqlutil"
 )
 
 // Dialect names the SQL database a SchedulerDB lives on.
@@ -54,7 +56,7 @@ func Open(ctx context.Context, dialect Dialect, dsn string) (*DB, error) {
 		return nil, errors.New("schedulerdb: dsn is empty: give a MySQL DSN (user:pass@tcp(host:3306)/db) or an SQLite file path")
 	}
 	if dialect == SQLite {
-		dsn = sqliteDSN(dsn)
+		dsn = sqlutil.SQLiteDSN(dsn)
 	}
 	sqldb, err := sql.Open(string(dialect), dsn)
 	if err != nil {
@@ -95,30 +97,6 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 func (db *DB) Close() error { return db.sql.Close() }
 
 func (db *DB) epoch() int64 { return db.now().Unix() }
-
-// sqliteDSN adds the pragmas a shared SQLite file needs: WAL so readers do
-// not block the writer, and a busy timeout so writers queue instead of
-// failing at once.
-func sqliteDSN(dsn string) string {
-	if !strings.HasPrefix(dsn, "file:") {
-		dsn = "file:" + dsn
-	}
-	var add []string
-	if !strings.Contains(dsn, "busy_timeout") {
-		add = append(add, "_pragma=busy_timeout(10000)")
-	}
-	if !strings.Contains(dsn, "journal_mode") {
-		add = append(add, "_pragma=journal_mode(WAL)")
-	}
-	if len(add) == 0 {
-		return dsn
-	}
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + strings.Join(add, "&")
-}
 
 // querier is what both a transaction and a dedicated connection offer.
 type querier interface {

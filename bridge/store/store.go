@@ -13,6 +13,8 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
+
+	"github.com/labrunner/labrunner/internal/sqlutil"
 )
 
 // Dialect names the SQL database the bridge DB lives on.
@@ -68,7 +70,7 @@ func Open(ctx context.Context, dialect Dialect, dsn string) (*Store, error) {
 		return nil, err
 	}
 	if dialect == SQLite {
-		dsn = sqliteDSN(dsn)
+		dsn = sqlutil.SQLiteDSN(dsn)
 	}
 	sqldb, err := sql.Open(dialect.driver(), dsn)
 	if err != nil {
@@ -154,29 +156,6 @@ func mysqlHasSkipLocked(version string) bool {
 		return major > 10 || (major == 10 && minor >= 6)
 	}
 	return major >= 8
-}
-
-// sqliteDSN adds WAL and a busy timeout, so that several handles on one file
-// queue for the write lock instead of failing.
-func sqliteDSN(dsn string) string {
-	if !strings.HasPrefix(dsn, "file:") {
-		dsn = "file:" + dsn
-	}
-	var add []string
-	if !strings.Contains(dsn, "busy_timeout") {
-		add = append(add, "_pragma=busy_timeout(10000)")
-	}
-	if !strings.Contains(dsn, "journal_mode") {
-		add = append(add, "_pragma=journal_mode(WAL)")
-	}
-	if len(add) == 0 {
-		return dsn
-	}
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	return dsn + sep + strings.Join(add, "&")
 }
 
 // q rewrites the ? placeholders of query for PostgreSQL ($1, $2, …).

@@ -1,0 +1,115 @@
+// Package sqlutil holds what labrunner's SQL stores share across SQLite,
+// MariaDB/MySQL and PostgreSQL: which errors are worth running the work
+// again for, a bounded retry with jittered backoff, and the SQLite settings
+// several handles on one file need.
+package sqlutil
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+)
+
+// Retry bounds: attempts, first delay and longest delay.
+const (
+	retryAttempts = 8
+	retryBase     = 20 * time.Millisecond
+	retryMax      = 2 * time.Second
+)
+
+// Retry runs fn until it succeeds, fails with an error transient does not
+// accept, the attempts run out or ctx ends. Everything fn does must be safe
+// to run again after a rollback.
+func Retry(ctx context.Context, transient func(error) bool, fn func() error) error {
+	delay := retryBase
+	var err error
+	for attempt := 1; ; attempt++ {
+		if err = fn(); err == nil || !transient(err) || attempt == retryAttempts {
+			return err
+		}
+		wait := delay/2 + rand.N(delay/2+1)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, retryMax)
+	}
+}
+
+// Transient reports errors that go away when the work is done again:
+// deadlocks, serialisation failures, lock waits, a busy SQLite file, a
+// dropped connection.
+func Transient(err error) bool {
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
+		return true
+	}
+	var me *mysql.MySQLError
+	if errors.As(err, &me) {
+		switch me.Number {
+		case 1205, 1213, 2006, 2013: // lock wait timeout, deadlock, server gone, lost connection
+			return true
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "40001", pe.Code == "40P01", pe.Code == "55P03", pe.Code == "57P01",
+			strings.HasPrefix(pe.Code, "08"):
+			return true
+		}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+	}
+	return false
+}
+
+// UniqueViolation reports an insert refused by a UNIQUE constraint.
+func UniqueViolation(err error) bool {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == 1062 {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "23505" {
+		return true
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code() == 2067 || se.Code() == 1555)
+}
+
+// SQLiteDSN adds the pragmas a shared SQLite file needs: WAL so readers do
+// not block the writer, and a busy timeout so writers queue for the write
+// lock instead of failing at once.
+func SQLiteDSN(dsn string) string {
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + dsn
+	}
+	var add []string
+	if !strings.Contains(dsn, "busy_timeout") {
+		add = append(add, "_pragma=busy_timeout(10000)")
+	}
+	if !strings.Contains(dsn, "journal_mode") {
+		add = append(add, "_pragma=journal_mode(WAL)")
+	}
+	if len(add) == 0 {
+		return dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return dsn + sep + strings.Join(add, "&")
+}
