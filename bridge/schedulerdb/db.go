@@ -117,7 +117,7 @@ func (db *DB) withTx(ctx context.Context, lock string, fn func(q querier) error)
 		}
 		defer func() { _ = conn.Close() }()
 		if db.dialect == SQLite {
-			return sqliteTx(ctx, conn, fn)
+			return sqlutil.SQLiteImmediateTx(ctx, conn, func() error { return fn(conn) })
 		}
 		if lock != "" {
 			release, err := mysqlLock(ctx, conn, lock)
@@ -136,26 +136,6 @@ func (db *DB) withTx(ctx context.Context, lock string, fn func(q querier) error)
 		}
 		return tx.Commit()
 	})
-}
-
-func sqliteTx(ctx context.Context, conn *sql.Conn, fn func(q querier) error) error {
-	// The pragma is per connection; setting it here also covers handles
-	// given to New that were opened without it.
-	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 10000"); err != nil {
-		return err
-	}
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	if err := fn(conn); err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return err
-	}
-	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return err
-	}
-	return nil
 }
 
 // lockWait bounds how long a MySQL named lock is waited for; the holders

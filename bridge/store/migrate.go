@@ -20,6 +20,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/labrunner/labrunner/internal/sqlutil"
 )
 
 //go:embed migrations
@@ -145,20 +147,9 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 func (s *Store) migrateSQLite(ctx context.Context, conn *sql.Conn, migs []migration) error {
-	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 10000"); err != nil {
-		return err
-	}
 	// SQLite's DDL is transactional: the whole migration is one write
 	// transaction, which is also the lock against other processes.
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		return err
-	}
-	if err := s.applyMigrations(ctx, conn, migs); err != nil {
-		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-		return err
-	}
-	_, err := conn.ExecContext(ctx, "COMMIT")
-	return err
+	return sqlutil.SQLiteImmediateTx(ctx, conn, func() error { return s.applyMigrations(ctx, conn, migs) })
 }
 
 // applyMigrations runs on a connection holding the migration lock.

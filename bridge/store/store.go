@@ -194,21 +194,7 @@ func (s *Store) withTx(ctx context.Context, fn func(q querier) error) error {
 				return err
 			}
 			defer func() { _ = conn.Close() }()
-			if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 10000"); err != nil {
-				return err
-			}
-			if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-				return err
-			}
-			if err := fn(conn); err != nil {
-				_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-				return err
-			}
-			if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
-				_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
-				return err
-			}
-			return nil
+			return sqlutil.SQLiteImmediateTx(ctx, conn, func() error { return fn(conn) })
 		}
 		// READ COMMITTED: InnoDB then releases the locks of rows a locking
 		// read examined but did not return (PostgreSQL's default anyway).

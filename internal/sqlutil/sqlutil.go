@@ -6,6 +6,7 @@ package sqlutil
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"math/rand/v2"
@@ -112,4 +113,27 @@ func SQLiteDSN(dsn string) string {
 		sep = "&"
 	}
 	return dsn + sep + strings.Join(add, "&")
+}
+
+// SQLiteImmediateTx runs fn on conn inside BEGIN IMMEDIATE … COMMIT, so the
+// write lock is taken at once and read-then-write sequences cannot
+// interleave with other handles on the file. fn uses conn itself. The busy
+// timeout is set on the connection too, since it is per connection and a
+// handle may have been opened without the DSN's pragma.
+func SQLiteImmediateTx(ctx context.Context, conn *sql.Conn, fn func() error) error {
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 10000"); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		return err
+	}
+	return nil
 }

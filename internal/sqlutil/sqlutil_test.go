@@ -85,3 +85,39 @@ func TestRetryStopsAtPermanentErrorsAndAfterTheAttempts(t *testing.T) {
 		t.Fatalf("got %v after %d calls; want the last error after %d", err, calls, retryAttempts)
 	}
 }
+
+func TestSQLiteImmediateTxCommitsOrRollsBack(t *testing.T) {
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", SQLiteDSN(filepath.Join(t.TempDir(), "t.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, "CREATE TABLE v (x INT)"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	insert := func(x int, fail error) error {
+		return SQLiteImmediateTx(ctx, conn, func() error {
+			if _, err := conn.ExecContext(ctx, "INSERT INTO v VALUES (?)", x); err != nil {
+				return err
+			}
+			return fail
+		})
+	}
+	boom := errors.New("boom")
+	if err := insert(1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := insert(2, boom); err != boom {
+		t.Fatalf("got %v, want fn's error", err)
+	}
+	var sum int
+	if err := db.QueryRowContext(ctx, "SELECT COALESCE(SUM(x), 0) FROM v").Scan(&sum); err != nil || sum != 1 {
+		t.Fatalf("sum %d (%v): want only the committed row", sum, err)
+	}
+}
