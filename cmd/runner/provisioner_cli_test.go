@@ -102,7 +102,9 @@ func TestCLIRunWithProvisionerAndStatus(t *testing.T) {
 	})
 	id := st.Provisioner.MachineID
 	task := e.createTask("echo provisioned")
-	e.waitStatus("the task done", func(s *runner.Status) bool {
+	// The link reports the connection before the runner has applied the
+	// assignment, so the machine fields are read once a task has run.
+	st = e.waitStatus("the task done", func(s *runner.Status) bool {
 		return s.Counters.TasksTotal == 1 && len(s.RecentTasks) == 1 && s.RecentTasks[0].TaskID == task && s.RecentTasks[0].Resolution == "completed"
 	})
 	if st.Machine.TaskQueueID != queue || st.Machine.WorkerID != id {
