@@ -5,7 +5,7 @@ package agent
 //
 //	claim(builders) ──▶ bbRun: the builder's steps as the task's commands,
 //	                   its env and maxRunTime (interpolated by the bridge)
-//	running ──heartbeat every HeartbeatInterval──▶ cancelled? stop the tree, finish CANCELLED
+//	running ──heartbeat every HeartbeatInterval──▶ cancelled? stop the tree (KillGrace), finish CANCELLED
 //	commands end ──▶ log gzipped and PUT to LogUploadURL
 //	             ──▶ finish(result, properties, log URL)
 //
@@ -15,6 +15,14 @@ package agent
 // of the builder's warnings codes, else FAILURE; exception/intermittent-task
 // (a retry code) and exception/worker-shutdown → RETRY; other exceptions →
 // EXCEPTION; cancelled by the bridge → CANCELLED.
+//
+// A build's process tree is stopped as a native task's is (interrupt, then
+// kill), but with the source's short KillGrace in place of the agent's, as
+// a Buildbot slave kills a build's processes outright. A cancellation made
+// in the bridge therefore ends the tree within HeartbeatInterval (the next
+// heartbeat hears it) + KillGrace + one heartbeat's round trip: with the
+// defaults 1 s + 0.5 s + milliseconds, inside the 2 s a cancelled build
+// is given.
 //
 // Properties the steps set are read from PropertiesFileName in the task
 // directory ($TASK_WORKDIR): a JSON object of name → value, merged over the
@@ -52,6 +60,11 @@ const PropertiesFileName = "buildbot-properties.json"
 // it bounds how late a cancellation is noticed.
 const DefaultHeartbeatInterval = time.Second
 
+// DefaultBuildKillGrace is how long a stopped build's processes get
+// between the interrupt and the kill; with DefaultHeartbeatInterval it
+// keeps a cancelled build's end within 2 s of the cancellation.
+const DefaultBuildKillGrace = 500 * time.Millisecond
+
 // BuilderResults maps a builder's exit codes to Buildbot results beyond
 // the default (0 SUCCESS, other FAILURE).
 type BuilderResults struct {
@@ -79,6 +92,11 @@ type BBSourceConfig struct {
 	LogUploadURL string
 	// HeartbeatInterval defaults to DefaultHeartbeatInterval.
 	HeartbeatInterval time.Duration
+	// KillGrace is the time between interrupting a stopped build's
+	// processes (cancelled, past maxRunTime, agent shutdown) and killing
+	// them; it replaces the agent's KillGrace for builds (default
+	// DefaultBuildKillGrace).
+	KillGrace time.Duration
 	// ClaimWait is how many seconds a claim may wait for work (default 20).
 	ClaimWait int
 	// HTTPClient uploads logs (default http.DefaultClient with retries).
@@ -108,6 +126,12 @@ func NewBBSource(cfg BBSourceConfig) (*BBSource, error) {
 		if u, err := url.Parse(cfg.LogUploadURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			return nil, fmt.Errorf("agent: BBSourceConfig.LogUploadURL %q is not an http(s) URL; give the log store's base URL", cfg.LogUploadURL)
 		}
+	}
+	if cfg.KillGrace < 0 {
+		return nil, fmt.Errorf("agent: BBSourceConfig.KillGrace is %s; use a positive duration, or 0 for the default %s", cfg.KillGrace, DefaultBuildKillGrace)
+	}
+	if cfg.KillGrace == 0 {
+		cfg.KillGrace = DefaultBuildKillGrace
 	}
 	if cfg.HeartbeatInterval <= 0 {
 		cfg.HeartbeatInterval = DefaultHeartbeatInterval
@@ -249,6 +273,10 @@ func (r *bbRun) TakenUntil() time.Time { return time.Time{} }
 
 // Credentials are empty: a build has no Taskcluster credentials.
 func (r *bbRun) Credentials() tcclient.Credentials { return tcclient.Credentials{} }
+
+// KillGrace is the source's: a build's processes are killed soon after
+// the interrupt.
+func (r *bbRun) KillGrace() time.Duration { return r.src.cfg.KillGrace }
 
 // Reclaim is a no-op; the heartbeat loop keeps the claim.
 func (r *bbRun) Reclaim(context.Context) (time.Time, error) { return time.Time{}, nil }

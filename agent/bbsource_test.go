@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	bbclient "github.com/labrunner/labrunner/bridge/client"
 )
@@ -108,10 +109,35 @@ func TestNewBBSourceRefusesBadConfig(t *testing.T) {
 		{BBSourceConfig{Client: c, WorkerID: "w"}, "Builders"},
 		{BBSourceConfig{Client: c, Builders: []string{"b"}}, "WorkerID"},
 		{BBSourceConfig{Client: c, Builders: []string{"b"}, WorkerID: "w", LogUploadURL: "ftp://x"}, "LogUploadURL"},
+		{BBSourceConfig{Client: c, Builders: []string{"b"}, WorkerID: "w", KillGrace: -time.Second}, "KillGrace"},
 	} {
 		if _, err := NewBBSource(c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewBBSource(%+v) = %v, want an error naming %s", c.cfg, err, c.want)
 		}
+	}
+}
+
+// A build is stopped after its source's grace; other runs after the
+// agent's.
+func TestBBSourceKillGrace(t *testing.T) {
+	c, _ := bbclient.New("http://127.0.0.1:1", bbclient.Options{})
+	s, err := NewBBSource(BBSourceConfig{Client: c, Builders: []string{"b"}, WorkerID: "w", KillGrace: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.newRun(&bbclient.Build{BuildID: 1, BuilderName: "b", Steps: []bbclient.Step{{Command: []string{"true"}}}, MaxRunTime: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{TasksDir: filepath.Join(testTempDir(t), "tasks")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.killGrace(r); got != 3*time.Second {
+		t.Errorf("a build's grace = %s, want its source's 3s", got)
+	}
+	if got := a.killGrace(&LocalRun{}); got != 10*time.Second {
+		t.Errorf("a native run's grace = %s, want the agent's 10s", got)
 	}
 }
 

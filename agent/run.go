@@ -278,8 +278,9 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 			o.shutdown = true
 		}
 		if stop != "" {
-			tl.Printf("Stopping command %d: %s", i, stop)
-			if err := tree.Stop(a.cfg.KillGrace); err != nil {
+			grace := a.killGrace(run)
+			tl.Printf("Stopping command %d: %s (interrupt, kill after %s)", i, stop, grace)
+			if err := tree.Stop(grace); err != nil {
 				tl.Printf("Stopping command %d: %v", i, err)
 			}
 		}
@@ -304,6 +305,20 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 		}
 	}
 	return o
+}
+
+// graced is a run with its own time between interrupting and killing its
+// processes (a Buildbot build's is short, as a Buildbot slave's is).
+type graced interface {
+	KillGrace() time.Duration
+}
+
+// killGrace is run's own kill grace, else the agent's.
+func (a *Agent) killGrace(run Run) time.Duration {
+	if g, ok := run.(graced); ok {
+		return g.KillGrace()
+	}
+	return a.cfg.KillGrace
 }
 
 func quoteCommand(argv []string) string {

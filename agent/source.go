@@ -7,6 +7,9 @@ package agent
 //	                  │                 └─ ErrRunGone: cancelled or no longer ours; stop, report nothing
 //	                  └─ Task / TaskID / RunID: what to run
 //
+// A Run may also have a KillGrace() time.Duration of its own, used in the
+// place of the agent's when its processes are stopped (Buildbot builds).
+//
 // The Taskcluster queue is one source (tcsource.go); a local file is another
 // (local.go); the Buildbot bridge will be a third.
 
