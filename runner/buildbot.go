@@ -34,14 +34,24 @@ type BuildbotConfig struct {
 	Results map[string]agent.BuilderResults `yaml:"results"`
 	// LogUploadURL is where build logs are PUT (see agent.BBSourceConfig).
 	LogUploadURL string `yaml:"logUploadURL"`
+	// KillGrace is the time between interrupting a stopped build's
+	// processes and killing them (default agent.DefaultBuildKillGrace);
+	// the agent's killGrace stays for Taskcluster tasks.
+	KillGrace Duration `yaml:"killGrace"`
 }
 
 // sourceProblems checks runner.source and runner.buildbot.
 func (c *Config) sourceProblems() []string {
 	var p []string
+	switch g := c.Buildbot.KillGrace; {
+	case g.bad != "":
+		p = append(p, fmt.Sprintf("runner.buildbot.killGrace: %q is not a duration; write e.g. \"500ms\" or \"1s\"", g.bad))
+	case g.Duration < 0:
+		p = append(p, fmt.Sprintf("runner.buildbot.killGrace: %s is negative; use a positive duration or remove the key for the default %s", g.Duration, agent.DefaultBuildKillGrace))
+	}
 	switch c.Source {
 	case "", SourceTaskcluster:
-		return nil
+		return p
 	case SourceBuildbot, SourceBoth:
 	default:
 		return []string{fmt.Sprintf("runner.source: %q is not a source; use taskcluster, buildbot or both", c.Source)}
@@ -81,7 +91,7 @@ func (r *Runner) poolSource(c *agent.Config, tc agent.Source) (agent.Source, err
 		return nil, fmt.Errorf("runner.buildbot.bridgeURL: %w", err)
 	}
 	bcfg := agent.BBSourceConfig{Client: cl, Builders: builders, WorkerID: c.WorkerID,
-		Results: r.cfg.Buildbot.Results, LogUploadURL: r.cfg.Buildbot.LogUploadURL, Logger: r.log}
+		Results: r.cfg.Buildbot.Results, LogUploadURL: r.cfg.Buildbot.LogUploadURL, KillGrace: r.cfg.Buildbot.KillGrace.Duration, Logger: r.log}
 	if source == SourceBoth {
 		// The queue's claimWork already long-polls; a second long wait at
 		// the bridge would only delay Taskcluster tasks.

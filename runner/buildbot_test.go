@@ -3,6 +3,7 @@ package runner
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSourceProblems(t *testing.T) {
@@ -17,6 +18,9 @@ func TestSourceProblems(t *testing.T) {
 		{"unknown source", Config{Source: "jenkins"}, []string{"runner.source"}},
 		{"buildbot without bridge or builders", Config{Source: "buildbot"}, []string{"runner.buildbot.bridgeURL", "runner.buildbot.builders"}},
 		{"empty builder name", Config{Source: "both", Buildbot: BuildbotConfig{BridgeURL: "http://b", Builders: []string{""}}}, []string{"empty builder name"}},
+		{"kill grace set", Config{Source: "buildbot", Buildbot: BuildbotConfig{BridgeURL: "http://b", Builders: []string{"b"}, KillGrace: Duration{Duration: time.Second}}}, nil},
+		{"kill grace not a duration", Config{Buildbot: BuildbotConfig{KillGrace: Duration{bad: "soon"}}}, []string{"runner.buildbot.killGrace"}},
+		{"kill grace negative", Config{Source: "both", Buildbot: BuildbotConfig{BridgeURL: "http://b", Builders: []string{"b"}, KillGrace: Duration{Duration: -time.Second}}}, []string{"runner.buildbot.killGrace"}},
 		{"provisioner supplies builders", Config{Source: "buildbot", Provisioner: ProvisionerConfig{URL: "https://prov"}, Buildbot: BuildbotConfig{BridgeURL: "http://b"}}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {

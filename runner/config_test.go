@@ -46,6 +46,7 @@ func TestConfigListsRunnerAndAgentProblemsTogether(t *testing.T) {
   checks: {tries: -1, dir: /no/such/dir, cpuMaxPercent: 150}
   reboot: {command: [""], bootLoopWindow: -5m}
   bogus: 1
+  buildbot: {killGrace: soon}
 `))
 	var ce *agent.ConfigError
 	if !errors.As(err, &ce) {
@@ -53,9 +54,23 @@ func TestConfigListsRunnerAndAgentProblemsTogether(t *testing.T) {
 	}
 	all := strings.Join(ce.Problems, "\n")
 	for _, want := range []string{"workerId:", "runner.drainGrace: \"soon\"", "runner.checks.tries: -1", "runner.checks.dir: \"/no/such/dir\"",
-		"runner.checks.cpuMaxPercent: 150", "runner.reboot.command", "runner.reboot.bootLoopWindow: -5m0s is negative", "bogus"} {
+		"runner.checks.cpuMaxPercent: 150", "runner.reboot.command", "runner.reboot.bootLoopWindow: -5m0s is negative", "bogus",
+		"runner.buildbot.killGrace: \"soon\""} {
 		if !strings.Contains(all, want) {
 			t.Errorf("problems lack %q:\n%s", want, all)
 		}
+	}
+}
+
+func TestConfigBuildbotKillGrace(t *testing.T) {
+	_, rc, err := Parse([]byte(agentYAML + `runner:
+  source: both
+  buildbot: {bridgeURL: "https://bridge", builders: [b], killGrace: 250ms}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Buildbot.KillGrace.Duration != 250*time.Millisecond {
+		t.Errorf("runner.buildbot.killGrace = %s, want 250ms", rc.Buildbot.KillGrace.Duration)
 	}
 }
