@@ -158,7 +158,7 @@ func (s *Server) mirrorQuarantine(ctx context.Context, m *MachineRecord, until t
 		return nil
 	}
 	pool, err := s.store.GetPool(ctx, m.PoolID)
-	if err != nil || pool.Spec.Source != client.SourceTaskcluster {
+	if err != nil || !client.HasTaskcluster(pool.Spec.Source) {
 		return nil
 	}
 	if err := s.tc.quarantine(ctx, pool.PoolID, pool.Spec.TaskQueueID, pool.Spec.WorkerGroup, m.MachineID, until); err != nil {

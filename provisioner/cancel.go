@@ -108,7 +108,8 @@ func (s *Server) pollCancellations(ctx context.Context) error {
 		}
 		running := map[client.TaskRef]bool{}
 		for _, m := range machines {
-			if m.CurrentTask == nil || m.PoolID == "" {
+			// Buildbot builds learn of cancellation from the bridge.
+			if m.CurrentTask == nil || m.PoolID == "" || m.CurrentTask.Kind == client.KindBuildbot {
 				continue
 			}
 			ref := *m.CurrentTask

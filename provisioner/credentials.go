@@ -25,9 +25,10 @@ func workerScopes(taskQueueID, workerGroup, workerID string) []string {
 }
 
 // issueCredentials returns temporary credentials for machineID in pool, or
-// nil when the pool has no Taskcluster side or no permanent credentials.
+// nil when the pool has no Taskcluster side (source buildbot) or no
+// permanent credentials.
 func (s *Server) issueCredentials(pool *client.Pool, machineID string) (*client.TaskclusterCredentials, error) {
-	if pool == nil || pool.Spec.Source != client.SourceTaskcluster {
+	if pool == nil || !client.HasTaskcluster(pool.Spec.Source) {
 		return nil, nil
 	}
 	perm := s.tc.credentials(pool.PoolID)

@@ -28,17 +28,27 @@ func (f DemandFunc) Pending(ctx context.Context, pool client.Pool) (int64, error
 }
 
 // sourceDemand asks each pool's source: the queue's pendingTasks for
-// Taskcluster pools, BuildbotDemand for Buildbot pools.
+// Taskcluster pools, BuildbotDemand for Buildbot pools, the sum of both
+// for pools of source both.
 type sourceDemand struct {
 	tc       *taskcluster
 	buildbot BuildbotDemand
 }
 
 func (d *sourceDemand) Pending(ctx context.Context, pool client.Pool) (int64, error) {
-	switch pool.Spec.Source {
-	case client.SourceTaskcluster:
-		return d.tc.pending(ctx, pool.PoolID, pool.Spec.TaskQueueID)
-	case client.SourceBuildbot:
+	src := pool.Spec.Source
+	if !client.HasTaskcluster(src) && !client.HasBuildbot(src) {
+		return 0, fmt.Errorf("pool %s: unknown source %q", pool.PoolID, src)
+	}
+	var total int64
+	if client.HasTaskcluster(src) {
+		n, err := d.tc.pending(ctx, pool.PoolID, pool.Spec.TaskQueueID)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	if client.HasBuildbot(src) {
 		if d.buildbot == nil {
 			return 0, errors.New("no Buildbot demand source configured (the bridge provides it)")
 		}
@@ -46,7 +56,7 @@ func (d *sourceDemand) Pending(ctx context.Context, pool client.Pool) (int64, er
 		if err != nil {
 			return 0, fmt.Errorf("buildbot pending requests: %w", err)
 		}
-		return n, nil
+		total += n
 	}
-	return 0, fmt.Errorf("pool %s: unknown source %q", pool.PoolID, pool.Spec.Source)
+	return total, nil
 }

@@ -79,6 +79,9 @@ func decodeHeartbeat(data []byte) (client.HeartbeatRequest, *apiError) {
 		if hb.CurrentTask.RunID < 0 {
 			return hb, badField("currentTask.runId", "must be 0 or more")
 		}
+		if aerr := checkTaskKind(hb.CurrentTask); aerr != nil {
+			return hb, aerr
+		}
 	}
 	for i, h := range hb.Health {
 		if h.Name == "" {
@@ -86,6 +89,30 @@ func decodeHeartbeat(data []byte) (client.HeartbeatRequest, *apiError) {
 		}
 	}
 	return hb, nil
+}
+
+// checkTaskKind checks a current task's kind and Buildbot build, and
+// fills the kind of runners that send none (taskcluster).
+func checkTaskKind(t *client.TaskRef) *apiError {
+	switch t.Kind {
+	case "":
+		t.Kind = client.KindTaskcluster
+		fallthrough
+	case client.KindTaskcluster:
+		if t.Builder != "" || t.BuildNumber != 0 {
+			return badField("currentTask.kind", "builder and buildNumber belong to Buildbot builds: set kind %q or remove them", client.KindBuildbot)
+		}
+	case client.KindBuildbot:
+		if t.Builder == "" {
+			return badField("currentTask.builder", "missing: a buildbot run names its builder")
+		}
+		if t.BuildNumber < 0 {
+			return badField("currentTask.buildNumber", "must be 0 or more, not %d", t.BuildNumber)
+		}
+	default:
+		return badField("currentTask.kind", "%q is not a kind of work: use %q or %q", t.Kind, client.KindTaskcluster, client.KindBuildbot)
+	}
+	return nil
 }
 
 // afterParam reads the `after` directive cursor.

@@ -32,27 +32,31 @@ func validatePoolID(field, id string) *apiError {
 // validatePoolSpec checks a spec and fills its defaults.
 func validatePoolSpec(spec *client.PoolSpec) *apiError {
 	switch spec.Source {
-	case client.SourceTaskcluster:
+	case client.SourceTaskcluster, client.SourceBuildbot, client.SourceBoth:
+	case "":
+		return badField("source", "missing: set it to %q (with taskQueueId), %q (with builders) or %q (with both)", client.SourceTaskcluster, client.SourceBuildbot, client.SourceBoth)
+	default:
+		return badField("source", "%q is not a source: use %q, %q or %q", spec.Source, client.SourceTaskcluster, client.SourceBuildbot, client.SourceBoth)
+	}
+	if client.HasTaskcluster(spec.Source) {
 		prov, wt, ok := strings.Cut(spec.TaskQueueID, "/")
 		if !ok || !tcIdentifier.MatchString(prov) || !tcIdentifier.MatchString(wt) {
-			return badField("taskQueueId", "%q is not a task queue id: write <provisionerId>/<workerType>, each 1-38 of [a-zA-Z0-9_-]", spec.TaskQueueID)
+			return badField("taskQueueId", "%q is not a task queue id: a %s pool needs <provisionerId>/<workerType>, each 1-38 of [a-zA-Z0-9_-]", spec.TaskQueueID, spec.Source)
 		}
-		if len(spec.Builders) > 0 {
-			return badField("builders", "only buildbot pools have builders; remove it or set source: buildbot")
-		}
-	case client.SourceBuildbot:
+	} else if spec.TaskQueueID != "" {
+		return badField("taskQueueId", "a buildbot pool has no task queue; remove it, or set source: both to claim from the queue too")
+	}
+	if client.HasBuildbot(spec.Source) {
 		if len(spec.Builders) == 0 {
-			return badField("builders", "a buildbot pool needs at least one builder name")
+			return badField("builders", "a %s pool needs at least one builder name", spec.Source)
 		}
 		for i, b := range spec.Builders {
 			if strings.TrimSpace(b) == "" {
-				return badField("builders", "builders[%d] is empty", i)
+				return badField("builders", "builders[%d] is empty; remove it or name a builder", i)
 			}
 		}
-	case "":
-		return badField("source", "missing: set it to %q (with taskQueueId) or %q (with builders)", client.SourceTaskcluster, client.SourceBuildbot)
-	default:
-		return badField("source", "%q is not a source: use %q or %q", spec.Source, client.SourceTaskcluster, client.SourceBuildbot)
+	} else if len(spec.Builders) > 0 {
+		return badField("builders", "only buildbot and both pools have builders; remove it or set source: both")
 	}
 	if spec.WorkerGroup == "" {
 		spec.WorkerGroup = defaultWorkerGroup

@@ -150,18 +150,20 @@ func (s *sqlStore) DeletePool(ctx context.Context, poolID string) error {
 }
 
 const machineColumns = `machine_id, token_hash, identity, pool_id, moving_to, facts, state, current_task_id, current_run_id,
-	task_started, health, counters, registered, last_heartbeat, last_moved, quarantined_until, quarantine_reason, draining, creds_expire`
+	task_started, health, counters, registered, last_heartbeat, last_moved, quarantined_until, quarantine_reason, draining, creds_expire,
+	current_kind, current_builder, current_build_number`
 
 func scanMachine(sc interface{ Scan(...any) error }) (*MachineRecord, error) {
 	m := &MachineRecord{}
 	var identity sql.NullString
-	var facts, health, counters, taskID string
-	var runID int
+	var facts, health, counters, taskID, kind, builder string
+	var runID, buildNumber int
 	var taskStarted, lastHB, lastMoved, qUntil, credsExpire sql.NullInt64
 	var registered int64
 	var draining int
 	err := sc.Scan(&m.MachineID, &m.TokenHash, &identity, &m.PoolID, &m.MovingTo, &facts, &m.State, &taskID, &runID,
-		&taskStarted, &health, &counters, &registered, &lastHB, &lastMoved, &qUntil, &m.QuarantineReason, &draining, &credsExpire)
+		&taskStarted, &health, &counters, &registered, &lastHB, &lastMoved, &qUntil, &m.QuarantineReason, &draining, &credsExpire,
+		&kind, &builder, &buildNumber)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +178,10 @@ func scanMachine(sc interface{ Scan(...any) error }) (*MachineRecord, error) {
 		return nil, fmt.Errorf("decode counters of %s: %w", m.MachineID, err)
 	}
 	if taskID != "" {
-		m.CurrentTask = &client.TaskRef{TaskID: taskID, RunID: runID}
+		m.CurrentTask = &client.TaskRef{TaskID: taskID, RunID: runID, Kind: kind, Builder: builder, BuildNumber: buildNumber}
+		if kind == "" {
+			m.CurrentTask.Kind = client.KindTaskcluster
+		}
 	}
 	m.TaskStarted = timePtr(taskStarted)
 	m.Registered = fromMS(registered)
@@ -217,7 +222,7 @@ func (s *sqlStore) InsertMachine(ctx context.Context, m *MachineRecord) error {
 	if state == "" {
 		state = client.StateStarting
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO machines (`+machineColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, NULL, ?, ?, ?, NULL, ?, ?, ?, ?, ?)`),
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO machines (`+machineColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, NULL, ?, ?, ?, NULL, ?, ?, ?, ?, ?, '', '', 0)`),
 		m.MachineID, m.TokenHash, nullString(m.Identity), m.PoolID, m.MovingTo, jsonText(m.Facts), state,
 		jsonText(health), jsonText(counters), ms(m.Registered), nullMS(m.LastMoved), nullMS(m.QuarantinedUntil), m.QuarantineReason, boolInt(m.Draining), nullMS(m.CredentialsExpire))
 	if isUniqueViolation(err) {
@@ -359,9 +364,12 @@ func (s *sqlStore) ApplyMoves(ctx context.Context, writes []MoveWrite) error {
 }
 
 func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.HeartbeatRequest, now time.Time) error {
-	taskID, runID := "", 0
+	var cur client.TaskRef
 	if hb.CurrentTask != nil {
-		taskID, runID = hb.CurrentTask.TaskID, hb.CurrentTask.RunID
+		cur = *hb.CurrentTask
+		if cur.Kind == "" {
+			cur.Kind = client.KindTaskcluster
+		}
 	}
 	health := hb.Health
 	if health == nil {
@@ -371,15 +379,18 @@ func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.He
 	if counters == nil {
 		counters = map[string]int64{}
 	}
-	// Most heartbeats repeat the current task: one UPDATE that matches only
-	// then. Otherwise read the previous task to record its finished run.
+	// Most heartbeats repeat the current run: one UPDATE that matches only
+	// then. A run is its task, run, kind and Buildbot build, so a retried
+	// build of the same task is a new run. Otherwise read the previous
+	// run to record it as finished.
 	// Prepare before BEGIN: SQLite's single connection is the
 	// transaction's until it ends.
-	st, err := s.prepared(ctx, `UPDATE machines SET state = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ? AND current_task_id = ? AND current_run_id = ?`)
+	st, err := s.prepared(ctx, `UPDATE machines SET state = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ?
+		AND current_task_id = ? AND current_run_id = ? AND current_kind = ? AND current_builder = ? AND current_build_number = ?`)
 	if err != nil {
 		return err
 	}
-	args := []any{hb.State, jsonText(health), jsonText(counters), ms(now), machineID, taskID, runID}
+	args := []any{hb.State, jsonText(health), jsonText(counters), ms(now), machineID, cur.TaskID, cur.RunID, cur.Kind, cur.Builder, cur.BuildNumber}
 	if s.d.heartbeatTxSetup == "" {
 		// A single statement needs no transaction of its own.
 		res, err := st.ExecContext(ctx, args...)
@@ -408,7 +419,7 @@ func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.He
 		updated = n == 1
 	}
 	if !updated {
-		if err := s.heartbeatTaskChanged(ctx, tx, machineID, hb.State, taskID, runID, health, counters, now); err != nil {
+		if err := s.heartbeatTaskChanged(ctx, tx, machineID, hb.State, cur, health, counters, now); err != nil {
 			return err
 		}
 	}
@@ -418,7 +429,7 @@ func (s *sqlStore) Heartbeat(ctx context.Context, machineID string, hb client.He
 	return nil
 }
 
-func (s *sqlStore) heartbeatTaskChanged(ctx context.Context, tx *sql.Tx, machineID, state, taskID string, runID int, health []client.HealthResult, counters map[string]int64, now time.Time) error {
+func (s *sqlStore) heartbeatTaskChanged(ctx context.Context, tx *sql.Tx, machineID, state string, cur client.TaskRef, health []client.HealthResult, counters map[string]int64, now time.Time) error {
 	var poolID, prevTask string
 	var prevRun int
 	var started sql.NullInt64
@@ -437,11 +448,12 @@ func (s *sqlStore) heartbeatTaskChanged(ctx context.Context, tx *sql.Tx, machine
 		}
 	}
 	started = sql.NullInt64{}
-	if taskID != "" {
+	if cur.TaskID != "" {
 		started = sql.NullInt64{Int64: ms(now), Valid: true}
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`UPDATE machines SET state = ?, current_task_id = ?, current_run_id = ?, task_started = ?, health = ?, counters = ?, last_heartbeat = ? WHERE machine_id = ?`),
-		state, taskID, runID, started, jsonText(health), jsonText(counters), ms(now), machineID); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE machines SET state = ?, current_task_id = ?, current_run_id = ?, task_started = ?, health = ?, counters = ?, last_heartbeat = ?,
+		current_kind = ?, current_builder = ?, current_build_number = ? WHERE machine_id = ?`),
+		state, cur.TaskID, cur.RunID, started, jsonText(health), jsonText(counters), ms(now), cur.Kind, cur.Builder, cur.BuildNumber, machineID); err != nil {
 		return fmt.Errorf("heartbeat %s: update: %w", machineID, err)
 	}
 	return nil

@@ -2,6 +2,7 @@ package client
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -89,10 +90,30 @@ const (
 	StateDrained = "drained"
 )
 
-// TaskRef names one run of a task.
+// Kinds of work a machine runs (TaskRef.Kind).
+const (
+	KindTaskcluster = "taskcluster"
+	KindBuildbot    = "buildbot"
+)
+
+// TaskRef names one run of a task. A Buildbot build (Kind buildbot) also
+// names its builder and build number; an empty Kind means taskcluster
+// (runners older than the field send none).
 type TaskRef struct {
-	TaskID string `json:"taskId"`
-	RunID  int    `json:"runId"`
+	TaskID      string `json:"taskId"`
+	RunID       int    `json:"runId"`
+	Kind        string `json:"kind,omitempty"`
+	Builder     string `json:"builder,omitempty"`
+	BuildNumber int    `json:"buildNumber,omitempty"`
+}
+
+// Describe is the run as a person reads it: "buildbot <builder> #<n>"
+// or "task <taskId>/<runId>".
+func (t TaskRef) Describe() string {
+	if t.Kind == KindBuildbot {
+		return fmt.Sprintf("buildbot %s #%d", t.Builder, t.BuildNumber)
+	}
+	return fmt.Sprintf("task %s/%d", t.TaskID, t.RunID)
 }
 
 // HealthResult is one health check's outcome.
@@ -169,11 +190,23 @@ type HealthPolicy struct {
 	QuarantineFor           string `json:"quarantineFor,omitempty" yaml:"quarantineFor,omitempty"`
 }
 
-// Pool sources.
+// Pool sources: the queue's task queue, the bridge's builders, or both
+// (the runner claims from either in rotation).
 const (
 	SourceTaskcluster = "taskcluster"
 	SourceBuildbot    = "buildbot"
+	SourceBoth        = "both"
 )
+
+// HasTaskcluster says whether a pool of source claims from a task queue.
+func HasTaskcluster(source string) bool {
+	return source == SourceTaskcluster || source == SourceBoth
+}
+
+// HasBuildbot says whether a pool of source claims Buildbot builds.
+func HasBuildbot(source string) bool {
+	return source == SourceBuildbot || source == SourceBoth
+}
 
 // PoolSpec is what an operator writes for a pool (PUT body, YAML file).
 type PoolSpec struct {
