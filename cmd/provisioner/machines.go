@@ -34,7 +34,7 @@ func newMachinesCommand(g *globalFlags) *cobra.Command {
 		for _, m := range ms {
 			task := "-"
 			if m.CurrentTask != nil {
-				task = fmt.Sprintf("%s/%d", m.CurrentTask.TaskID, m.CurrentTask.RunID)
+				task = m.CurrentTask.Describe()
 			}
 			state := m.State
 			if m.MovingTo != "" {
