@@ -115,3 +115,17 @@ func runKind(run agent.Run) (string, *agent.BuildInfo) {
 	}
 	return SourceTaskcluster, nil
 }
+
+// describeRun names a current run for people: "buildbot linux-build #3
+// (task X run 0)" or "taskcluster X run 0" (a state written before runs
+// had a kind is Taskcluster's).
+func describeRun(c CurrentTask) string {
+	if c.Buildbot != nil {
+		return fmt.Sprintf("%s %s #%d (task %s run %d)", SourceBuildbot, c.Buildbot.Builder, c.Buildbot.BuildNumber, c.TaskID, c.RunID)
+	}
+	kind := c.Kind
+	if kind == "" {
+		kind = SourceTaskcluster
+	}
+	return fmt.Sprintf("%s %s run %d", kind, c.TaskID, c.RunID)
+}

@@ -209,7 +209,7 @@ func FormatStatus(w io.Writer, s *Status) error {
 		p("current task\tnone")
 	}
 	for _, c := range s.CurrentTasks {
-		p("current task\t%s run %d, %s elapsed", c.TaskID, c.RunID, secs(c.ElapsedSeconds))
+		p("current task\t%s, %s elapsed", describeRun(c.CurrentTask), secs(c.ElapsedSeconds))
 		p("  log\t%s", c.LogURL)
 	}
 	if q := s.Quarantine; q != nil {
