@@ -29,7 +29,9 @@ func graphBuilders(dir string) map[string]bridge.BuilderDef {
 		}, Env: map[string]string{"PRODUCT": "%(prop:product)s"}, MaxRunTime: 60},
 		"linux-fail":  {Steps: sh(`echo failing; exit 3`), MaxRunTime: 60},
 		"linux-retry": {Steps: sh(fmt.Sprintf(`if [ -e %q ]; then echo second attempt; else touch %q; exit 4; fi`, filepath.Join(dir, "retried"), filepath.Join(dir, "retried"))), MaxRunTime: 60},
-		"linux-sleep": {Steps: sh(fmt.Sprintf(`sleep 300 & echo $! > %q; echo $$ > %q; wait`, filepath.Join(dir, "child.pid"), filepath.Join(dir, "shell.pid"))), MaxRunTime: 600},
+		// linux-sleep ignores the interrupt (and so does its child, which
+		// inherits the ignored signals): only the kill ends it.
+		"linux-sleep": {Steps: sh(fmt.Sprintf(`trap '' INT TERM; sleep 300 & echo $! > %q; echo $$ > %q; wait`, filepath.Join(dir, "child.pid"), filepath.Join(dir, "shell.pid"))), MaxRunTime: 600},
 		"unserved":    {Steps: sh(`echo never`), MaxRunTime: 60},
 	}
 }
@@ -136,9 +138,11 @@ func TestMixedGraphRetry(t *testing.T) {
 	})
 }
 
-// A is cancelled in Taskcluster while its build runs: the agent hears it
-// from the heartbeat, kills the process tree, finishes CANCELLED; the
-// request is complete CANCELLED, A is exception/canceled and B never runs.
+// A is cancelled in Taskcluster while its build, which ignores the
+// interrupt, runs: the agent hears it from the heartbeat and kills the
+// process tree after the build's kill grace, within 2 s; it finishes
+// CANCELLED; the request is complete CANCELLED, A is exception/canceled
+// and B never runs.
 func TestMixedGraphCancelledInTaskcluster(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newGraphEnv(t, s, graphBuilders, graphResults)
@@ -149,7 +153,19 @@ func TestMixedGraphCancelledInTaskcluster(t *testing.T) {
 		if _, err := e.q.CancelTask(a); err != nil {
 			t.Fatalf("cancelTask: %v", err)
 		}
+		// Measured from cancelTask's answer: the queue then holds the run
+		// exception/canceled, which is what the bridge's heartbeat answer
+		// reads, so from here the bridge says the build is cancelled. The
+		// documented bound is one heartbeat interval + the build's kill
+		// grace (docs/bridge.md); 1.5 s more absorbs -race on a loaded
+		// 2-core machine. The agent's own grace (10 s) would overrun it.
+		cancelled := time.Now()
 		waitFor(t, "the build's process tree to be gone", func() bool { return !alive(shellPid) && !alive(childPid) })
+		gone := time.Since(cancelled)
+		if limit := agent.DefaultHeartbeatInterval + agent.DefaultBuildKillGrace + 1500*time.Millisecond; gone > limit {
+			t.Errorf("the build's process tree was gone %s after the cancel, want within %s", gone, limit)
+		}
+		t.Logf("process tree gone %s after cancelTask", gone)
 		st := e.waitState(a, "exception")
 		if r := st.Runs[len(st.Runs)-1]; r.ReasonResolved != "canceled" {
 			t.Errorf("A resolved %s, want canceled", r.ReasonResolved)

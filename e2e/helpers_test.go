@@ -186,7 +186,7 @@ func newBareEnv(t *testing.T, s setup, builders func(dir string) map[string]brid
 func (e *graphEnv) startAgent(names []string, results map[string]agent.BuilderResults, log *slog.Logger) {
 	e.t.Helper()
 	bb, err := agent.NewBBSource(agent.BBSourceConfig{Client: e.bridgeClient, Builders: names, WorkerID: "lab-1",
-		Results: results, LogUploadURL: e.logs.srv.URL + "/logs", ClaimWait: 1, HeartbeatInterval: 200 * time.Millisecond, Logger: log})
+		Results: results, LogUploadURL: e.logs.srv.URL + "/logs", ClaimWait: 1, Logger: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -196,9 +196,12 @@ func (e *graphEnv) startAgent(names []string, results map[string]agent.BuilderRe
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// The heartbeat interval and the builds' kill grace are the defaults,
+	// whose sum the cancel test holds to; the agent's grace is its default
+	// 10 s, which builds must not wait for.
 	a, err := agent.New(agent.Config{Source: src, TasksDir: filepath.Join(e.dir, "tasks"), RootURL: e.stack.RootURL, Capacity: 2,
 		WorkerGroup: "lab", WorkerID: "lab-1", IdlePollWait: 50 * time.Millisecond, ErrorPollWait: 200 * time.Millisecond,
-		KillGrace: time.Second, Logger: log})
+		KillGrace: 10 * time.Second, Logger: log})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -5,16 +5,21 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/labrunner/labrunner/runner"
 )
 
 // A runner whose pool is "both" claims a Buildbot build and a native
-// task; its status names the kind of each run, and for the build its
-// builder and build number.
+// task; its status (JSON and text) names the kind of each run, and for the
+// build its builder and build number.
 func TestRunnerBothSourcesStatus(t *testing.T) {
-	e := newBareEnv(t, setup{name: "sqlite-inprocess"}, graphBuilders)
+	forEachSetup(t, testRunnerBothSourcesStatus)
+}
+
+func testRunnerBothSourcesStatus(t *testing.T, su setup) {
+	e := newBareEnv(t, su, graphBuilders)
 	cfg := map[string]any{
 		"rootURL":      e.stack.RootURL,
 		"credentials":  map[string]string{"clientId": e.stack.Credentials.ClientID, "accessToken": e.stack.Credentials.AccessToken},
@@ -63,18 +68,22 @@ func TestRunnerBothSourcesStatus(t *testing.T) {
 	}
 
 	a := e.createBridged("linux-sleep")
-	var cur runner.CurrentTaskStatus
+	var live *runner.Status
 	waitFor(t, "status to show the running build", func() bool {
-		s := status()
-		if s == nil || len(s.CurrentTasks) != 1 {
-			return false
-		}
-		cur = s.CurrentTasks[0]
-		return true
+		live = status()
+		return live != nil && len(live.CurrentTasks) == 1
 	})
+	cur := live.CurrentTasks[0]
 	if cur.Kind != "buildbot" || cur.Buildbot == nil || cur.Buildbot.Builder != "linux-sleep" || cur.Buildbot.BuildNumber != 0 || cur.TaskID != a {
 		b, _ := json.Marshal(cur)
 		t.Errorf("current task = %s, want the buildbot build 0 of linux-sleep for task %s", b, a)
+	}
+	var text strings.Builder
+	if err := runner.FormatStatus(&text, live); err != nil {
+		t.Fatal(err)
+	}
+	if want := "buildbot linux-sleep #0 (task " + a + " run 0)"; !strings.Contains(text.String(), want) {
+		t.Errorf("status text lacks %q:\n%s", want, text.String())
 	}
 	if _, err := e.q.CancelTask(a); err != nil {
 		t.Fatal(err)
@@ -83,11 +92,11 @@ func TestRunnerBothSourcesStatus(t *testing.T) {
 
 	n := e.createNative()
 	e.waitState(n, "completed")
+	var s *runner.Status
 	waitFor(t, "status to record both runs", func() bool {
-		s := status()
+		s = status()
 		return s != nil && len(s.CurrentTasks) == 0 && len(s.RecentTasks) == 2
 	})
-	s := status()
 	if got := s.RecentTasks[0]; got.Kind != "taskcluster" || got.TaskID != n || got.Buildbot != nil {
 		t.Errorf("latest record = %+v, want the native task", got)
 	}
