@@ -15,6 +15,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,12 +66,15 @@ func (r *Runner) linkFailure() error {
 	return r.linkErr
 }
 
-// assigned says whether the agent has a pool to claim from. Caller holds r.mu.
+// assigned says whether the agent has a pool to claim from: a task queue,
+// or a Buildbot pool's builders and a bridge to claim them from. Caller
+// holds r.mu.
 func (r *Runner) assigned() bool {
-	if !r.cfg.Provisioner.Enabled() {
+	if !r.cfg.Provisioner.Enabled() || r.agentCfg.Load().TaskQueueID != "" {
 		return true
 	}
-	return r.agentCfg.Load().TaskQueueID != ""
+	return r.assignedSource == SourceBuildbot && r.cfg.Buildbot.BridgeURL != "" &&
+		(len(r.assignedBuilders) > 0 || len(r.cfg.Buildbot.Builders) > 0)
 }
 
 // onAssignment applies a new assignment (registration, reassign,
@@ -82,10 +86,15 @@ func (r *Runner) onAssignment(a client.Assignment) {
 	defer r.mu.Unlock()
 	ac := r.assignedConfig(a)
 	r.agentCfg.Store(ac)
-	r.assignedSource, r.assignedBuilders = a.Source, a.Builders
+	source, builders := a.Source, a.Builders
+	if a.PoolID == "" {
+		source, builders = "", nil
+	}
+	sameSource := source == r.assignedSource && slices.Equal(builders, r.assignedBuilders)
+	r.assignedSource, r.assignedBuilders = source, builders
 	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = ac.WorkerGroup, ac.WorkerID, ac.TaskQueueID
-	if r.loopCfg != nil && !sameAgentSetup(r.loopCfg, ac) {
-		r.log.Info("new assignment: the agent restarts with it once idle", "pool", a.PoolID, "taskQueueId", ac.TaskQueueID)
+	if r.loopCfg != nil && (!sameAgentSetup(r.loopCfg, ac) || !sameSource) {
+		r.log.Info("new assignment: the agent restarts with it once idle", "pool", a.PoolID, "source", source, "taskQueueId", ac.TaskQueueID, "builders", builders)
 		r.restartPending = true
 	}
 	r.commit()
@@ -204,8 +213,7 @@ func (r *Runner) snapshot() client.HeartbeatRequest {
 		},
 	}
 	if len(r.st.CurrentTasks) > 0 {
-		ct := r.st.CurrentTasks[0]
-		hb.CurrentTask = &client.TaskRef{TaskID: ct.TaskID, RunID: ct.RunID}
+		hb.CurrentTask = taskRef(r.st.CurrentTasks[0])
 	}
 	for _, c := range r.st.Checks {
 		if c.CheckedAt.IsZero() {
@@ -221,6 +229,18 @@ func (r *Runner) snapshot() client.HeartbeatRequest {
 		hb.Health = append(hb.Health, client.HealthResult{Name: "quarantine", OK: false, Message: q.Source + ": " + q.Reason})
 	}
 	return hb
+}
+
+// taskRef is a run as the provisioner sees it: for a Buildbot build its
+// kind, builder and build number, as `runner status` shows. A Taskcluster
+// run names no kind (the provisioner's default), which provisioners that
+// predate the field also accept.
+func taskRef(ct CurrentTask) *client.TaskRef {
+	ref := &client.TaskRef{TaskID: ct.TaskID, RunID: ct.RunID}
+	if ct.Kind == SourceBuildbot && ct.Buildbot != nil && ct.Buildbot.Builder != "" {
+		ref.Kind, ref.Builder, ref.BuildNumber = client.KindBuildbot, ct.Buildbot.Builder, ct.Buildbot.BuildNumber
+	}
+	return ref
 }
 
 // handleDirective acts on a directive without waiting for long work; each

@@ -21,6 +21,7 @@ import (
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 
+	"github.com/labrunner/labrunner/agent"
 	"github.com/labrunner/labrunner/internal/devqueue"
 	"github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/internal/testsvc"
@@ -456,5 +457,89 @@ func TestProvisionedRunnerRebootDirective(t *testing.T) {
 	}
 	if got := e.waitReboots(1); !strings.Contains(got[0], "kernel update") {
 		t.Fatalf("reboot reason %q", got[0])
+	}
+}
+
+// TestProvisionedRunnerBuildbotPool: moved to a Buildbot pool (builders,
+// no task queue) the runner counts as assigned and claims from the bridge
+// only, so a task of its former queue stays pending; moved back, it claims
+// that task. (e2e/provisioned_buildbot_linux_test.go runs builds.)
+func TestProvisionedRunnerBuildbotPool(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noBridge := "http://" + ln.Addr().String()
+	ln.Close()
+	e := newProvEnv(t, map[string]any{"runner": map[string]any{"buildbot": map[string]any{"bridgeURL": noBridge}}})
+	rn, id := e.startLinked()
+	ctx := e.prov.ctx()
+	if _, err := e.prov.admin.PutPool(ctx, "bb", client.PoolSpec{Source: client.SourceBuildbot, Builders: []string{"linux-sleep"}, MinCapacity: 1, MaxCapacity: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.prov.admin.Assign(ctx, id, "bb", "Buildbot work"); err != nil {
+		t.Fatal(err)
+	}
+	s := e.waitStatus(rn, "the runner in the Buildbot pool", func(s *Status) bool {
+		return s.Provisioner.PoolID == "bb" && !s.Draining && s.State == PhaseIdle
+	})
+	if s.Machine.TaskQueueID != "" || s.Provisioner.Source != SourceBuildbot || !slices.Equal(s.Provisioner.Builders, []string{"linux-sleep"}) {
+		t.Fatalf("status in the Buildbot pool: machine %+v, provisioner %+v", s.Machine, s.Provisioner)
+	}
+	if sum := s.Provisioner.Summary(time.Now()); !strings.Contains(sum, "pool bb (buildbot: linux-sleep)") {
+		t.Fatalf("provisioner line %q, want the pool's source and builders", sum)
+	}
+	waitUntil(t, "the claim gate open in the Buildbot pool", func() bool {
+		rn.r.mu.Lock()
+		defer rn.r.mu.Unlock()
+		return rn.r.assigned() && rn.r.claimable()
+	}, nil)
+
+	stale := e.createTask("echo waited")
+	before := e.prov.machine(id).Counters["tasksTotal"]
+	for range 3 {
+		last := e.prov.machine(id).LastHeartbeat
+		linkEventually(t, "another heartbeat", func() bool {
+			m := e.prov.machine(id)
+			return m.LastHeartbeat != nil && (last == nil || m.LastHeartbeat.After(*last))
+		})
+	}
+	if st := e.taskState(stale); st != "pending" {
+		t.Fatalf("a task of the former queue was %s while the runner served the Buildbot pool, want pending", st)
+	}
+	if m := e.prov.machine(id); m.Counters["tasksTotal"] != before || m.CurrentTask != nil {
+		t.Fatalf("machine ran something in the Buildbot pool: %+v", m.Machine)
+	}
+
+	if _, err := e.prov.admin.Assign(ctx, id, "hello", "back"); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitResolved(stale); got != "completed" {
+		t.Fatalf("task resolved %s after the move back, want completed", got)
+	}
+	s = e.waitStatus(rn, "the runner back in the Taskcluster pool", func(s *Status) bool { return s.Provisioner.PoolID == "hello" })
+	if s.Machine.TaskQueueID != e.taskQueue || s.Provisioner.Source != SourceTaskcluster {
+		t.Fatalf("status back in hello: machine %+v, provisioner %+v", s.Machine, s.Provisioner)
+	}
+}
+
+// TestHeartbeatTaskRef: the heartbeat names a run's kind and, for a
+// Buildbot build, its builder and number; the runner's pool sources are
+// the provisioner's.
+func TestHeartbeatTaskRef(t *testing.T) {
+	for _, p := range [][2]string{{SourceTaskcluster, client.SourceTaskcluster}, {SourceBuildbot, client.SourceBuildbot}, {SourceBoth, client.SourceBoth},
+		{SourceTaskcluster, client.KindTaskcluster}, {SourceBuildbot, client.KindBuildbot}} {
+		if p[0] != p[1] {
+			t.Fatalf("the runner's source %q is the provisioner's %q", p[0], p[1])
+		}
+	}
+	bb := taskRef(CurrentTask{TaskID: "T1", Kind: SourceBuildbot, Buildbot: &agent.BuildInfo{Builder: "linux-sleep", BuildNumber: 3, BuildRequestID: 9}})
+	if *bb != (client.TaskRef{TaskID: "T1", Kind: client.KindBuildbot, Builder: "linux-sleep", BuildNumber: 3}) {
+		t.Fatalf("build ref %+v", *bb)
+	}
+	for _, ct := range []CurrentTask{{TaskID: "T2", RunID: 1, Kind: SourceTaskcluster}, {TaskID: "T2", RunID: 1}} {
+		if ref := taskRef(ct); *ref != (client.TaskRef{TaskID: "T2", RunID: 1}) {
+			t.Fatalf("task ref of %+v = %+v", ct, *ref)
+		}
 	}
 }

@@ -149,10 +149,14 @@ func (c ProvisionerConfig) LinkConfig(ctx context.Context, stateDir string) (Lin
 type LinkStatus struct {
 	URL string `json:"url"`
 	// Identity is how the machine registers: "enrollment-token" or "ec2".
-	Identity   string `json:"identity"`
-	MachineID  string `json:"machineId,omitempty"`
-	PoolID     string `json:"poolId,omitempty"`
-	Registered bool   `json:"registered"`
+	Identity  string `json:"identity"`
+	MachineID string `json:"machineId,omitempty"`
+	PoolID    string `json:"poolId,omitempty"`
+	// Source and Builders are the pool's kind of work (taskcluster,
+	// buildbot or both) and its Buildbot builders.
+	Source     string   `json:"source,omitempty"`
+	Builders   []string `json:"builders,omitempty"`
+	Registered bool     `json:"registered"`
 	// Connected means the last call to the provisioner succeeded.
 	Connected         bool       `json:"connected"`
 	LastContact       *time.Time `json:"lastContact,omitempty"`
@@ -179,6 +183,9 @@ func (s LinkStatus) Summary(now time.Time) string {
 			pool = "none yet"
 		}
 		fmt.Fprintf(&b, ", pool %s", pool)
+		if s.Source == SourceBuildbot || s.Source == SourceBoth {
+			fmt.Fprintf(&b, " (%s: %s)", s.Source, strings.Join(s.Builders, ", "))
+		}
 	}
 	if s.LastContact != nil {
 		fmt.Fprintf(&b, ", last contact %s ago", now.Sub(*s.LastContact).Round(time.Second))
@@ -348,7 +355,7 @@ func (l *ProvisionerLink) Status() LinkStatus {
 	s.Registered = l.st.MachineToken != ""
 	s.LastDirective = l.st.LastDirective
 	if a := l.st.Assignment; a != nil {
-		s.PoolID = a.PoolID
+		s.PoolID, s.Source, s.Builders = a.PoolID, a.Source, a.Builders
 		if a.Credentials != nil {
 			exp := a.Credentials.Expires
 			s.CredentialsExpire = &exp
@@ -470,13 +477,32 @@ func refusedToken(err error) bool {
 	return st == http.StatusUnauthorized || st == http.StatusNotFound
 }
 
+// unknownKindOfWork reports whether a heartbeat was refused for naming a
+// run's kind or Buildbot build, fields that older provisioners refuse as
+// unknown.
+func unknownKindOfWork(err error) bool {
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusBadRequest || !strings.Contains(ae.Body.Message, "unknown field") {
+		return false
+	}
+	switch ae.Body.Field {
+	case "currentTask.kind", "currentTask.builder", "currentTask.buildNumber":
+		return true
+	}
+	return false
+}
+
 // heartbeatLoop heartbeats every interval (sooner when kicked), delivering
 // the directives in each answer.
 func (l *ProvisionerLink) heartbeatLoop(ctx context.Context) error {
 	failures := 0
+	plainRefs := false // the provisioner predates the kind of work
 	for {
 		id, tok, after := l.session()
 		hb := l.cfg.Snapshot()
+		if plainRefs && hb.CurrentTask != nil {
+			hb.CurrentTask = &client.TaskRef{TaskID: hb.CurrentTask.TaskID, RunID: hb.CurrentTask.RunID}
+		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		resp, err := l.anon.WithToken(tok).Heartbeat(cctx, id, after, hb)
 		cancel()
@@ -488,6 +514,10 @@ func (l *ProvisionerLink) heartbeatLoop(ctx context.Context) error {
 			failures = 0
 			l.contact()
 			l.deliver(ctx, resp.Directives)
+		case !plainRefs && unknownKindOfWork(err):
+			plainRefs = true
+			l.log.Warn("the provisioner predates the kind of work in heartbeats; reporting Buildbot builds by task id only", "error", err)
+			continue
 		case refusedToken(err):
 			l.failed(err)
 			l.log.Warn("the provisioner refused the machine token; registering again", "error", err)

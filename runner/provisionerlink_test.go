@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -32,6 +34,7 @@ import (
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 	"gopkg.in/yaml.v3"
 
+	"github.com/labrunner/labrunner/agent"
 	"github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/provisioner"
 	"github.com/labrunner/labrunner/provisioner/client"
@@ -753,5 +756,81 @@ func TestProvisionerConfigSection(t *testing.T) {
 	}
 	if (ProvisionerConfig{}).Enabled() {
 		t.Fatal("an empty section enables the provisioner")
+	}
+}
+
+// TestLinkHeartbeatsToAnOlderProvisioner: a provisioner that predates the
+// kind of work refuses a Buildbot build's kind, builder and build number
+// as unknown fields; the link then reports the build by task id alone, so
+// the machine stays online and busy. Taskcluster runs name no kind.
+func TestLinkHeartbeatsToAnOlderProvisioner(t *testing.T) {
+	e := newLinkEnv(t, nil)
+	e.run()
+	e.pool("hello", linkTaskQueue)
+	var refused atomic.Int64
+	inner := e.srv.Handler()
+	// The older provisioner's answer to fields it does not know.
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/heartbeat") {
+			body, _ := io.ReadAll(r.Body)
+			var hb struct {
+				CurrentTask map[string]any `json:"currentTask"`
+			}
+			_ = json.Unmarshal(body, &hb)
+			for _, f := range []string{"kind", "builder", "buildNumber"} {
+				if _, ok := hb.CurrentTask[f]; ok {
+					refused.Add(1)
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusBadRequest)
+					_ = json.NewEncoder(w).Encode(client.Error{Code: "InvalidRequest", Field: "currentTask." + f,
+						Message: fmt.Sprintf("currentTask.%s: unknown field %q: remove it or check its spelling", f, f)})
+					return
+				}
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(old.Close)
+	l, rec := e.newLink(filepath.Join(e.dir, "link.json"), func(c *LinkConfig) { c.URL, c.EnrollmentToken = old.URL, e.enrollToken(1) })
+	e.start(l)
+	id := l.MachineID()
+
+	rec.setState(client.HeartbeatRequest{State: client.StateBusy, CurrentTask: taskRef(CurrentTask{TaskID: "T1", RunID: 2, Kind: SourceTaskcluster})})
+	linkEventually(t, "the Taskcluster run in the registry", func() bool {
+		m := e.machine(id)
+		return m.CurrentTask != nil && m.CurrentTask.TaskID == "T1"
+	})
+	if refused.Load() != 0 {
+		t.Fatal("a Taskcluster run's heartbeat named fields an older provisioner refuses")
+	}
+	rec.setState(client.HeartbeatRequest{State: client.StateBusy, CurrentTask: taskRef(CurrentTask{TaskID: "T2", Kind: SourceBuildbot,
+		Buildbot: &agent.BuildInfo{Builder: "linux-sleep", BuildNumber: 3}})})
+	linkEventually(t, "the build in the registry by task id", func() bool {
+		m := e.machine(id)
+		return m.CurrentTask != nil && m.CurrentTask.TaskID == "T2" && m.State == client.StateBusy
+	})
+	moreHeartbeats(t, rec, 3)
+	if n := refused.Load(); n != 1 {
+		t.Fatalf("%d heartbeats refused, want 1 (then reported without the kind of work)", n)
+	}
+	if st := l.Status(); !st.Connected {
+		t.Fatalf("link status %+v, want connected", st)
+	}
+
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{&client.APIError{Status: 400, Body: client.Error{Field: "currentTask.builder", Message: `currentTask.builder: unknown field "builder": remove it`}}, true},
+		{&client.APIError{Status: 400, Body: client.Error{Field: "currentTask.kind", Message: `currentTask.kind: "x" is not a kind of work`}}, false},
+		{&client.APIError{Status: 400, Body: client.Error{Field: "mood", Message: `mood: unknown field "mood"`}}, false},
+		{&client.APIError{Status: 503, Body: client.Error{Field: "currentTask.kind", Message: "unknown field"}}, false},
+		{errors.New("unknown field"), false},
+	}
+	for _, c := range cases {
+		if got := unknownKindOfWork(c.err); got != c.want {
+			t.Errorf("unknownKindOfWork(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
