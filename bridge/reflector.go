@@ -22,9 +22,7 @@ package bridge
 
 import (
 	"context"
-	"database/sql"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -236,17 +234,11 @@ func (b *Bridge) finishUnbound(ctx context.Context, r store.Task) (string, error
 // cancelOrphan cancels the request an interrupted injection for the run
 // scheduled at scheduled may have written, if any.
 func (b *Bridge) cancelOrphan(ctx context.Context, taskID string, scheduled time.Time) error {
-	var brid int64
-	err := b.sdb.SQL().QueryRowContext(ctx, `SELECT br.id FROM buildrequests br JOIN buildsets bs ON bs.id = br.buildsetid
-		WHERE bs.external_idstring = ? AND bs.submitted_at = ? ORDER BY br.id LIMIT 1`,
-		schedulerdb.ExternalIDPrefix+taskID, scheduled.Unix()).Scan(&brid)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
+	found, err := b.sdb.InjectedRequest(ctx, taskID, scheduled)
+	if err != nil || found == nil {
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("look for an orphan request of %s: %w", taskID, err)
-	}
-	_, err = b.cancel.cancelRequest(ctx, "", brid)
+	_, err = b.cancel.cancelRequest(ctx, "", found.BRID)
 	return err
 }
 

@@ -68,25 +68,57 @@ func (db *DB) Inject(ctx context.Context, in Injection) (Injected, error) {
 	}
 	var out Injected
 	err = db.withTx(ctx, "inject:"+in.TaskID, func(q querier) error {
+		found, err := findInjection(ctx, q, rows.externalID, rows.submittedAt)
+		if err != nil || found != nil {
+			if found != nil {
+				out = *found
+			}
+			return err
+		}
 		out = Injected{}
-		err := q.QueryRowContext(ctx, `SELECT br.id, bs.id, bs.sourcestampid
-			FROM buildsets bs JOIN buildrequests br ON br.buildsetid = bs.id
-			WHERE bs.submitted_at = ? AND bs.external_idstring = ?
-			ORDER BY br.id LIMIT 1`, rows.submittedAt, rows.externalID).
-			Scan(&out.BRID, &out.BuildsetID, &out.SourcestampID)
-		if err == nil {
-			out.Existed = true
-			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("look for an earlier injection: %w", err)
-		}
 		return rows.insert(ctx, q, &out)
 	})
 	if err != nil {
 		return Injected{}, fmt.Errorf("schedulerdb: inject task %s: %w", in.TaskID, err)
 	}
 	return out, nil
+}
+
+// InjectedRequest returns the request an earlier Inject wrote for the run
+// of taskID scheduled at scheduled, or nil when there is none.
+func (db *DB) InjectedRequest(ctx context.Context, taskID string, scheduled time.Time) (*Injected, error) {
+	found, err := findInjection(ctx, db.sql, ExternalIDPrefix+taskID, scheduled.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("schedulerdb: task %s: %w", taskID, err)
+	}
+	return found, nil
+}
+
+// findInjection looks an injection up by its buildset's submitted_at and
+// external_idstring. It goes from the buildset (submitted_at is indexed) to
+// its request (buildsetid is indexed) in two lookups: as one join ordered
+// by request id, MySQL walks every build request in id order, which made
+// each injection cost a scan of the whole table.
+func findInjection(ctx context.Context, q querier, externalID string, submittedAt int64) (*Injected, error) {
+	var out Injected
+	err := q.QueryRowContext(ctx, `SELECT id, sourcestampid FROM buildsets
+		WHERE submitted_at = ? AND external_idstring = ? ORDER BY id LIMIT 1`, submittedAt, externalID).
+		Scan(&out.BuildsetID, &out.SourcestampID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for an earlier injection: %w", err)
+	}
+	err = q.QueryRowContext(ctx, `SELECT id FROM buildrequests WHERE buildsetid = ? ORDER BY id LIMIT 1`, out.BuildsetID).Scan(&out.BRID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil // not written by Inject, which adds both in one transaction
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look for the request of buildset %d: %w", out.BuildsetID, err)
+	}
+	out.Existed = true
+	return &out, nil
 }
 
 type injectionRows struct {

@@ -2,8 +2,11 @@ package schedulerdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // The 0.8.2 tables (master/buildbot/db/schema/tables.sql at the 0.8.2 branch
@@ -26,6 +29,9 @@ type index struct {
 	name   string
 	column string
 	prefix int // MySQL index prefix length for long VARCHARs, 0 for none
+	// bridge marks an index the bridge adds to the 0.8.2 layout. Buildbot
+	// ignores it; CreateSchema also adds it to tables that already exist.
+	bridge bool
 }
 
 type table struct {
@@ -86,6 +92,10 @@ var tables = []table{
 	}, indexes: []index{
 		{name: "buildsets_complete", column: "complete"},
 		{name: "buildsets_submitted_at", column: "submitted_at"},
+		// Injection looks its earlier attempt up by external_idstring;
+		// through submitted_at alone, a burst of tasks scheduled in the same
+		// second made every lookup read the whole burst.
+		{name: "buildsets_external_idstring", column: "external_idstring", prefix: 255, bridge: true},
 	}},
 	{name: "change_files", columns: []column{
 		{name: "changeid", typ: "INTEGER", notNull: true},
@@ -232,6 +242,9 @@ func (db *DB) CreateSchema(ctx context.Context) error {
 			return fmt.Errorf("schedulerdb: create schema: %s: %w", firstLine(stmt), err)
 		}
 	}
+	if err := db.addBridgeIndexes(ctx); err != nil {
+		return err
+	}
 	// The version row is written under the injection lock so that two
 	// instances starting together do not both insert it.
 	err := db.withTx(ctx, "schema", func(q querier) error {
@@ -249,6 +262,45 @@ func (db *DB) CreateSchema(ctx context.Context) error {
 		return fmt.Errorf("schedulerdb: record schema version: %w", err)
 	}
 	return nil
+}
+
+// addBridgeIndexes creates the bridge's own indexes on MySQL tables that
+// existed before the bridge first ran (CREATE TABLE IF NOT EXISTS leaves
+// them alone, and MySQL has no CREATE INDEX IF NOT EXISTS). On SQLite the
+// schema statements already create missing indexes.
+func (db *DB) addBridgeIndexes(ctx context.Context) error {
+	if db.dialect != MySQL {
+		return nil
+	}
+	for _, t := range tables {
+		for _, ix := range t.indexes {
+			if !ix.bridge {
+				continue
+			}
+			err := db.retry(ctx, func() error {
+				var n int
+				if err := db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.statistics
+					WHERE table_schema = DATABASE() AND table_name = ? AND index_name = ?`, t.name, ix.name).Scan(&n); err != nil || n > 0 {
+					return err
+				}
+				_, err := db.sql.ExecContext(ctx, fmt.Sprintf("CREATE INDEX %s ON %s (%s(%d))", ix.name, t.name, ix.column, ix.prefix))
+				if isDuplicateKeyName(err) { // another instance added it meanwhile
+					return nil
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("schedulerdb: add index %s on %s: %w", ix.name, t.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// isDuplicateKeyName reports MySQL's ER_DUP_KEYNAME (1061).
+func isDuplicateKeyName(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1061
 }
 
 func firstLine(s string) string {

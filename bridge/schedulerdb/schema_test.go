@@ -109,3 +109,43 @@ func TestSchemaMatchesSpec(t *testing.T) {
 		}
 	})
 }
+
+// A SchedulerDB that Buildbot created has no bridge index; CreateSchema adds
+// it, and the injection lookup goes through it rather than a table scan.
+func TestCreateSchemaAddsBridgeIndexToExistingTables(t *testing.T) {
+	forEach(t, func(t *testing.T, tg target) {
+		db := tg.open(t)
+		if tg.dialect == MySQL {
+			exec(t, db, "DROP INDEX buildsets_external_idstring ON buildsets")
+		} else {
+			exec(t, db, "DROP INDEX buildsets_external_idstring")
+		}
+		if err := db.CreateSchema(context.Background()); err != nil {
+			t.Fatalf("CreateSchema on a table without the bridge index: %v", err)
+		}
+		if err := db.CreateSchema(context.Background()); err != nil {
+			t.Fatalf("CreateSchema again: %v", err)
+		}
+		if tg.dialect != MySQL {
+			if n := count(t, db, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'buildsets_external_idstring'"); n != 1 {
+				t.Fatal("buildsets_external_idstring was not added back")
+			}
+			return
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM information_schema.statistics
+			WHERE table_schema = DATABASE() AND table_name = 'buildsets' AND index_name = 'buildsets_external_idstring'`); n == 0 {
+			t.Fatal("buildsets_external_idstring was not added back")
+		}
+		var id, selectType, table, typ string
+		var possible, key, keyLen, ref, rows, extra sql.NullString
+		err := db.SQL().QueryRow(`EXPLAIN SELECT id, sourcestampid FROM buildsets
+			WHERE submitted_at = 1 AND external_idstring = 'taskId:x' ORDER BY id LIMIT 1`).
+			Scan(&id, &selectType, &table, &typ, &possible, &key, &keyLen, &ref, &rows, &extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(possible.String, "buildsets_external_idstring") {
+			t.Errorf("the injection lookup cannot use buildsets_external_idstring (possible keys %q)", possible.String)
+		}
+	})
+}
