@@ -57,6 +57,11 @@ func Open(ctx context.Context, dialect Dialect, dsn string) (*DB, error) {
 	}
 	if dialect == SQLite {
 		dsn = sqlutil.SQLiteDSN(dsn)
+	} else if dialect == MySQL {
+		var err error
+		if dsn, err = sqlutil.MySQLDSN(dsn); err != nil {
+			return nil, fmt.Errorf("%s: %w", "schedulerdb", err)
+		}
 	}
 	sqldb, err := sql.Open(string(dialect), dsn)
 	if err != nil {

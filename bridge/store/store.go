@@ -71,6 +71,11 @@ func Open(ctx context.Context, dialect Dialect, dsn string) (*Store, error) {
 	}
 	if dialect == SQLite {
 		dsn = sqlutil.SQLiteDSN(dsn)
+	} else if dialect == MySQL {
+		var err error
+		if dsn, err = sqlutil.MySQLDSN(dsn); err != nil {
+			return nil, fmt.Errorf("%s: %w", "store", err)
+		}
 	}
 	sqldb, err := sql.Open(dialect.driver(), dsn)
 	if err != nil {
