@@ -176,7 +176,7 @@ func (b *Bridge) inject(ctx context.Context, taskID string, runID int, scheduled
 	if !got.Existed {
 		b.metrics.injected.Inc()
 	}
-	if _, err := b.store.SetBuildRequestID(ctx, taskID, runID, got.BRID); err != nil {
+	if err := b.store.BindBuildRequest(ctx, taskID, runID, got.BRID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			// The row went (task cancelled meanwhile): cancel what we made.
 			_, cerr := b.cancel.cancelRequest(ctx, "", got.BRID)

@@ -103,36 +103,53 @@ func (s *Store) Create(ctx context.Context, nt NewTask) (Task, bool, error) {
 	if !nt.Created.IsZero() {
 		created = nt.Created.Unix()
 	}
-	insert := "INSERT INTO tasks (taskId, runId, createdDate, processedDate) VALUES (?, ?, ?, ?)"
-	if s.dialect != MySQL {
-		insert += " ON CONFLICT (taskId, runId) DO NOTHING"
-	}
 	// A duplicate whose row is deleted before it can be read goes round again.
 	for attempt := 0; attempt < 5; attempt++ {
-		var n int64
-		err := s.retry(ctx, func() error {
-			res, err := s.sql.ExecContext(ctx, s.q(insert), nt.TaskID, nt.RunID, created, s.epoch())
-			if err != nil {
-				if uniqueViolation(err) {
-					n = 0
-					return nil
-				}
-				return err
-			}
-			n, err = res.RowsAffected()
-			return err
-		})
+		processed := s.epoch()
+		id, err := s.insertTask(ctx, nt, created, processed)
 		if err != nil {
 			return Task{}, false, fmt.Errorf("store: create task %s run %d: %w", nt.TaskID, nt.RunID, err)
 		}
+		if id != 0 {
+			// Inserted: the row is what was written, no need to read it back.
+			return Task{ID: id, TaskID: nt.TaskID, RunID: nt.RunID, CreatedDate: created, ProcessedDate: processed}, true, nil
+		}
 		t, err := s.oneTask(ctx, fmt.Sprintf("task %s run %d", nt.TaskID, nt.RunID),
 			"SELECT "+taskColumns+" FROM tasks WHERE taskId = ? AND runId = ?", nt.TaskID, nt.RunID)
-		if errors.Is(err, ErrNotFound) && n == 0 {
+		if errors.Is(err, ErrNotFound) {
 			continue
 		}
-		return t, n == 1, err
+		return t, false, err
 	}
 	return Task{}, false, fmt.Errorf("store: create task %s run %d: the row kept disappearing", nt.TaskID, nt.RunID)
+}
+
+// insertTask inserts a row and returns its id, or 0 when a row for the task
+// and run already exists.
+func (s *Store) insertTask(ctx context.Context, nt NewTask, created, processed int64) (int64, error) {
+	const insert = "INSERT INTO tasks (taskId, runId, createdDate, processedDate) VALUES (?, ?, ?, ?)"
+	var id int64
+	err := s.retry(ctx, func() error {
+		id = 0
+		if s.dialect != MySQL {
+			err := s.sql.QueryRowContext(ctx, s.q(insert+" ON CONFLICT (taskId, runId) DO NOTHING RETURNING id"),
+				nt.TaskID, nt.RunID, created, processed).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil
+			}
+			return err
+		}
+		res, err := s.sql.ExecContext(ctx, insert, nt.TaskID, nt.RunID, created, processed)
+		if uniqueViolation(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		id, err = res.LastInsertId()
+		return err
+	})
+	return id, err
 }
 
 // ErrConflict is returned when a row already holds a different build request.
@@ -159,6 +176,22 @@ func (s *Store) SetBuildRequestID(ctx context.Context, taskID string, runID int,
 		return t, fmt.Errorf("store: set build request %d of task %s run %d: %w (%v)", brid, taskID, runID, ErrConflict, deref(t.BuildRequestID))
 	}
 	return t, nil
+}
+
+// BindBuildRequest is SetBuildRequestID for callers that need no row back:
+// the row is only read when the update changed nothing, to tell a missing
+// row (ErrNotFound) from one bound to another request (ErrConflict).
+func (s *Store) BindBuildRequest(ctx context.Context, taskID string, runID int, brid int64) error {
+	n, err := s.exec(ctx, `UPDATE tasks SET buildrequestId = ?
+		WHERE taskId = ? AND runId = ? AND buildrequestId IS NULL`, brid, taskID, runID)
+	if err != nil {
+		return fmt.Errorf("store: set build request of task %s run %d: %w", taskID, runID, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	_, err = s.SetBuildRequestID(ctx, taskID, runID, brid)
+	return err
 }
 
 func deref(p *int64) any {
