@@ -121,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.queue = tcqueue.New(&tcclient.Credentials{ClientID: cfg.Taskcluster.ClientID, AccessToken: cfg.Taskcluster.AccessToken}, cfg.Taskcluster.RootURL)
+	b.queue.HTTPClient = queueHTTPClient()
 	if cfg.SelfServeURL != "" {
 		b.cancel = &selfServe{root: cfg.SelfServeURL, client: b.rhttp}
 	} else {

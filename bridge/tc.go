@@ -18,6 +18,18 @@ func (b *Bridge) tc(ctx context.Context) *tcqueue.Queue {
 	return &q
 }
 
+// queueHTTPClient is client-go's HTTP client (no redirects) with room for
+// as many idle connections to the queue as handlers run at once: the
+// default transport keeps two, so under load most calls dialled anew.
+func queueHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns, t.MaxIdleConnsPerHost = 128, 64
+	return &http.Client{
+		Transport:     t,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
 // httpStatus is the HTTP status of a queue error, 0 when the call did not
 // get an answer.
 func httpStatus(err error) int {

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package bridge
+
+import "time"
+
+// cpuUsed is measured on Linux only.
+func cpuUsed() (self, server time.Duration) { return 0, 0 }
