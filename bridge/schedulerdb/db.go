@@ -44,9 +44,11 @@ func ParseDialect(s string) (Dialect, error) {
 // DB is a SchedulerDB handle, safe for concurrent use by many goroutines and
 // by several processes sharing the same database.
 type DB struct {
-	sql     *sql.DB
-	dialect Dialect
-	now     func() time.Time
+	sql        *sql.DB
+	dialect    Dialect
+	now        func() time.Time
+	injections injectQueue        // MySQL injections waiting for a batch
+	autoInc    autoIncrementCache // how MySQL numbers multi-row inserts
 }
 
 // Open connects to the SchedulerDB at dsn (a go-sql-driver DSN for MySQL, a

@@ -60,14 +60,24 @@ type Injected struct {
 // It is idempotent per (TaskID, Scheduled): injections for the same task are
 // serialised, and one that finds a buildset with the same external_idstring
 // and submitted_at returns that request instead of creating a second one. A
-// crashed or duplicated injection can therefore simply be run again.
+// crashed or duplicated injection can therefore simply be run again. On
+// MySQL, calls made at the same time share one transaction (see
+// inject_batch.go); each still gets its own result.
 func (db *DB) Inject(ctx context.Context, in Injection) (Injected, error) {
 	rows, err := in.render()
 	if err != nil {
 		return Injected{}, err
 	}
+	if db.dialect == MySQL {
+		return db.injectBatched(ctx, &injectCall{in: in, rows: rows})
+	}
+	return db.injectOne(ctx, in, rows)
+}
+
+// injectOne writes one injection in a transaction of its own.
+func (db *DB) injectOne(ctx context.Context, in Injection, rows *injectionRows) (Injected, error) {
 	var out Injected
-	err = db.withTx(ctx, "inject:"+in.TaskID, func(q querier) error {
+	err := db.withTx(ctx, "inject:"+in.TaskID, func(q querier) error {
 		found, err := findInjection(ctx, q, rows.externalID, rows.submittedAt)
 		if err != nil || found != nil {
 			if found != nil {
