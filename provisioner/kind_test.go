@@ -10,6 +10,7 @@ import (
 	"time"
 
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 
 	"github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/provisioner/client"
@@ -274,5 +275,63 @@ func TestBothPoolDemandCountsBothKinds(t *testing.T) {
 	d := &sourceDemand{tc: newTaskcluster(Config{RootURL: stack.RootURL, DefaultCredentials: &stack.Credentials}), buildbot: buildbotCounts{}}
 	if _, err := d.Pending(ctx, client.Pool{PoolID: "mixed", Spec: client.PoolSpec{Source: client.SourceBoth, TaskQueueID: devTaskQueue, Builders: []string{"gone"}}}); err == nil {
 		t.Fatal("a both pool's count hid the bridge's error")
+	}
+}
+
+// TestCancellationPollSkipsBuildbotBuilds: without Pulse, the poll asks
+// the queue only about Taskcluster runs; a Buildbot build (whose bridge
+// stops it) gets no cancel-task directive, even for a canceled task.
+func TestCancellationPollSkipsBuildbotBuilds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stack, err := devstack.Start(ctx, devstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stack.Close() })
+	e := newEnv(t, sqliteURL(t), func(c *Config) {
+		c.RootURL = stack.RootURL
+		c.DefaultCredentials = &stack.Credentials
+		c.CancelPollInterval = 100 * time.Millisecond
+		c.AssignInterval = 100 * time.Millisecond
+		c.Demand = nil
+		c.BuildbotDemand = buildbotCounts{"linux-build": 0}
+	})
+	e.run()
+	eventually(t, "the replica to lead", e.srv.Leading)
+	e.pool("mixed", client.PoolSpec{Source: client.SourceBoth, TaskQueueID: devTaskQueue, Builders: []string{"linux-build"}, MinCapacity: 1, MaxCapacity: 1})
+	reg, mc := e.enroll(macFacts("mini-10"))
+	if reg.Assignment.PoolID != "mixed" {
+		t.Fatalf("assignment %+v", reg.Assignment)
+	}
+	taskID, err := createDevTask(ctx, stack)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := tcqueue.New(&stack.Credentials, stack.RootURL)
+	root.Context = ctx
+	if _, err := root.CancelTask(taskID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mc.Heartbeat(ctx, reg.MachineID, 0, client.HeartbeatRequest{State: client.StateBusy, CurrentTask: bbRef(taskID, "linux-build", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	polls := e.srv.cancelPolls.Load()
+	eventually(t, "three more polls", func() bool { return e.srv.cancelPolls.Load() >= polls+3 })
+	if ds, err := mc.Directives(ctx, reg.MachineID, 0, 0); err != nil || len(ds) != 0 {
+		t.Fatalf("directives for a Buildbot build %+v, %v; want none", ds, err)
+	}
+	// The same task reported as a Taskcluster run is cancelled.
+	if _, err := mc.Heartbeat(ctx, reg.MachineID, 0, client.HeartbeatRequest{State: client.StateBusy, CurrentTask: &client.TaskRef{TaskID: taskID}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []client.Directive
+	for ctx.Err() == nil && len(got) == 0 {
+		if got, err = mc.Directives(ctx, reg.MachineID, 0, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 1 || got[0].Kind != client.DirectiveCancelTask || got[0].Task.TaskID != taskID {
+		t.Fatalf("directives %+v; want cancel-task for %s", got, taskID)
 	}
 }
