@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/labrunner/labrunner/bridge"
+	"github.com/labrunner/labrunner/internal/testsvc"
 	"github.com/labrunner/labrunner/provisioner"
 	"github.com/labrunner/labrunner/provisioner/client"
 	"github.com/labrunner/labrunner/runner"
@@ -47,13 +48,18 @@ func (d bridgeDemand) PendingRequests(ctx context.Context, builders []string) (i
 	return n, nil
 }
 
-// startProvisioner runs a provisioner (SQLite) handing out the devstack's
-// root URL and credentials, with Buildbot demand from the bridge.
-func (e *graphEnv) startProvisioner() (string, *client.Client) {
+// startProvisioner runs a provisioner (on PostgreSQL with the real
+// services, else SQLite) handing out the devstack's root URL and
+// credentials, with Buildbot demand from the bridge.
+func (e *graphEnv) startProvisioner(s setup) (string, *client.Client) {
 	e.t.Helper()
 	creds := e.stack.Credentials
+	db := filepath.Join(e.t.TempDir(), "prov.db")
+	if s.real {
+		db = testsvc.Postgres(e.t)
+	}
 	srv, err := provisioner.New(provisioner.Config{
-		DB: filepath.Join(e.t.TempDir(), "prov.db"), AdminTokens: []string{provAdminToken},
+		DB: db, AdminTokens: []string{provAdminToken},
 		RootURL: e.stack.RootURL, DefaultCredentials: &creds, BuildbotDemand: bridgeDemand{e.bridge},
 		AssignInterval: 100 * time.Millisecond, CancelPollInterval: -1, Logger: e.log.With("component", "provisioner"),
 	})
@@ -124,94 +130,101 @@ func (e *graphEnv) startProvisionedRunner(provURL, enrollToken string) *runner.C
 // claims a bridge-routed build; while it runs, the provisioner's machine
 // shows kind buildbot with the builder and build number, and the build
 // completes. In the pool of source both the runner then runs a native
-// task, shown as kind taskcluster.
+// task, shown as kind taskcluster. Every setup (SQLite and the
+// in-process bus, MariaDB and RabbitMQ) runs both sources.
 func TestProvisionedRunnerRunsBuildbotBuilds(t *testing.T) {
-	for _, source := range []string{client.SourceBuildbot, client.SourceBoth} {
-		t.Run(source, func(t *testing.T) {
-			e := newBareEnv(t, setup{name: "sqlite-inprocess"}, holdBuilders)
-			provURL, admin := e.startProvisioner()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			spec := client.PoolSpec{Source: source, Builders: []string{"linux-hold"}, MinCapacity: 1, MaxCapacity: 1}
-			if source == client.SourceBoth {
-				spec.TaskQueueID = e.nativeQ
-			}
-			if _, err := admin.PutPool(ctx, "lab", spec); err != nil {
-				t.Fatal(err)
-			}
+	forEachSetup(t, func(t *testing.T, s setup) {
+		for _, source := range []string{client.SourceBuildbot, client.SourceBoth} {
+			t.Run(source, func(t *testing.T) { provisionedBuilds(t, s, source) })
+		}
+	})
+}
 
-			// The pending build request is the pool's demand.
-			a := e.createBridged("linux-hold")
-			waitFor(t, "the build request to count as the pool's demand", func() bool {
-				sz, err := admin.Sizing(ctx, "lab")
-				return err == nil && sz.Pending == 1
-			})
+// provisionedBuilds is one setup and pool source of
+// TestProvisionedRunnerRunsBuildbotBuilds.
+func provisionedBuilds(t *testing.T, s setup, source string) {
+	e := newBareEnv(t, s, holdBuilders)
+	provURL, admin := e.startProvisioner(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	spec := client.PoolSpec{Source: source, Builders: []string{"linux-hold"}, MinCapacity: 1, MaxCapacity: 1}
+	if source == client.SourceBoth {
+		spec.TaskQueueID = e.nativeQ
+	}
+	if _, err := admin.PutPool(ctx, "lab", spec); err != nil {
+		t.Fatal(err)
+	}
 
-			tok, err := admin.CreateToken(ctx, client.TokenRequest{Kind: client.TokenEnroll, Uses: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			rc := e.startProvisionedRunner(provURL, tok.Token)
-			var machineID string
-			waitFor(t, "the runner to register into the pool", func() bool {
-				s, err := rc.Status(ctx)
-				if err != nil || s.Provisioner == nil || s.Provisioner.PoolID != "lab" {
-					return false
-				}
-				machineID = s.Provisioner.MachineID
-				return true
-			})
+	// The pending build request is the pool's demand.
+	a := e.createBridged("linux-hold")
+	waitFor(t, "the build request to count as the pool's demand", func() bool {
+		sz, err := admin.Sizing(ctx, "lab")
+		return err == nil && sz.Pending == 1
+	})
 
-			var cur *client.TaskRef
-			waitFor(t, "the provisioner to show the running build", func() bool {
-				m, err := admin.GetMachine(ctx, machineID)
-				if err != nil || m.CurrentTask == nil {
-					return false
-				}
-				cur = m.CurrentTask
-				return true
-			})
-			if want := (client.TaskRef{TaskID: a, Kind: client.KindBuildbot, Builder: "linux-hold", BuildNumber: 0}); *cur != want {
-				t.Fatalf("machine's current task %+v, want %+v", *cur, want)
-			}
-			if d := cur.Describe(); d != "buildbot linux-hold #0" {
-				t.Errorf("Describe = %q", d)
-			}
-			if s, err := rc.Status(ctx); err != nil || !strings.Contains(runnerSummary(s), "("+source+": linux-hold)") {
-				t.Errorf("runner status provisioner line %q, %v; want the pool's source and builders", runnerSummary(s), err)
-			}
-			if err := os.WriteFile(filepath.Join(e.dir, "release-build"), nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			e.waitState(a, "completed")
-			waitFor(t, "the provisioner to show the machine idle", func() bool {
-				m, err := admin.GetMachine(ctx, machineID)
-				return err == nil && m.CurrentTask == nil && m.State == client.StateIdle
-			})
-			if source != client.SourceBoth {
-				return
-			}
+	tok, err := admin.CreateToken(ctx, client.TokenRequest{Kind: client.TokenEnroll, Uses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := e.startProvisionedRunner(provURL, tok.Token)
+	var machineID string
+	waitFor(t, "the runner to register into the pool", func() bool {
+		s, err := rc.Status(ctx)
+		if err != nil || s.Provisioner == nil || s.Provisioner.PoolID != "lab" {
+			return false
+		}
+		machineID = s.Provisioner.MachineID
+		return true
+	})
 
-			release := filepath.Join(e.dir, "release-native")
-			n := e.create(e.nativeQ, map[string]any{"command": [][]string{{"sh", "-c", fmt.Sprintf(`while [ ! -e %q ]; do sleep 0.05; done`, release)}}, "maxRunTime": 60}, nil)
-			waitFor(t, "the provisioner to show the running task", func() bool {
-				m, err := admin.GetMachine(ctx, machineID)
-				if err != nil || m.CurrentTask == nil {
-					return false
-				}
-				cur = m.CurrentTask
-				return true
-			})
-			if want := (client.TaskRef{TaskID: n, Kind: client.KindTaskcluster}); *cur != want {
-				t.Fatalf("machine's current task %+v, want %+v", *cur, want)
-			}
-			if err := os.WriteFile(release, nil, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if st := e.waitState(n, "completed"); st.Runs[0].WorkerID != machineID {
-				t.Errorf("native task ran on %q, want %q", st.Runs[0].WorkerID, machineID)
-			}
-		})
+	var cur *client.TaskRef
+	waitFor(t, "the provisioner to show the running build", func() bool {
+		m, err := admin.GetMachine(ctx, machineID)
+		if err != nil || m.CurrentTask == nil {
+			return false
+		}
+		cur = m.CurrentTask
+		return true
+	})
+	if want := (client.TaskRef{TaskID: a, Kind: client.KindBuildbot, Builder: "linux-hold", BuildNumber: 0}); *cur != want {
+		t.Fatalf("machine's current task %+v, want %+v", *cur, want)
+	}
+	if d := cur.Describe(); d != "buildbot linux-hold #0" {
+		t.Errorf("Describe = %q", d)
+	}
+	if s, err := rc.Status(ctx); err != nil || !strings.Contains(runnerSummary(s), "("+source+": linux-hold)") {
+		t.Errorf("runner status provisioner line %q, %v; want the pool's source and builders", runnerSummary(s), err)
+	}
+	if err := os.WriteFile(filepath.Join(e.dir, "release-build"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a, "completed")
+	waitFor(t, "the provisioner to show the machine idle", func() bool {
+		m, err := admin.GetMachine(ctx, machineID)
+		return err == nil && m.CurrentTask == nil && m.State == client.StateIdle
+	})
+	if source != client.SourceBoth {
+		return
+	}
+
+	release := filepath.Join(e.dir, "release-native")
+	n := e.create(e.nativeQ, map[string]any{"command": [][]string{{"sh", "-c", fmt.Sprintf(`while [ ! -e %q ]; do sleep 0.05; done`, release)}}, "maxRunTime": 60}, nil)
+	waitFor(t, "the provisioner to show the running task", func() bool {
+		m, err := admin.GetMachine(ctx, machineID)
+		if err != nil || m.CurrentTask == nil {
+			return false
+		}
+		cur = m.CurrentTask
+		return true
+	})
+	if want := (client.TaskRef{TaskID: n, Kind: client.KindTaskcluster}); *cur != want {
+		t.Fatalf("machine's current task %+v, want %+v", *cur, want)
+	}
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.waitState(n, "completed"); st.Runs[0].WorkerID != machineID {
+		t.Errorf("native task ran on %q, want %q", st.Runs[0].WorkerID, machineID)
 	}
 }
 
