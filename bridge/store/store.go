@@ -57,6 +57,7 @@ type Store struct {
 	dialect    Dialect
 	skipLocked bool // the database has SELECT … FOR UPDATE SKIP LOCKED
 	now        func() time.Time
+	binds      bindQueue // MySQL BindBuildRequest calls waiting for a batch
 }
 
 // Open connects to the bridge DB at dsn (an SQLite file path, a
