@@ -23,12 +23,13 @@ import (
 
 const provAdminToken = "e2e-provisioner-admin-token-0123456789"
 
-// holdBuilders has one builder whose build runs until the test creates
-// the file "release-build" in the scratch directory.
+// holdBuilders has a builder whose build runs until the test creates the
+// file "release-build" in the scratch directory, and one that echoes.
 func holdBuilders(dir string) map[string]bridge.BuilderDef {
 	script := fmt.Sprintf(`while [ ! -e %q ]; do sleep 0.05; done; echo released`, filepath.Join(dir, "release-build"))
 	return map[string]bridge.BuilderDef{
 		"linux-hold": {Steps: []bridge.StepDef{{Name: "hold", Command: []string{"sh", "-c", script}}}, MaxRunTime: 120},
+		"linux-echo": {Steps: []bridge.StepDef{{Name: "echo", Command: []string{"sh", "-c", "echo hello"}}}, MaxRunTime: 60},
 	}
 }
 
@@ -130,7 +131,8 @@ func (e *graphEnv) startProvisionedRunner(provURL, enrollToken string) *runner.C
 // claims a bridge-routed build; while it runs, the provisioner's machine
 // shows kind buildbot with the builder and build number, and the build
 // completes. In the pool of source both the runner then runs a native
-// task, shown as kind taskcluster. Every setup (SQLite and the
+// task, shown as kind taskcluster; moved to a Buildbot pool of other
+// builders (on SQLite), it runs their builds. Every setup (SQLite and the
 // in-process bus, MariaDB and RabbitMQ) runs both sources.
 func TestProvisionedRunnerRunsBuildbotBuilds(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
@@ -204,6 +206,17 @@ func provisionedBuilds(t *testing.T, s setup, source string) {
 		return err == nil && m.CurrentTask == nil && m.State == client.StateIdle
 	})
 	if source != client.SourceBoth {
+		if s.real {
+			return // the move waits out the bridge's 20 s claim long poll; once is enough
+		}
+		// Moved to a pool of other builders, the runner claims those.
+		if _, err := admin.PutPool(ctx, "echo", client.PoolSpec{Source: client.SourceBuildbot, Builders: []string{"linux-echo"}, MaxCapacity: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Assign(ctx, machineID, "echo", "other builders"); err != nil {
+			t.Fatal(err)
+		}
+		e.waitState(e.createBridged("linux-echo"), "completed")
 		return
 	}
 
