@@ -66,6 +66,7 @@ func DialAMQP(ctx context.Context, amqpURL string, logger *slog.Logger) (Bus, er
 		done:     make(chan struct{}),
 	}
 	bo := newBackoff(defaultReconnectMin, defaultReconnectMax)
+	lastTry := false
 	for {
 		_, err := b.connection()
 		if err == nil {
@@ -74,7 +75,11 @@ func DialAMQP(ctx context.Context, amqpURL string, logger *slog.Logger) (Bus, er
 		if permanent(err) {
 			return nil, err
 		}
-		d := bo.delay()
+		if lastTry {
+			return nil, fmt.Errorf("pulse: gave up connecting (%w): %w", context.DeadlineExceeded, err)
+		}
+		var d time.Duration
+		d, lastTry = fitDeadline(ctx, bo.delay())
 		logger.Warn("pulse: cannot connect to RabbitMQ, retrying", "url", redacted, "error", err, "retry_in", d)
 		if sleepCtx(ctx, d) != nil {
 			return nil, fmt.Errorf("pulse: gave up connecting (%w): %w", ctx.Err(), err)

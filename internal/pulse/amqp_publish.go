@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -26,12 +27,14 @@ type amqpPublisher struct {
 // has not yet, publishes msg as a persistent application/json message with
 // its CC keys in the "CC" header, and waits for the broker's confirm. It
 // retries on connection or channel loss, or a negative confirm, until ctx is
-// done, so a message may be delivered more than once (at-least-once).
+// done (the last attempt comes just before ctx's deadline, if it has one),
+// so a message may be delivered more than once (at-least-once).
 func (b *amqpBus) Publish(ctx context.Context, msg Outgoing) error {
 	if err := validateOutgoing(msg); err != nil {
 		return err
 	}
 	bo := newBackoff(defaultReconnectMin, defaultReconnectMax)
+	lastTry := false
 	for {
 		err := b.publishOnce(ctx, msg)
 		switch {
@@ -43,8 +46,11 @@ func (b *amqpBus) Publish(ctx context.Context, msg Outgoing) error {
 			return err
 		case ctx.Err() != nil:
 			return fmt.Errorf("pulse: publish to %s: %w (last error: %v)", msg.Exchange, ctx.Err(), err)
+		case lastTry:
+			return fmt.Errorf("pulse: publish to %s: %w (last error: %v)", msg.Exchange, context.DeadlineExceeded, err)
 		}
-		d := bo.delay()
+		var d time.Duration
+		d, lastTry = fitDeadline(ctx, bo.delay())
 		b.logger.Warn("pulse: publish failed, retrying", "exchange", msg.Exchange, "routing_key", msg.RoutingKey, "error", err, "retry_in", d)
 		if sleepCtx(ctx, d) != nil {
 			return fmt.Errorf("pulse: publish to %s: %w (last error: %v)", msg.Exchange, ctx.Err(), err)

@@ -1,6 +1,7 @@
 package pulse
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -32,3 +33,24 @@ func (b *backoff) delay() time.Duration {
 
 // reset starts over from min after a success.
 func (b *backoff) reset() { b.next = b.min }
+
+// lastTryMargin is how long before a context's deadline a retry loop makes
+// its last attempt, rather than sleeping through the deadline.
+const lastTryMargin = 500 * time.Millisecond
+
+// fitDeadline shortens the delay d so that the next attempt comes
+// lastTryMargin before ctx's deadline, if d would run past that; last then
+// reports that this next attempt is the final one. Without it a delay grown
+// to tens of seconds forfeits the remaining time: a publish with a 30 s
+// context gave up after 13 s of a 15 s broker restart.
+func fitDeadline(ctx context.Context, d time.Duration) (delay time.Duration, last bool) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return d, false
+	}
+	left := time.Until(deadline) - lastTryMargin
+	if left >= d {
+		return d, false
+	}
+	return max(left, 0), true
+}
