@@ -24,8 +24,8 @@ type Status struct {
 	Machine       MachineStatus `json:"machine"`
 	State         string        `json:"state"`
 	Draining      bool          `json:"draining"`
-	// Polling is true while a claimWork call is in flight (a task may still
-	// be claimed by it after a drain or quarantine).
+	// Polling is true while a claim (claimWork, or the bridge's claim) is
+	// in flight; a drain, move, quarantine or stop abandons it at once.
 	Polling      bool                `json:"polling"`
 	CurrentTasks []CurrentTaskStatus `json:"currentTasks"`
 	RecentTasks  []RecentTaskStatus  `json:"recentTasks"`
@@ -280,7 +280,8 @@ func FormatStatus(w io.Writer, s *Status) error {
 	}
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, t := range s.RecentTasks {
-		fmt.Fprintf(tw, "  %s/%d\t%s\texit %d\t%s\t%s\n", t.TaskID, t.RunID, t.Resolution, t.ExitCode, secs(t.DurationSeconds), t.Ended.Local().Format(time.RFC3339))
+		run := describeRun(CurrentTask{TaskID: t.TaskID, RunID: t.RunID, Kind: t.Kind, Buildbot: t.Buildbot})
+		fmt.Fprintf(tw, "  %s\t%s\texit %d\t%s\t%s\n", run, t.Resolution, t.ExitCode, secs(t.DurationSeconds), t.Ended.Local().Format(time.RFC3339))
 	}
 	return tw.Flush()
 }

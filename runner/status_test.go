@@ -1,0 +1,47 @@
+package runner
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labrunner/labrunner/agent"
+)
+
+// The last tasks name each run's kind and, for a Buildbot build, its
+// builder and number, as the current task does; a record written before
+// runs had a kind is Taskcluster's.
+func TestFormatStatusLastTasks(t *testing.T) {
+	ended := time.Date(2026, 11, 26, 22, 27, 24, 0, time.UTC)
+	s := &Status{State: PhaseIdle, RecentTasks: []RecentTaskStatus{
+		{TaskRecord: TaskRecord{TaskID: "bbTask", RunID: 1, Ended: ended, Resolution: "completed", Kind: SourceBuildbot,
+			Buildbot: &agent.BuildInfo{Builder: "linux-build", BuildNumber: 7, BuildRequestID: 12}}, DurationSeconds: 41},
+		{TaskRecord: TaskRecord{TaskID: "tcTask", RunID: 2, Ended: ended, Resolution: "failed", ExitCode: 3, Kind: SourceTaskcluster}, DurationSeconds: 2},
+		{TaskRecord: TaskRecord{TaskID: "oldTask", Ended: ended, Resolution: "completed"}, DurationSeconds: 1},
+	}}
+	var out strings.Builder
+	if err := FormatStatus(&out, s); err != nil {
+		t.Fatal(err)
+	}
+	_, last, ok := strings.Cut(out.String(), "last tasks:\n")
+	if !ok {
+		t.Fatalf("no last tasks section:\n%s", out.String())
+	}
+	lines := strings.Split(strings.TrimRight(last, "\n"), "\n")
+	want := []string{
+		"buildbot linux-build #7 (task bbTask run 1)  completed  exit 0  41s",
+		"taskcluster tcTask run 2",
+		"taskcluster oldTask run 0",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("last tasks:\n%s\nwant %d lines", last, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(lines[i], w) {
+			t.Errorf("last task line %d = %q, want it to contain %q", i, lines[i], w)
+		}
+	}
+	if !strings.Contains(lines[1], "failed") || !strings.Contains(lines[1], "exit 3") {
+		t.Errorf("line %q lacks the resolution and exit code", lines[1])
+	}
+}
