@@ -15,6 +15,7 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	_ "modernc.org/sqlite"
 
+	"github.com/labrunner/labrunner/internal/batch"
 	"github.com/labrunner/labrunner/internal/sqlutil"
 )
 
@@ -47,8 +48,8 @@ type DB struct {
 	sql        *sql.DB
 	dialect    Dialect
 	now        func() time.Time
-	injections injectQueue        // MySQL injections waiting for a batch
-	autoInc    autoIncrementCache // how MySQL numbers multi-row inserts
+	injections *batch.Queue[*injectCall] // MySQL injections waiting for a batch
+	autoInc    sqlutil.AutoIncrementRule // how MySQL numbers multi-row inserts
 }
 
 // Open connects to the SchedulerDB at dsn (a go-sql-driver DSN for MySQL, a
@@ -87,7 +88,9 @@ func New(sqldb *sql.DB, dialect Dialect) (*DB, error) {
 	if dialect != MySQL && dialect != SQLite {
 		return nil, fmt.Errorf("schedulerdb: dialect %q is not supported: use %q or %q", dialect, MySQL, SQLite)
 	}
-	return &DB{sql: sqldb, dialect: dialect, now: time.Now}, nil
+	db := &DB{sql: sqldb, dialect: dialect, now: time.Now}
+	db.injections = newInjectQueue(db)
+	return db, nil
 }
 
 // SetClock replaces the clock used for claimed_at, complete_at and the

@@ -19,8 +19,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/labrunner/labrunner/internal/batch"
 )
 
 const (
@@ -44,37 +45,16 @@ type injectCall struct {
 	done chan struct{}
 }
 
-// injectQueue gathers the calls waiting for a batch.
-type injectQueue struct {
-	mu       sync.Mutex
-	pending  []*injectCall
-	inFlight int
-}
-
 // autoIncrement is how MySQL hands out ids to a multi-row INSERT.
 type autoIncrement struct {
 	consecutive bool  // ids of one statement are first, first+step, …
 	step        int64 // auto_increment_increment
 }
 
-// autoIncrementCache holds the rule once the server has told it.
-type autoIncrementCache struct {
-	mu    sync.Mutex
-	known bool
-	rule  autoIncrement
-}
-
 // injectBatched queues call and waits for the batch that writes it.
 func (db *DB) injectBatched(ctx context.Context, call *injectCall) (Injected, error) {
 	call.done = make(chan struct{})
-	q := &db.injections
-	q.mu.Lock()
-	q.pending = append(q.pending, call)
-	if q.inFlight < maxBatchesInFlight {
-		q.inFlight++
-		go db.runBatches()
-	}
-	q.mu.Unlock()
+	db.injections.Add(call)
 	select {
 	case <-call.done:
 		return call.out, call.err
@@ -84,22 +64,9 @@ func (db *DB) injectBatched(ctx context.Context, call *injectCall) (Injected, er
 	}
 }
 
-// runBatches writes batches until no call is waiting.
-func (db *DB) runBatches() {
-	q := &db.injections
-	for {
-		q.mu.Lock()
-		if len(q.pending) == 0 {
-			q.inFlight--
-			q.mu.Unlock()
-			return
-		}
-		n := min(len(q.pending), maxBatch)
-		batch := slices.Clone(q.pending[:n])
-		q.pending = slices.Delete(q.pending, 0, n)
-		q.mu.Unlock()
-		db.writeBatch(batch)
-	}
+// newInjectQueue batches injections for db.
+func newInjectQueue(db *DB) *batch.Queue[*injectCall] {
+	return &batch.Queue[*injectCall]{Max: maxBatch, Flights: maxBatchesInFlight, Write: db.writeBatch}
 }
 
 // writeBatch writes a batch and answers its calls. When the batch as a
@@ -375,21 +342,8 @@ func insertRows(ctx context.Context, q querier, head, row string, n int, args []
 	return res.LastInsertId()
 }
 
-// autoIncrementRule tells whether multi-row INSERTs get consecutive ids on
-// this server, asking it the first time. While the server cannot be asked,
-// batches insert row by row, which is always correct.
+// autoIncrementRule tells how this server numbers multi-row INSERTs.
 func (db *DB) autoIncrementRule(ctx context.Context) autoIncrement {
-	c := &db.autoInc
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.known {
-		return c.rule
-	}
-	var mode, step sql.NullInt64
-	if err := db.sql.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").Scan(&mode, &step); err != nil {
-		return autoIncrement{}
-	}
-	c.known = true
-	c.rule = autoIncrement{consecutive: mode.Valid && mode.Int64 != 2 && step.Valid && step.Int64 >= 1, step: step.Int64}
-	return c.rule
+	consecutive, step := db.autoInc.Get(ctx, db.sql)
+	return autoIncrement{consecutive: consecutive, step: step}
 }

@@ -30,7 +30,7 @@ func TestInjectBatchesGiveEachCallerItsOwnRows(t *testing.T) {
 				t.Fatal(err)
 			}
 			if mode.rule != nil {
-				db.autoInc.known, db.autoInc.rule = true, *mode.rule
+				db.autoInc.Set(mode.rule.consecutive, mode.rule.step)
 			} else if !db.autoIncrementRule(ctx).consecutive {
 				t.Log("this server interleaves auto-increment ids; batches insert row by row")
 			}

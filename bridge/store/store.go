@@ -57,7 +57,8 @@ type Store struct {
 	dialect    Dialect
 	skipLocked bool // the database has SELECT … FOR UPDATE SKIP LOCKED
 	now        func() time.Time
-	binds      bindQueue // MySQL BindBuildRequest calls waiting for a batch
+	batches    batches                   // MySQL Create and BindBuildRequest calls waiting for a batch
+	autoInc    sqlutil.AutoIncrementRule // how MySQL numbers multi-row inserts
 }
 
 // Open connects to the bridge DB at dsn (an SQLite file path, a
@@ -96,6 +97,7 @@ func New(ctx context.Context, sqldb *sql.DB, dialect Dialect) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{sql: sqldb, dialect: dialect, now: time.Now}
+	s.batches = newBatches(s)
 	if err := s.retry(ctx, func() error { return sqldb.PingContext(ctx) }); err != nil {
 		return nil, fmt.Errorf("store: connect %s: %w", dialect, err)
 	}

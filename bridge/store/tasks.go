@@ -103,6 +103,14 @@ func (s *Store) Create(ctx context.Context, nt NewTask) (Task, bool, error) {
 	if !nt.Created.IsZero() {
 		created = nt.Created.Unix()
 	}
+	if s.dialect == MySQL {
+		return s.createBatched(ctx, &createCall{nt: nt, created: created})
+	}
+	return s.createOne(ctx, nt, created)
+}
+
+// createOne is Create for one row.
+func (s *Store) createOne(ctx context.Context, nt NewTask, created int64) (Task, bool, error) {
 	// A duplicate whose row is deleted before it can be read goes round again.
 	for attempt := 0; attempt < 5; attempt++ {
 		processed := s.epoch()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -153,4 +154,42 @@ func SQLiteImmediateTx(ctx context.Context, conn *sql.Conn, fn func() error) err
 		return err
 	}
 	return nil
+}
+
+// AutoIncrementRule tells whether the rows of one multi-row INSERT on a
+// MySQL server get consecutive ids: under innodb_autoinc_lock_mode 0 or 1
+// (MariaDB's default) they are LAST_INSERT_ID(), then that plus
+// auto_increment_increment, and so on; under mode 2 they may interleave
+// with other sessions' rows. The zero value asks the server the first time.
+type AutoIncrementRule struct {
+	mu          sync.Mutex
+	known       bool
+	consecutive bool
+	step        int64
+}
+
+// Get returns the rule, asking db once. While the server cannot be asked it
+// answers "not consecutive", which callers must handle by inserting row by
+// row, and asks again next time.
+func (r *AutoIncrementRule) Get(ctx context.Context, db *sql.DB) (consecutive bool, step int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.known {
+		var mode, inc sql.NullInt64
+		if err := db.QueryRowContext(ctx, "SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment").Scan(&mode, &inc); err != nil {
+			return false, 0
+		}
+		r.known = true
+		r.consecutive = mode.Valid && mode.Int64 != 2 && inc.Valid && inc.Int64 >= 1
+		r.step = inc.Int64
+	}
+	return r.consecutive, r.step
+}
+
+// Set fixes the rule instead of asking the server (tests use it to take
+// the row-by-row path).
+func (r *AutoIncrementRule) Set(consecutive bool, step int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.known, r.consecutive, r.step = true, consecutive, step
 }

@@ -73,3 +73,52 @@ func TestBindBuildRequestConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// Creates made at the same time (one multi-row INSERT on MySQL) give each
+// caller the id of its own row, and among duplicates exactly one is new.
+func TestCreateBatchesGiveEachCallerItsRow(t *testing.T) {
+	forEach(t, func(t *testing.T, tg target) {
+		s := tg.open(t)
+		ctx := context.Background()
+		const n = 150
+		id := func(i int) string { return fmt.Sprintf("crea%03dxxxxxxxxxxxxxxx", i%120) } // 30 duplicates
+		rows := make([]Task, n)
+		isNew := make([]bool, n)
+		create := func(from, to int) {
+			var wg sync.WaitGroup
+			for i := from; i < to; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					var err error
+					if rows[i], isNew[i], err = s.Create(ctx, NewTask{TaskID: id(i), RunID: 0, Created: time.Unix(int64(1000+i%120), 0)}); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+		}
+		create(0, 100) // all new: the multi-row path
+		create(100, n) // 20 new and 30 duplicates of the first 30
+		fresh := map[string]int{}
+		for i := range n {
+			if isNew[i] {
+				fresh[id(i)]++
+			}
+			var taskID string
+			var created int64
+			if err := s.SQL().QueryRowContext(ctx, s.q("SELECT taskId, createdDate FROM tasks WHERE id = ?"), rows[i].ID).Scan(&taskID, &created); err != nil {
+				t.Errorf("call %d: row id %d: %v", i, rows[i].ID, err)
+				continue
+			}
+			if taskID != id(i) || rows[i].TaskID != id(i) || created != int64(1000+i%120) {
+				t.Errorf("call %d for %s got row %d, which is %s created %d", i, id(i), rows[i].ID, taskID, created)
+			}
+		}
+		for i := range 120 {
+			if fresh[id(i)] != 1 {
+				t.Errorf("%s: %d callers got created, want 1", id(i), fresh[id(i)])
+			}
+		}
+	})
+}
