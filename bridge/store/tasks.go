@@ -189,7 +189,7 @@ func (s *Store) SetBuildRequestID(ctx context.Context, taskID string, runID int,
 // BindBuildRequest is SetBuildRequestID for callers that need no row back:
 // the row is only read when the update changed nothing, to tell a missing
 // row (ErrNotFound) from one bound to another request (ErrConflict). On
-// MySQL, calls made at the same time share one UPDATE (bind_batch.go).
+// MySQL, calls made at the same time share one UPDATE (batch.go).
 func (s *Store) BindBuildRequest(ctx context.Context, taskID string, runID int, brid int64) error {
 	if s.dialect == MySQL {
 		return s.bindBatched(ctx, &bindCall{taskID: taskID, runID: runID, brid: brid})
