@@ -66,6 +66,10 @@ type envOpts struct {
 	allThings    string        // allthethings_url
 	builders     map[string]BuilderDef
 	mutate       func(*Config)
+	// On the real setup: the RabbitMQ URL and the maker of MariaDB
+	// databases (default: the machine's shared servers, testsvc).
+	amqpURL  string
+	newMySQL func(testing.TB) string
 }
 
 // env is a dev queue, Pulse, the two databases and any number of bridges.
@@ -119,7 +123,10 @@ func newEnv(t testing.TB, s setup, o envOpts) *env {
 	e := &env{t: t, s: s, logger: testLogger(t)}
 	pulseURL := ""
 	if s.real {
-		pulseURL = testsvc.AMQPURL(t)
+		pulseURL = o.amqpURL
+		if pulseURL == "" {
+			pulseURL = testsvc.AMQPURL(t)
+		}
 		e.amqpURL = pulseURL
 	}
 	stack, err := devstack.Start(ctx, devstack.Options{PulseURL: pulseURL, Logger: e.logger,
@@ -136,7 +143,11 @@ func newEnv(t testing.TB, s setup, o envOpts) *env {
 	dialect := "sqlite"
 	if s.real {
 		dialect = "mysql"
-		e.sdbDSN, e.storeDSN = testsvc.MySQL(t), testsvc.MySQL(t)
+		newMySQL := testsvc.MySQL
+		if o.newMySQL != nil {
+			newMySQL = o.newMySQL
+		}
+		e.sdbDSN, e.storeDSN = newMySQL(t), newMySQL(t)
 	} else {
 		dir := t.TempDir()
 		e.sdbDSN, e.storeDSN = filepath.Join(dir, "schedulerdb.sqlite"), filepath.Join(dir, "bbb.sqlite")
