@@ -37,12 +37,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
@@ -147,17 +149,46 @@ func NewBBSource(cfg BBSourceConfig) (*BBSource, error) {
 	return &BBSource{cfg: cfg, incarnation: hex.EncodeToString(id), log: cfg.Logger}, nil
 }
 
+// GiveBackTimeout bounds giving back what an abandoned claim claimed: the
+// look for a held Buildbot build and its RETRY finish (BBSource.Claim), or
+// resolving Taskcluster tasks worker-shutdown (TCSource.Claim).
+const GiveBackTimeout = 3 * time.Second
+
 // Claim claims at most one build (the master API hands out one per call).
+//
+// When ctx is done while the claim is in flight (a drain, a move or a
+// shutdown), the call is abandoned at once. The bridge may have claimed a
+// build for it in that instant, its answer lost or arriving too late; that
+// build is given back rather than left claimed by an agent that will not
+// run it: a claim with no wait for the same incarnation returns the build
+// this incarnation holds (the master API's rule for a claim whose answer
+// was lost), and finishing it RETRY puts the same request back in the
+// queue (Buildbot's own way of handing back a build it cannot run; the
+// bridge resolves the task's run and adds a new one). A build answered
+// after ctx was done is given back the same way.
 func (s *BBSource) Claim(ctx context.Context, max int) ([]Run, error) {
-	if max < 1 {
+	if max < 1 || ctx.Err() != nil {
 		return nil, nil
 	}
-	b, err := s.cfg.Client.Claim(ctx, bbclient.ClaimRequest{WorkerID: s.cfg.WorkerID, Incarnation: s.incarnation,
-		Builders: s.cfg.Builders, Wait: s.cfg.ClaimWait})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil
+	var sent atomic.Bool
+	tctx := httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(w httptrace.WroteRequestInfo) {
+		if w.Err == nil {
+			sent.Store(true)
 		}
+	}})
+	b, err := s.cfg.Client.Claim(tctx, bbclient.ClaimRequest{WorkerID: s.cfg.WorkerID, Incarnation: s.incarnation,
+		Builders: s.cfg.Builders, Wait: s.cfg.ClaimWait})
+	if ctx.Err() != nil {
+		switch {
+		case b != nil:
+			s.giveBack(ctx, b)
+		case sent.Load():
+			// The bridge heard the claim: it may hold a build for it.
+			s.giveBack(ctx, nil)
+		}
+		return nil, nil
+	}
+	if err != nil {
 		return nil, fmt.Errorf("claim a Buildbot build of %v: %w", s.cfg.Builders, err)
 	}
 	if b == nil {
@@ -173,6 +204,35 @@ func (s *BBSource) Claim(ctx context.Context, max int) ([]Run, error) {
 	}
 	go r.heartbeat(s.cfg.HeartbeatInterval)
 	return []Run{r}, nil
+}
+
+// giveBack finishes RETRY the build b claimed for an abandoned claim or,
+// with b nil, the build this incarnation holds if the bridge claimed one
+// (a claim with no wait returns it; with none held it may claim a request
+// that just became pending, which is given back too). It takes at most
+// GiveBackTimeout; a build it cannot give back stays claimed until the
+// next incarnation of this worker claims it or the claim goes stale.
+func (s *BBSource) giveBack(ctx context.Context, b *bbclient.Build) {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), GiveBackTimeout)
+	defer cancel()
+	if b == nil {
+		var err error
+		b, err = s.cfg.Client.Claim(gctx, bbclient.ClaimRequest{WorkerID: s.cfg.WorkerID, Incarnation: s.incarnation, Builders: s.cfg.Builders})
+		if err != nil {
+			s.log.Warn("could not look for a Buildbot build held by the abandoned claim; a build it claimed stays claimed until this worker claims again or the claim goes stale",
+				"builders", s.cfg.Builders, "error", err)
+			return
+		}
+		if b == nil {
+			return
+		}
+	}
+	_, err := s.cfg.Client.Finish(gctx, bbclient.FinishRequest{WorkerID: s.cfg.WorkerID, Incarnation: b.Incarnation, BuildID: b.BuildID, Result: bbclient.Retry})
+	if err != nil && !errors.Is(err, bbclient.ErrConflict) {
+		s.log.Warn("could not give back a Buildbot build claimed as the claim was abandoned", "builder", b.BuilderName, "build", b.BuildNumber, "error", err)
+		return
+	}
+	s.log.Info("gave back (RETRY) a Buildbot build claimed as the claim was abandoned", "builder", b.BuilderName, "build", b.BuildNumber, "buildRequest", b.BuildRequestID)
 }
 
 func (s *BBSource) newRun(b *bbclient.Build) (*bbRun, error) {

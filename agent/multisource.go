@@ -10,6 +10,11 @@ package agent
 // has work cannot keep the other from being asked. A source that fails is
 // logged and skipped for that claim; the error is returned only when every
 // source failed.
+//
+// A claim is abandoned as soon as ctx is done (a drain, a move, a
+// shutdown): the source being asked gives up its long poll (and gives back
+// what it claimed in that instant, see BBSource.Claim and TCSource.Claim)
+// and the others are not asked.
 
 import (
 	"context"
@@ -53,6 +58,9 @@ func (m *MultiSource) Claim(ctx context.Context, max int) ([]Run, error) {
 		}
 		src := m.sources[(first+i)%len(m.sources)]
 		runs, err := src.Claim(ctx, max)
+		if ctx.Err() != nil && len(runs) == 0 {
+			return nil, nil
+		}
 		if err != nil {
 			m.log.Warn("claim from one source failed; asking the next", "source", fmt.Sprintf("%T", src), "error", err)
 			errs = append(errs, err)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -58,33 +59,88 @@ func NewTCSource(cfg TCSourceConfig) *TCSource {
 }
 
 // Claim long-polls claimWork for up to max tasks.
+//
+// When ctx is done while the poll is in flight (a drain, a move or a
+// shutdown), the poll is abandoned at once unless the queue's answer has
+// begun to arrive (claimguard.go). An answer that arrived is read, and
+// its tasks, claimed after the stop, are given back: resolved
+// exception/worker-shutdown, which the queue retries at once with a new
+// run. A task the queue claimed for a poll whose answer was cut off is
+// not known to the agent: it is resolved claim-expired when its claim
+// (takenUntil, 20 minutes by default) runs out, and retried then.
 func (s *TCSource) Claim(ctx context.Context, max int) ([]Run, error) {
-	pollCtx, cancel := context.WithTimeout(ctx, ClaimPollTimeout)
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	pollCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ClaimPollTimeout)
 	defer cancel()
+	guard := &claimGuard{cancel: cancel}
 	creds := s.cfg.Credentials
 	if s.cfg.CredentialsFunc != nil {
 		creds = s.cfg.CredentialsFunc()
 	}
-	q := newQueue(pollCtx, s.cfg.RootURL, &creds, s.cfg.HTTPClient, s.cfg.RetryFor)
-	resp, err := q.ClaimWork(s.cfg.TaskQueueID, &tcqueue.ClaimWorkRequest{
-		Tasks:       int64(max),
-		WorkerGroup: s.cfg.WorkerGroup,
-		WorkerID:    s.cfg.WorkerID,
-	})
-	if err != nil {
-		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+	type answer struct {
+		resp *tcqueue.ClaimWorkResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		q := newQueue(pollCtx, s.cfg.RootURL, &creds, guardedClient(s.cfg.HTTPClient, guard), s.cfg.RetryFor)
+		resp, err := q.ClaimWork(s.cfg.TaskQueueID, &tcqueue.ClaimWorkRequest{
+			Tasks:       int64(max),
+			WorkerGroup: s.cfg.WorkerGroup,
+			WorkerID:    s.cfg.WorkerID,
+		})
+		done <- answer{resp, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		if guard.stop() {
+			// No answer had begun: the call ends on its own (a retry
+			// sleeping in client-go's backoff finds its context cancelled).
+			return nil, nil
+		}
+		a = <-done
+	}
+	if a.err != nil {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		if errors.Is(a.err, context.DeadlineExceeded) {
 			// The queue answers an empty poll within ~20 s: no answer in
 			// time means it is unreachable or failing (client-go was
 			// retrying).
-			return nil, fmt.Errorf("claimWork on %s: no answer within %s: %w", s.cfg.TaskQueueID, ClaimPollTimeout, err)
+			return nil, fmt.Errorf("claimWork on %s: no answer within %s: %w", s.cfg.TaskQueueID, ClaimPollTimeout, a.err)
 		}
-		return nil, fmt.Errorf("claimWork on %s: %w", s.cfg.TaskQueueID, err)
+		return nil, fmt.Errorf("claimWork on %s: %w", s.cfg.TaskQueueID, a.err)
 	}
-	runs := make([]Run, 0, len(resp.Tasks))
-	for _, c := range resp.Tasks {
+	runs := make([]Run, 0, len(a.resp.Tasks))
+	for _, c := range a.resp.Tasks {
 		runs = append(runs, s.newRun(c))
 	}
+	if ctx.Err() != nil && len(runs) > 0 {
+		s.giveBack(ctx, runs)
+		return nil, nil
+	}
 	return runs, nil
+}
+
+// giveBack resolves runs claimed after the claim was abandoned
+// exception/worker-shutdown, so that the queue retries them at once; it
+// takes at most GiveBackTimeout.
+func (s *TCSource) giveBack(ctx context.Context, runs []Run) {
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), GiveBackTimeout)
+	defer cancel()
+	for _, r := range runs {
+		if err := r.Resolve(gctx, Exception(ReasonWorkerShutdown)); err != nil {
+			slog.Warn("could not give back a task claimed as the claim was abandoned; it is retried when its claim expires",
+				"taskId", r.TaskID(), "runId", r.RunID(), "error", err)
+			continue
+		}
+		slog.Info("gave back (exception/worker-shutdown) a task claimed as the claim was abandoned", "taskId", r.TaskID(), "runId", r.RunID())
+	}
 }
 
 func (s *TCSource) newRun(c tcqueue.TaskClaim) *tcRun {

@@ -1,0 +1,83 @@
+package agent
+
+// A claim long poll that a stop may abandon, without losing an answer that
+// has already begun to arrive:
+//
+//	stop before the answer's headers ──▶ the call is cancelled; any later answer is discarded
+//	answer's headers before the stop  ──▶ the answer is read in full and handed over
+//
+// Exactly one of the two wins (claimGuard). client-go drops an answer whose
+// context was cancelled, so the call runs on a context of its own that
+// only the guard cancels.
+
+import (
+	"context"
+	"net/http"
+	"sync"
+)
+
+// claimGuard decides between a claim call's answer and its abandonment.
+type claimGuard struct {
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	answered bool // a 2xx answer began before any stop
+	stopped  bool // the stop came first
+}
+
+// stop cancels the call unless its answer has begun; it reports whether
+// the call was cancelled.
+func (g *claimGuard) stop() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.answered {
+		return false
+	}
+	g.stopped = true
+	g.cancel()
+	return true
+}
+
+// answer takes a 2xx answer for the caller unless the stop came first.
+func (g *claimGuard) answer() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	g.answered = true
+	return true
+}
+
+// guardedTransport passes a claim's answer on only if its guard lets it.
+type guardedTransport struct {
+	base  http.RoundTripper
+	guard *claimGuard
+}
+
+// RoundTrip sends req and discards a 2xx answer that came after the stop.
+func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode/100 != 2 {
+		return resp, err
+	}
+	if !t.guard.answer() {
+		_ = resp.Body.Close()
+		return nil, context.Canceled
+	}
+	return resp, nil
+}
+
+// guardedClient is hc (or a default client) whose transport is guarded.
+func guardedClient(hc *http.Client, g *claimGuard) *http.Client {
+	c := &http.Client{}
+	if hc != nil {
+		*c = *hc
+	}
+	base := c.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c.Transport = guardedTransport{base: base, guard: g}
+	return c
+}
