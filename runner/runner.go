@@ -282,7 +282,8 @@ func (r *Runner) boot() {
 	// Runs in the state file were cut short by a crash; the agent's journal
 	// resolves them with the queue.
 	for _, ct := range r.st.CurrentTasks {
-		r.addRecord(TaskRecord{TaskID: ct.TaskID, RunID: ct.RunID, Started: ct.Started, Ended: now, Resolution: "interrupted (runner restarted)", ExitCode: -1})
+		r.addRecord(TaskRecord{TaskID: ct.TaskID, RunID: ct.RunID, Started: ct.Started, Ended: now, Resolution: "interrupted (runner restarted)", ExitCode: -1,
+			Kind: ct.Kind, Buildbot: ct.Buildbot})
 	}
 	r.st.CurrentTasks = nil
 	if q := r.st.Quarantine; q != nil && q.Source == SourceHealth {
@@ -423,7 +424,12 @@ type gate struct {
 	inner agent.Source
 }
 
-// Claim runs the checks due, waits for the gate to open, then claims.
+// Claim runs the checks due, waits for the gate to open, then claims. The
+// claim in flight is abandoned as soon as the gate closes (a drain, a
+// move, a quarantine, a pending reboot or the service stopping): a drained
+// or moved machine does not wait out the source's long poll, and a run
+// claimed in that instant is given back by the source (agent.BBSource,
+// agent.TCSource).
 func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 	r := g.r
 	for {
@@ -437,6 +443,9 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 		r.maybeReboot()
 		r.mu.Lock()
 		ok, ch := r.claimable(), r.changed
+		if ok {
+			r.polling++
+		}
 		r.mu.Unlock()
 		if ok {
 			break
@@ -447,10 +456,15 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 			return nil, nil
 		}
 	}
-	r.mu.Lock()
-	r.polling++
-	r.mu.Unlock()
-	runs, err := g.inner.Claim(ctx, max)
+	claimCtx, abandon := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		r.abandonWhenClosed(claimCtx, abandon)
+	}()
+	runs, err := g.inner.Claim(claimCtx, max)
+	abandon()
+	<-watched
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.polling--
@@ -469,6 +483,25 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 	}
 	r.commit()
 	return runs, err
+}
+
+// abandonWhenClosed calls abandon once the claim gate closes, or returns
+// when ctx is done.
+func (r *Runner) abandonWhenClosed(ctx context.Context, abandon context.CancelFunc) {
+	for {
+		r.mu.Lock()
+		ok, ch := r.claimable(), r.changed
+		r.mu.Unlock()
+		if !ok {
+			abandon()
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // ResumeRun lets the agent's journal recovery reach the real source.
