@@ -157,12 +157,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// Before any consumer runs, so that no dead letter is published to an
+	// exchange with nothing bound to it.
+	if err := b.declareDeadLetterQueue(ctx); err != nil {
+		return err
+	}
 	tc := b.cfg.TCListener
 	tcKey := "*.*.*.*.*." + tc.ProvisionerID + "." + tc.WorkerType + ".#"
 	run("task-pending", b.consumer("task-pending", pulse.Binding{Exchange: tc.ExchangeBasename + "/task-pending", RoutingKeyPattern: tcKey}, b.handlePending))
 	run("task-exception", b.consumer("task-exception", pulse.Binding{Exchange: tc.ExchangeBasename + "/task-exception", RoutingKeyPattern: tcKey}, b.handleException))
-	run("started", b.consumer("started", pulse.Binding{Exchange: b.cfg.BBListener.Exchange, RoutingKeyPattern: "build.*.*.started"}, b.handleStarted))
-	run("log_uploaded", b.consumer("log_uploaded", pulse.Binding{Exchange: b.cfg.BBListener.Exchange, RoutingKeyPattern: "build.*.*.log_uploaded"}, b.handleLogUploaded))
+	// "#", not "*.*": a log_uploaded key keeps the builder's name, dots
+	// and all, so it can be more than one word.
+	run("started", b.consumer("started", pulse.Binding{Exchange: b.cfg.BBListener.Exchange, RoutingKeyPattern: "build.#.started"}, b.handleStarted))
+	run("log_uploaded", b.consumer("log_uploaded", pulse.Binding{Exchange: b.cfg.BBListener.Exchange, RoutingKeyPattern: "build.#.log_uploaded"}, b.handleLogUploaded))
 	run("reflector", b.runReflector)
 	wg.Wait()
 	close(errs)
@@ -170,6 +177,31 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.log.Warn("release reflector leases", "err", err)
 	}
 	return <-errs
+}
+
+// deadLetterQueueMax caps the dead-letter queue; RabbitMQ drops the oldest
+// beyond it. bridge_dead_letters keeps every one.
+const deadLetterQueueMax = 100000
+
+// declareDeadLetterQueue declares <basename>/dead-letter, bound to the
+// dead-letter exchange, so that parked messages wait in RabbitMQ for an
+// operator as well as in bridge_dead_letters. A bus that cannot hold a
+// queue nobody consumes leaves the table as the only record.
+func (b *Bridge) declareDeadLetterQueue(ctx context.Context) error {
+	p, ok := b.bus.(pulse.Parker)
+	if !ok {
+		b.log.Warn("the Pulse bus cannot declare the dead-letter queue; dead letters are kept in bridge_dead_letters only")
+		return nil
+	}
+	q := b.cfg.Pulse.QueueBasename + "/dead-letter"
+	if err := p.DeclareQueue(ctx, pulse.ConsumeOptions{Queue: q, MaxLength: deadLetterQueueMax},
+		[]pulse.Binding{{Exchange: b.cfg.Pulse.DeadLetterExchange, RoutingKeyPattern: "#"}}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("declare the dead-letter queue %s: %w", q, err)
+	}
+	return nil
 }
 
 // WaitReady blocks until the four Pulse queues are bound, so that messages

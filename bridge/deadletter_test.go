@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labrunner/labrunner/internal/pulse"
 )
@@ -46,6 +47,27 @@ func TestDeadLetters(t *testing.T) {
 			if d.Error == "" || d.Instance == "" || !strings.HasPrefix(d.Queue, e.cfg.Pulse.QueueBasename+"/") {
 				t.Errorf("dead letter %+v lacks its error, instance or queue", d)
 			}
+		}
+		// Both wait in <basename>/dead-letter for an operator.
+		parked := map[string]bool{}
+		dlq := pulse.ConsumeOptions{Queue: e.cfg.Pulse.QueueBasename + "/dead-letter", Prefetch: 10, MaxLength: deadLetterQueueMax}
+		cctx, stop := context.WithCancel(ctx)
+		got := make(chan string, 10)
+		go func() {
+			_ = e.stack.Bus.Consume(cctx, dlq, []pulse.Binding{{Exchange: e.cfg.Pulse.DeadLetterExchange, RoutingKeyPattern: "#"}},
+				func(_ context.Context, d pulse.Delivery) { got <- d.RoutingKey; _ = d.Ack() })
+		}()
+		for len(parked) < 2 {
+			select {
+			case k := <-got:
+				parked[strings.SplitN(k, ".", 2)[0]] = true
+			case <-time.After(20 * time.Second):
+				t.Fatalf("dead-letter queue holds %v, want a task-pending and a task-exception message", parked)
+			}
+		}
+		stop()
+		if !parked["task-pending"] || !parked["task-exception"] {
+			t.Errorf("dead-letter queue holds %v, want task-pending and task-exception", parked)
 		}
 		if n := counterValue(rb.b.metrics.deadLetters); n != 2 {
 			t.Errorf("dead letter metric = %v, want 2", n)

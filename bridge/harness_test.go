@@ -201,7 +201,7 @@ func deleteAMQP(t testing.TB, u string, cfg Config) {
 		t.Errorf("cleanup: %v", err)
 		return
 	}
-	for _, q := range []string{"task-pending", "task-exception", "started", "log_uploaded"} {
+	for _, q := range []string{"task-pending", "task-exception", "started", "log_uploaded", "dead-letter"} {
 		_, _ = ch.QueueDelete(cfg.Pulse.QueueBasename+"/"+q, false, false, false)
 	}
 	_ = ch.ExchangeDelete(cfg.BBListener.Exchange, false, false)
