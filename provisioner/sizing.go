@@ -1,6 +1,7 @@
 package provisioner
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -125,11 +126,23 @@ func (s *Server) sizing(w http.ResponseWriter, r *http.Request, _ *principal) *a
 	if err != nil {
 		return storeError("machines", err)
 	}
-	runs, err := s.store.TaskRuns(ctx, pool.PoolID, s.now().Add(-s.cfg.SizingWindow))
+	sz, _, err := s.poolSizing(ctx, pool, machines)
 	if err != nil {
 		return storeError("task runs", err)
 	}
-	pending, perr := s.demand.Pending(ctx, pool)
-	writeJSON(w, http.StatusOK, computeSizing(pool, machines, pending, perr, runs, s))
+	writeJSON(w, http.StatusOK, sz)
 	return nil
+}
+
+// poolSizing sizes pool from every machine (others' are skipped), its
+// runs in the sizing window and its source's pending count. pendingErr
+// says why the pending count is unknown (taken as 0, and said in the
+// reasoning); err is the store's.
+func (s *Server) poolSizing(ctx context.Context, pool client.Pool, machines []*MachineRecord) (sz client.Sizing, pendingErr, err error) {
+	runs, err := s.store.TaskRuns(ctx, pool.PoolID, s.now().Add(-s.cfg.SizingWindow))
+	if err != nil {
+		return client.Sizing{}, nil, err
+	}
+	pending, perr := s.demand.Pending(ctx, pool)
+	return computeSizing(pool, machines, pending, perr, runs, s), perr, nil
 }
