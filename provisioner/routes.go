@@ -24,3 +24,12 @@ func (s *Server) apiRoutes() []route {
 		{"POST", "/api/v1/tokens", accessAdmin, s.createToken},
 	}
 }
+
+// dashboardRoutes lists the dashboard's read-only HTML pages (dashboard.go);
+// they are not part of the API, so openapi.json leaves them out.
+func (s *Server) dashboardRoutes() []page {
+	return []page{
+		{"/dashboard", s.dashboardIndex},
+		{"/dashboard/machines/{id}", s.dashboardMachine},
+	}
+}

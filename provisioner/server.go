@@ -99,7 +99,7 @@ func (s *Server) Close() error { return s.store.Close() }
 
 func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
 
-// Handler serves /api/v1/…, /openapi.json and /metrics.
+// Handler serves /api/v1/…, /openapi.json, /metrics and /dashboard.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) buildHandler() http.Handler {
@@ -111,6 +111,7 @@ func (s *Server) buildHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(s.metrics.collectors()...)
 	mux.Handle("GET /metrics", promHandler(reg))
+	s.mountDashboard(mux)
 	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errStatus(http.StatusNotFound, "NotFound", "no endpoint %s %s: see /openapi.json", r.Method, r.URL.Path))
 	})
