@@ -119,6 +119,8 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 		mux.Handle("/api/v1/", p.Handler())
 		mux.Handle("/openapi.json", p.Handler())
 		mux.Handle("/metrics", p.Handler())
+		mux.Handle("/dashboard", p.Handler())
+		mux.Handle("/dashboard/", p.Handler())
 		return func(ctx context.Context) error {
 			defer p.Close()
 			return p.Run(ctx)

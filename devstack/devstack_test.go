@@ -54,6 +54,16 @@ func TestProvisionerServedBesideTheQueue(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /openapi.json: %s", resp.Status)
 	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.RootURL+"/dashboard", nil)
+	req.SetBasicAuth("dev", s.AdminToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /dashboard with the admin token as the Basic password: %s", resp.Status)
+	}
 }
 
 // TestBridgeTurnsTasksIntoBuildRequests checks that the devstack's bridge
