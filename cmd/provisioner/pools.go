@@ -30,13 +30,11 @@ func newPoolsCommand(g *globalFlags) *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), pools)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "POOL\tSOURCE\tQUEUE/BUILDERS\tMIN\tMAX\tPRIORITY")
+			fmt.Fprintln(tw, "POOL\tSOURCE\tQUEUE\tBUILDERS\tMIN\tMAX\tPRIORITY")
 			for _, p := range pools {
-				what := p.Spec.TaskQueueID
-				if what == "" {
-					what = strings.Join(p.Spec.Builders, ",")
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\n", p.PoolID, p.Spec.Source, what, p.Spec.MinCapacity, p.Spec.MaxCapacity, p.Spec.Priority)
+				// A both pool has a queue and builders; show each.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", p.PoolID, p.Spec.Source, dash(p.Spec.TaskQueueID), dash(strings.Join(p.Spec.Builders, ",")),
+					p.Spec.MinCapacity, p.Spec.MaxCapacity, p.Spec.Priority)
 			}
 			return tw.Flush()
 		}},
