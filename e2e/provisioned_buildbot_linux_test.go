@@ -126,14 +126,19 @@ func (e *graphEnv) startProvisionedRunner(provURL, enrollToken string) *runner.C
 	return runner.NewClient(rc.ControlSocket)
 }
 
+// moveBound bounds a move of an idle machine and one build in its new
+// pool: well under the bridge's 20 s claim long poll, which a move no
+// longer waits out, generous for a loaded machine under -race.
+const moveBound = 10 * time.Second
+
 // TestProvisionedRunnerRunsBuildbotBuilds: a runner registered with the
 // provisioner and assigned to a Buildbot pool (or a pool of source both)
 // claims a bridge-routed build; while it runs, the provisioner's machine
 // shows kind buildbot with the builder and build number, and the build
 // completes. In the pool of source both the runner then runs a native
 // task, shown as kind taskcluster; moved to a Buildbot pool of other
-// builders (on SQLite), it runs their builds. Every setup (SQLite and the
-// in-process bus, MariaDB and RabbitMQ) runs both sources.
+// builders, it runs their builds within moveBound. Every setup (SQLite and
+// the in-process bus, MariaDB and RabbitMQ) runs both sources and the move.
 func TestProvisionedRunnerRunsBuildbotBuilds(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		for _, source := range []string{client.SourceBuildbot, client.SourceBoth} {
@@ -206,17 +211,23 @@ func provisionedBuilds(t *testing.T, s setup, source string) {
 		return err == nil && m.CurrentTask == nil && m.State == client.StateIdle
 	})
 	if source != client.SourceBoth {
-		if s.real {
-			return // the move waits out the bridge's 20 s claim long poll; once is enough
-		}
-		// Moved to a pool of other builders, the runner claims those.
+		// Moved to a pool of other builders, the runner claims those. The
+		// move abandons the claim long-polling the bridge (20 s) rather
+		// than wait it out: the drain, the reassignment and the new
+		// builders' build take a few seconds.
 		if _, err := admin.PutPool(ctx, "echo", client.PoolSpec{Source: client.SourceBuildbot, Builders: []string{"linux-echo"}, MaxCapacity: 1}); err != nil {
 			t.Fatal(err)
 		}
+		moved := time.Now()
 		if _, err := admin.Assign(ctx, machineID, "echo", "other builders"); err != nil {
 			t.Fatal(err)
 		}
 		e.waitState(e.createBridged("linux-echo"), "completed")
+		took := time.Since(moved)
+		t.Logf("moved and ran the new builders' build in %s", took)
+		if took > moveBound {
+			t.Errorf("the move and the new builders' build took %s, want within %s (under the bridge's 20 s claim long poll)", took, moveBound)
+		}
 		return
 	}
 
