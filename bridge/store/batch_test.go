@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// inFlight bounds the calls at once: enough to fill batches, few enough
+// for PostgreSQL's connection limit, which other packages' tests share.
+const inFlight = 24
+
 // Binds made at the same time (one UPDATE on MySQL) still answer each
 // caller for its own row: bound, bound already to the same request,
 // bound to another (ErrConflict) or missing (ErrNotFound).
@@ -38,10 +42,12 @@ func TestBindBuildRequestConcurrent(t *testing.T) {
 		}
 		errs := make([]error, n)
 		var wg sync.WaitGroup
+		sem := make(chan struct{}, inFlight)
 		for i := range n {
 			wg.Add(1)
+			sem <- struct{}{}
 			go func() {
-				defer wg.Done()
+				defer func() { <-sem; wg.Done() }()
 				errs[i] = s.BindBuildRequest(ctx, id(i), 0, 100+int64(i))
 			}()
 		}
@@ -86,10 +92,12 @@ func TestCreateBatchesGiveEachCallerItsRow(t *testing.T) {
 		isNew := make([]bool, n)
 		create := func(from, to int) {
 			var wg sync.WaitGroup
+			sem := make(chan struct{}, inFlight)
 			for i := from; i < to; i++ {
 				wg.Add(1)
+				sem <- struct{}{}
 				go func() {
-					defer wg.Done()
+					defer func() { <-sem; wg.Done() }()
 					var err error
 					if rows[i], isNew[i], err = s.Create(ctx, NewTask{TaskID: id(i), RunID: 0, Created: time.Unix(int64(1000+i%120), 0)}); err != nil {
 						t.Error(err)
