@@ -61,6 +61,7 @@
 //     (now + 45 min), not the artifact's.
 //
 // Pulse messages are queued in state-change order while the state lock is
-// held and published by one goroutine outside it (bounded; failures are
-// logged and the message dropped, as the real queue may lose messages).
+// held and published by one goroutine outside it (bounded). A message the
+// broker does not take within 30 s waits, with those behind it, for the
+// broker to come back; one the broker refuses is logged and dropped.
 package devqueue

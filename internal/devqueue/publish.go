@@ -3,6 +3,7 @@ package devqueue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -22,6 +23,10 @@ const outboxLimit = 100000
 // outbox forever.
 const publishTimeout = 30 * time.Second
 
+// retryPause separates the outbox's tries of a message the broker did not
+// take (the publisher has already retried with backoff within each try).
+var retryPause = time.Second
+
 // outbox publishes messages in the order they were queued, from one
 // goroutine at a time, outside the state lock. Handlers queue messages while
 // holding the state lock, so the order matches the order of state changes.
@@ -32,6 +37,7 @@ type outbox struct {
 	mu       sync.Mutex
 	queue    []pulse.Outgoing
 	draining bool
+	stopped  bool
 
 	// handled counts messages handed to the publisher (delivered or not).
 	handled atomic.Int64
@@ -71,13 +77,42 @@ func (o *outbox) drain() {
 		o.queue[0] = pulse.Outgoing{}
 		o.queue = o.queue[1:]
 		o.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
-		if err := o.pub.Publish(ctx, msg); err != nil {
-			o.log.Error("devqueue: publish failed; message dropped", "exchange", msg.Exchange, "routingKey", msg.RoutingKey, "error", err)
+		for !o.publish(msg) {
+			time.Sleep(retryPause)
 		}
-		cancel()
 		o.handled.Add(1)
 	}
+}
+
+// publish hands msg to the publisher and says whether the outbox is done
+// with it. A broker that stays away for publishTimeout keeps the message
+// (and those behind it, in order) for another try: a lost task-pending
+// would leave its task pending with no worker ever told. Messages the
+// broker refuses outright, and all of them once the outbox is stopped, are
+// dropped and logged.
+func (o *outbox) publish(msg pulse.Outgoing) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	err := o.pub.Publish(ctx, msg)
+	if err == nil {
+		return true
+	}
+	o.mu.Lock()
+	stopped := o.stopped
+	o.mu.Unlock()
+	if errors.Is(err, context.DeadlineExceeded) && !stopped {
+		o.log.Warn("devqueue: broker unavailable; the message waits for it", "exchange", msg.Exchange, "routingKey", msg.RoutingKey, "error", err)
+		return false
+	}
+	o.log.Error("devqueue: publish failed; message dropped", "exchange", msg.Exchange, "routingKey", msg.RoutingKey, "error", err)
+	return true
+}
+
+// stop makes the outbox drop, rather than keep, what the broker does not take.
+func (o *outbox) stop() {
+	o.mu.Lock()
+	o.stopped = true
+	o.mu.Unlock()
 }
 
 // flush waits until every queued message has been handed to the publisher,

@@ -18,6 +18,7 @@ func (s *Server) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.out.flush(5 * time.Second)
+			s.out.stop()
 			return nil
 		case <-tick.C:
 			s.resolveOnce()

@@ -33,7 +33,7 @@ func (b *amqpBus) Publish(ctx context.Context, msg Outgoing) error {
 	if err := validateOutgoing(msg); err != nil {
 		return err
 	}
-	bo := newBackoff(defaultReconnectMin, defaultReconnectMax)
+	bo := newBackoff(defaultReconnectMin, publishRetryMax)
 	lastTry := false
 	for {
 		err := b.publishOnce(ctx, msg)

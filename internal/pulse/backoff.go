@@ -9,6 +9,10 @@ import (
 const (
 	defaultReconnectMin = 100 * time.Millisecond
 	defaultReconnectMax = 30 * time.Second
+	// publishRetryMax caps the wait between tries of one Publish: a
+	// publisher has a message in hand and a deadline, so a longer sleep
+	// mostly risks missing a broker that is back.
+	publishRetryMax = 5 * time.Second
 )
 
 // backoff yields exponentially growing delays with jitter, so that many
