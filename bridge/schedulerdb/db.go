@@ -130,7 +130,7 @@ func (db *DB) withTx(ctx context.Context, lock string, fn func(q querier) error)
 			return sqlutil.SQLiteImmediateTx(ctx, conn, func() error { return fn(conn) })
 		}
 		if lock != "" {
-			release, err := mysqlLock(ctx, conn, lock)
+			release, err := mysqlLocks(ctx, conn, []string{lockName(lock)})
 			if err != nil {
 				return err
 			}
@@ -152,22 +152,35 @@ func (db *DB) withTx(ctx context.Context, lock string, fn func(q querier) error)
 // only run short transactions.
 const lockWait = 30
 
-func mysqlLock(ctx context.Context, conn *sql.Conn, name string) (release func(), err error) {
-	name = lockName(name)
-	var got sql.NullInt64
-	if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", name, lockWait).Scan(&got); err != nil {
-		return nil, fmt.Errorf("take lock %s: %w", name, err)
+// mysqlLocks takes the named locks, in the order given, in one statement.
+func mysqlLocks(ctx context.Context, conn *sql.Conn, names []string) (release func(), err error) {
+	marks := make([]string, len(names))
+	args := make([]any, len(names))
+	for i, n := range names {
+		marks[i], args[i] = fmt.Sprintf("GET_LOCK(?, %d)", lockWait), n
 	}
-	if !got.Valid || got.Int64 != 1 {
-		return nil, fmt.Errorf("take lock %s: %w", name, errLockTimeout)
-	}
-	return func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", name); err != nil {
-			// A connection that may still hold the lock must not go back to
-			// the pool; closing the session frees the lock.
+	releaseAll := func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_ALL_LOCKS()"); err != nil {
+			// A session that may still hold locks must not be reused.
 			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		}
-	}, nil
+	}
+	got := make([]sql.NullInt64, len(names))
+	dest := make([]any, len(names))
+	for i := range got {
+		dest[i] = &got[i]
+	}
+	if err := conn.QueryRowContext(ctx, "SELECT "+strings.Join(marks, ", "), args...).Scan(dest...); err != nil {
+		releaseAll()
+		return nil, fmt.Errorf("take %d injection locks: %w", len(names), err)
+	}
+	for i, g := range got {
+		if !g.Valid || g.Int64 != 1 {
+			releaseAll()
+			return nil, fmt.Errorf("take lock %s: %w", names[i], errLockTimeout)
+		}
+	}
+	return releaseAll, nil
 }
 
 var errLockTimeout = errors.New("lock wait timeout")

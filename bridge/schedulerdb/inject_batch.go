@@ -14,8 +14,6 @@ package schedulerdb
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"slices"
 	"strings"
@@ -166,37 +164,6 @@ func (db *DB) injectMany(ctx context.Context, batch []*injectCall) error {
 // key names the injection of one task run.
 func (r *injectionRows) key() string {
 	return fmt.Sprintf("%s@%d", r.externalID, r.submittedAt)
-}
-
-// mysqlLocks takes the named locks, in the order given, in one statement.
-func mysqlLocks(ctx context.Context, conn *sql.Conn, names []string) (release func(), err error) {
-	marks := make([]string, len(names))
-	args := make([]any, len(names))
-	for i, n := range names {
-		marks[i], args[i] = fmt.Sprintf("GET_LOCK(?, %d)", lockWait), n
-	}
-	releaseAll := func() {
-		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_ALL_LOCKS()"); err != nil {
-			// A session that may still hold locks must not be reused.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
-	}
-	got := make([]sql.NullInt64, len(names))
-	dest := make([]any, len(names))
-	for i := range got {
-		dest[i] = &got[i]
-	}
-	if err := conn.QueryRowContext(ctx, "SELECT "+strings.Join(marks, ", "), args...).Scan(dest...); err != nil {
-		releaseAll()
-		return nil, fmt.Errorf("take %d injection locks: %w", len(names), err)
-	}
-	for i, g := range got {
-		if !g.Valid || g.Int64 != 1 {
-			releaseAll()
-			return nil, fmt.Errorf("take lock %s: %w", names[i], errLockTimeout)
-		}
-	}
-	return releaseAll, nil
 }
 
 // findInjections returns the earlier injections of the batch's runs, by key.
