@@ -1,37 +1,10 @@
 package platform
 
 import (
-	"io/fs"
-	"os"
-	"path/filepath"
-	"slices"
 	"testing"
+
+	"github.com/labrunner/labrunner/internal/testsvc"
 )
 
-// testTempDir is t.TempDir without its failing cleanup under Wine 8, whose
-// missing file APIs make Go's os.RemoveAll fail ("Invalid function"): it
-// falls back to removing entries one by one, deepest first.
-func testTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "labrunner-platform-")
-	if err != nil {
-		t.Fatalf("temp dir: %v", err)
-	}
-	t.Cleanup(func() {
-		if os.RemoveAll(dir) == nil {
-			return
-		}
-		var paths []string
-		_ = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, _ error) error {
-			paths = append(paths, p)
-			return nil
-		})
-		slices.Reverse(paths)
-		for _, p := range paths {
-			if err := os.Remove(p); err != nil {
-				t.Logf("cleanup %s: %v", p, err)
-			}
-		}
-	})
-	return dir
-}
+// testTempDir is a temporary directory that Wine can clean up too.
+func testTempDir(t testing.TB) string { return testsvc.TempDir(t, "labrunner-platform-") }
