@@ -463,13 +463,14 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 		r.abandonWhenClosed(claimCtx, abandon)
 	}()
 	runs, err := g.inner.Claim(claimCtx, max)
+	abandoned := claimCtx.Err() != nil
 	abandon()
 	<-watched
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.polling--
 	now := r.now()
-	if err == nil {
+	if err == nil && !abandoned {
 		r.st.LastClaimAt = now
 	}
 	for _, run := range runs {
