@@ -68,9 +68,10 @@ func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// guardedClient is hc (or a default client) whose transport is guarded.
+// guardedClient is hc (or, like client-go's default, a client that does
+// not follow redirects) whose transport is guarded.
 func guardedClient(hc *http.Client, g *claimGuard) *http.Client {
-	c := &http.Client{}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if hc != nil {
 		*c = *hc
 	}
