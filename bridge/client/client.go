@@ -61,10 +61,22 @@ func New(baseURL string, opts Options) (*Client, error) {
 
 type leveled struct{ l *slog.Logger }
 
-func (s leveled) Error(msg string, kv ...any) { s.l.Warn(msg, kv...) }
+func (s leveled) Error(msg string, kv ...any) { s.warn(msg, kv) }
 func (s leveled) Info(msg string, kv ...any)  { s.l.Debug(msg, kv...) }
 func (s leveled) Debug(msg string, kv ...any) { s.l.Debug(msg, kv...) }
-func (s leveled) Warn(msg string, kv ...any)  { s.l.Warn(msg, kv...) }
+func (s leveled) Warn(msg string, kv ...any)  { s.warn(msg, kv) }
+
+// warn logs a failed try at WARN, except one its caller cancelled (an
+// agent abandoning its claim on a drain): that is the caller's doing.
+func (s leveled) warn(msg string, kv []any) {
+	for _, v := range kv {
+		if err, ok := v.(error); ok && errors.Is(err, context.Canceled) {
+			s.l.Debug(msg, kv...)
+			return
+		}
+	}
+	s.l.Warn(msg, kv...)
+}
 
 // Error is a non-2xx answer from the bridge.
 type Error struct {
