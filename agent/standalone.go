@@ -45,6 +45,7 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 			TaskQueueID: c.TaskQueueID,
 			WorkerGroup: c.WorkerGroup,
 			WorkerID:    c.WorkerID,
+			Logger:      log,
 		}),
 		Journal:       journal,
 		WorkerGroup:   c.WorkerGroup,

@@ -43,6 +43,8 @@ type TCSourceConfig struct {
 	// RetryFor bounds how long one queue call retries transient errors
 	// (default 5 min).
 	RetryFor time.Duration
+	// Logger receives the source's own messages (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // TCSource claims native Taskcluster tasks from the queue.
@@ -54,6 +56,9 @@ type TCSource struct {
 func NewTCSource(cfg TCSourceConfig) *TCSource {
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = 5 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
 	}
 	return &TCSource{cfg: cfg}
 }
@@ -135,11 +140,11 @@ func (s *TCSource) giveBack(ctx context.Context, runs []Run) {
 	defer cancel()
 	for _, r := range runs {
 		if err := r.Resolve(gctx, Exception(ReasonWorkerShutdown)); err != nil {
-			slog.Warn("could not give back a task claimed as the claim was abandoned; it is retried when its claim expires",
+			s.cfg.Logger.Warn("could not give back a task claimed as the claim was abandoned; it is retried when its claim expires",
 				"taskId", r.TaskID(), "runId", r.RunID(), "error", err)
 			continue
 		}
-		slog.Info("gave back (exception/worker-shutdown) a task claimed as the claim was abandoned", "taskId", r.TaskID(), "runId", r.RunID())
+		s.cfg.Logger.Info("gave back (exception/worker-shutdown) a task claimed as the claim was abandoned", "taskId", r.TaskID(), "runId", r.RunID())
 	}
 }
 

@@ -131,6 +131,7 @@ func startAgent(ctx context.Context, s *System, workDir string, logger *slog.Log
 			TaskQueueID: TaskQueueID,
 			WorkerGroup: "demo",
 			WorkerID:    "demo-1",
+			Logger:      logger,
 		}),
 		Cancel:        cancels,
 		Journal:       journal,

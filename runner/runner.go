@@ -357,7 +357,7 @@ func (r *Runner) adjustAgent(c *agent.Config) {
 		ac := r.agentCfg.Load()
 		c.Source = agent.NewTCSource(agent.TCSourceConfig{
 			RootURL: ac.RootURL, CredentialsFunc: r.claimCredentials,
-			TaskQueueID: ac.TaskQueueID, WorkerGroup: ac.WorkerGroup, WorkerID: ac.WorkerID,
+			TaskQueueID: ac.TaskQueueID, WorkerGroup: ac.WorkerGroup, WorkerID: ac.WorkerID, Logger: r.log,
 		})
 	}
 	if src, err := r.poolSource(c, c.Source); err != nil {
