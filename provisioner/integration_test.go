@@ -191,15 +191,8 @@ func TestRegistrationWithEC2Identity(t *testing.T) {
 func TestAgainstDevQueue(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	stack, err := devstack.Start(ctx, devstack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stack.Close() })
-	e := newEnv(t, sqliteURL(t), func(c *Config) {
-		c.RootURL = stack.RootURL
-		c.DefaultCredentials = &stack.Credentials
-		c.Pulse = stack.Bus
+	e, stack := newDevQueueEnv(ctx, t, func(c *Config, s *devstack.Stack) {
+		c.Pulse = s.Bus
 		c.Demand = nil
 	})
 	e.run()
@@ -289,6 +282,23 @@ const devTaskQueue = "labrunner-prov/hello"
 
 // createDevTask creates a task in devTaskQueue with client-go, as a
 // decision task would.
+// newDevQueueEnv is a provisioner on SQLite that uses a dev queue of its
+// own (root URL and root credentials set), with mutate applied after.
+func newDevQueueEnv(ctx context.Context, t *testing.T, mutate func(c *Config, s *devstack.Stack)) (*env, *devstack.Stack) {
+	t.Helper()
+	stack, err := devstack.Start(ctx, devstack.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stack.Close() })
+	e := newEnv(t, sqliteURL(t), func(c *Config) {
+		c.RootURL = stack.RootURL
+		c.DefaultCredentials = &stack.Credentials
+		mutate(c, stack)
+	})
+	return e, stack
+}
+
 func createDevTask(ctx context.Context, stack *devstack.Stack) (string, error) {
 	q := tcqueue.New(&stack.Credentials, stack.RootURL)
 	q.Context = ctx
@@ -310,14 +320,7 @@ func createDevTask(ctx context.Context, stack *devstack.Stack) (string, error) {
 func TestCancellationPollWithoutPulse(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	stack, err := devstack.Start(ctx, devstack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stack.Close() })
-	e := newEnv(t, sqliteURL(t), func(c *Config) {
-		c.RootURL = stack.RootURL
-		c.DefaultCredentials = &stack.Credentials
+	e, stack := newDevQueueEnv(ctx, t, func(c *Config, s *devstack.Stack) {
 		c.CancelPollInterval = 100 * time.Millisecond
 		c.AssignInterval = 100 * time.Millisecond
 	})

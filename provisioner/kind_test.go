@@ -249,14 +249,7 @@ func TestBothPoolAssignment(t *testing.T) {
 func TestBothPoolDemandCountsBothKinds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	stack, err := devstack.Start(ctx, devstack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stack.Close() })
-	e := newEnv(t, sqliteURL(t), func(c *Config) {
-		c.RootURL = stack.RootURL
-		c.DefaultCredentials = &stack.Credentials
+	e, stack := newDevQueueEnv(ctx, t, func(c *Config, s *devstack.Stack) {
 		c.Demand = nil
 		c.BuildbotDemand = buildbotCounts{"linux-sleep": 2, "linux-build": 3}
 	})
@@ -284,14 +277,7 @@ func TestBothPoolDemandCountsBothKinds(t *testing.T) {
 func TestCancellationPollSkipsBuildbotBuilds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	stack, err := devstack.Start(ctx, devstack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = stack.Close() })
-	e := newEnv(t, sqliteURL(t), func(c *Config) {
-		c.RootURL = stack.RootURL
-		c.DefaultCredentials = &stack.Credentials
+	e, stack := newDevQueueEnv(ctx, t, func(c *Config, s *devstack.Stack) {
 		c.CancelPollInterval = 100 * time.Millisecond
 		c.AssignInterval = 100 * time.Millisecond
 		c.Demand = nil
