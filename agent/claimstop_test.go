@@ -109,6 +109,30 @@ func (b *longPollBridge) source(t *testing.T) *BBSource {
 	return s
 }
 
+// stopDuringClaim runs a, stops it once inFlight has seen its claim in
+// flight, and fails the test unless Run returns cleanly within stopBound.
+func stopDuringClaim(t *testing.T, a *Agent, inFlight func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	inFlight()
+	stopped := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("agent.Run: %v", err)
+		}
+	case <-time.After(claimTestDeadline):
+		t.Fatal("the agent did not stop")
+	}
+	if took := time.Since(stopped); took > stopBound {
+		t.Errorf("the agent took %s to stop during a long poll, want well under the 20 s poll (bound %s)", took, stopBound)
+	}
+}
+
 func (b *longPollBridge) waitClaimInFlight(t *testing.T) {
 	t.Helper()
 	select {
@@ -126,23 +150,7 @@ func TestAgentStopAbandonsBridgeLongPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	bridge.waitClaimInFlight(t)
-	stopped := time.Now()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("agent.Run: %v", err)
-		}
-	case <-time.After(claimTestDeadline):
-		t.Fatal("the agent did not stop")
-	}
-	if took := time.Since(stopped); took > stopBound {
-		t.Errorf("the agent took %s to stop during the bridge's long poll, want well under the 20 s poll (bound %s)", took, stopBound)
-	}
+	stopDuringClaim(t, a, func() { bridge.waitClaimInFlight(t) })
 	bridge.mu.Lock()
 	defer bridge.mu.Unlock()
 	// The bridge heard the claim, so the source asked once more for a

@@ -44,28 +44,14 @@ func TestAgentStopAbandonsLongPoll(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- a.Run(ctx) }()
-			if kind == "taskcluster" {
-				waitFor(t, "a claimWork long poll in flight", func() bool { return tcPolls.Load() > 0 })
-				time.Sleep(200 * time.Millisecond) // the proxy has passed it on
-			} else {
-				bridge.waitClaimInFlight(t)
-			}
-			stopped := time.Now()
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("agent.Run: %v", err)
+			stopDuringClaim(t, a, func() {
+				if kind == "taskcluster" {
+					waitFor(t, "a claimWork long poll in flight", func() bool { return tcPolls.Load() > 0 })
+					time.Sleep(200 * time.Millisecond) // the proxy has passed it on
+				} else {
+					bridge.waitClaimInFlight(t)
 				}
-			case <-time.After(testDeadline):
-				t.Fatal("the agent did not stop")
-			}
-			if took := time.Since(stopped); took > stopBound {
-				t.Errorf("the agent took %s to stop during a long poll, want well under the 20 s poll (bound %s)", took, stopBound)
-			}
+			})
 			bridge.mu.Lock()
 			defer bridge.mu.Unlock()
 			if len(bridge.finishes) != 0 {
