@@ -65,26 +65,17 @@ func DialAMQP(ctx context.Context, amqpURL string, logger *slog.Logger) (Bus, er
 		logger:   logger,
 		done:     make(chan struct{}),
 	}
-	bo := newBackoff(defaultReconnectMin, defaultReconnectMax)
-	lastTry := false
-	for {
+	err := retryBroker(ctx, logger, defaultReconnectMax, "connecting to RabbitMQ", []any{"url", redacted}, func() error {
 		_, err := b.connection()
-		if err == nil {
-			return b, nil
-		}
-		if permanent(err) {
-			return nil, err
-		}
-		if lastTry {
-			return nil, fmt.Errorf("pulse: gave up connecting (%w): %w", context.DeadlineExceeded, err)
-		}
-		var d time.Duration
-		d, lastTry = fitDeadline(ctx, bo.delay())
-		logger.Warn("pulse: cannot connect to RabbitMQ, retrying", "url", redacted, "error", err, "retry_in", d)
-		if sleepCtx(ctx, d) != nil {
-			return nil, fmt.Errorf("pulse: gave up connecting (%w): %w", ctx.Err(), err)
-		}
+		return err
+	})
+	switch {
+	case err == nil:
+		return b, nil
+	case permanent(err):
+		return nil, err
 	}
+	return nil, fmt.Errorf("pulse: gave up connecting: %w", err)
 }
 
 // connection returns the open connection, dialling a new one if the last

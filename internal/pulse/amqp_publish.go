@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -33,29 +32,12 @@ func (b *amqpBus) Publish(ctx context.Context, msg Outgoing) error {
 	if err := validateOutgoing(msg); err != nil {
 		return err
 	}
-	bo := newBackoff(defaultReconnectMin, publishRetryMax)
-	lastTry := false
-	for {
-		err := b.publishOnce(ctx, msg)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, ErrClosed):
-			return ErrClosed
-		case permanent(err):
-			return err
-		case ctx.Err() != nil:
-			return fmt.Errorf("pulse: publish to %s: %w (last error: %v)", msg.Exchange, ctx.Err(), err)
-		case lastTry:
-			return fmt.Errorf("pulse: publish to %s: %w (last error: %v)", msg.Exchange, context.DeadlineExceeded, err)
-		}
-		var d time.Duration
-		d, lastTry = fitDeadline(ctx, bo.delay())
-		b.logger.Warn("pulse: publish failed, retrying", "exchange", msg.Exchange, "routing_key", msg.RoutingKey, "error", err, "retry_in", d)
-		if sleepCtx(ctx, d) != nil {
-			return fmt.Errorf("pulse: publish to %s: %w (last error: %v)", msg.Exchange, ctx.Err(), err)
-		}
+	err := retryBroker(ctx, b.logger, publishRetryMax, "publish", []any{"exchange", msg.Exchange, "routing_key", msg.RoutingKey},
+		func() error { return b.publishOnce(ctx, msg) })
+	if err == nil || errors.Is(err, ErrClosed) || permanent(err) {
+		return err
 	}
+	return fmt.Errorf("pulse: publish to %s: %w", msg.Exchange, err)
 }
 
 func (b *amqpBus) publishOnce(ctx context.Context, msg Outgoing) error {

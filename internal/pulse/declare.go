@@ -39,23 +39,12 @@ func (b *amqpBus) DeclareQueue(ctx context.Context, opts ConsumeOptions, binding
 		return err
 	}
 	opts.Prefetch = 0
-	bo := newBackoff(defaultReconnectMin, defaultReconnectMax)
-	for {
-		err := b.declareOnce(opts, bindings)
-		switch {
-		case err == nil:
-			return nil
-		case errors.Is(err, ErrClosed):
-			return ErrClosed
-		case permanent(err):
-			return fmt.Errorf("pulse: declare queue %q: %w", opts.Queue, err)
-		}
-		d := bo.delay()
-		b.logger.Warn("pulse: declaring a queue failed, retrying", "queue", opts.Queue, "error", err, "retry_in", d)
-		if sleepCtx(ctx, d) != nil {
-			return fmt.Errorf("pulse: declare queue %q: %w (last error: %v)", opts.Queue, ctx.Err(), err)
-		}
+	err := retryBroker(ctx, b.logger, defaultReconnectMax, "declaring a queue", []any{"queue", opts.Queue},
+		func() error { return b.declareOnce(opts, bindings) })
+	if err == nil || errors.Is(err, ErrClosed) {
+		return err
 	}
+	return fmt.Errorf("pulse: declare queue %q: %w", opts.Queue, err)
 }
 
 func (b *amqpBus) declareOnce(opts ConsumeOptions, bindings []Binding) error {
