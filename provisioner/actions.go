@@ -35,15 +35,17 @@ func decodeQuarantine(data []byte, now time.Time) (client.QuarantineRequest, *ap
 	if !until.After(now) {
 		return client.QuarantineRequest{}, badField("until", "%s is in the past: to lift a quarantine, DELETE it", b.Until)
 	}
+	if until.UTC().Year() > 9999 {
+		// JSON dates (RFC 3339) end at year 9999.
+		return client.QuarantineRequest{}, badField("until", "%s is after the year 9999 in UTC", b.Until)
+	}
 	return client.QuarantineRequest{Reason: b.Reason, Until: until.UTC()}, nil
 }
 
-// decodeAction reads an optional {reason} body.
+// decodeAction reads the {reason} body of reboot, drain and unquarantine;
+// reason is optional but the body is not: send at least {}.
 func decodeAction(data []byte) (client.ActionRequest, *apiError) {
 	var a client.ActionRequest
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return a, nil
-	}
 	return a, decodeBytes(data, &a)
 }
 

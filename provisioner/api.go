@@ -56,78 +56,62 @@ func writeError(w http.ResponseWriter, err *apiError) {
 func readBody(body io.Reader) ([]byte, *apiError) {
 	data, err := io.ReadAll(io.LimitReader(body, maxBody+1))
 	if err != nil {
-		return nil, badField("", "read request body: %v", err)
+		return nil, badField("(body)", "read request body: %v", err)
 	}
 	if len(data) > maxBody {
-		return nil, badField("", "request body is larger than %d bytes", maxBody)
+		return nil, badField("(body)", "request body is larger than %d bytes", maxBody)
 	}
 	return data, nil
 }
 
+// decodeBytes decodes a request body into v after strictCheck; every
+// request decoder goes through it (or decodeFields), so every write route
+// has the same rules (docs/provisioner.md, "Request bodies").
 func decodeBytes(data []byte, v any) *apiError {
+	_, aerr := decodeFields(data, v)
+	return aerr
+}
+
+// decodeFields is decodeBytes that also says which fields the body
+// carried, for validators that tell "sent as 0" from "left out".
+func decodeFields(data []byte, v any) (present, *apiError) {
 	if len(data) > maxBody {
-		return badField("", "request body is larger than %d bytes", maxBody)
+		return nil, badField("(body)", "request body is larger than %d bytes", maxBody)
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return badField("", "request body is empty: send a JSON object")
+	seen, aerr := strictCheck(data, reflect.TypeOf(v))
+	if aerr != nil {
+		return nil, aerr
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		aerr := jsonError(err)
-		if strings.HasPrefix(aerr.msg, "unknown field") {
-			if p := unknownFieldPath(data, reflect.TypeOf(v)); p != "" {
-				aerr.field = p
-			}
-		}
-		return aerr
+		return nil, jsonError(err)
 	}
-	if dec.More() {
-		return badField("", "unexpected data after the JSON object: send exactly one object")
-	}
-	return nil
+	return seen, nil
 }
 
-// jsonError turns encoding/json's errors into answers naming the field.
+// jsonError turns encoding/json's errors into answers naming the field;
+// strictCheck refuses nearly everything first, so these are what a
+// type's own UnmarshalJSON refuses.
 func jsonError(err error) *apiError {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &syn):
-		return badField("", "malformed JSON at byte %d: %v", syn.Offset, err)
+		return badField("(body)", "malformed JSON at byte %d: %v", syn.Offset, err)
 	case errors.As(err, &typ):
 		field := typ.Field
 		if field == "" {
 			field = "(body)"
 		}
-		return badField(field, "must be %s, not JSON %s", typeName(typ.Type.String()), typ.Value)
+		return badField(field, "must be %s, not JSON %s", expected(typ.Type), typ.Value)
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return badField("", "truncated JSON: the body ends inside a value")
+		return badField("(body)", "truncated JSON: the body ends inside a value")
 	}
 	msg := err.Error()
 	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
 		name, _ = strconv.Unquote(name)
 		return badField(name, "unknown field %q: remove it or check its spelling", name)
 	}
-	return badField("", "invalid JSON: %v", err)
-}
-
-func typeName(t string) string {
-	switch {
-	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
-		return "an integer"
-	case strings.HasPrefix(t, "float"):
-		return "a number"
-	case t == "string":
-		return "a string"
-	case t == "bool":
-		return "true or false"
-	case strings.HasPrefix(t, "[]"):
-		return "an array"
-	case strings.HasPrefix(t, "map["):
-		return "an object"
-	case t == "time.Time":
-		return "an RFC 3339 date-time string"
-	}
-	return "an object"
+	return badField("(body)", "invalid JSON: %v", err)
 }

@@ -61,7 +61,7 @@ func TestPoolValidationNamesTheField(t *testing.T) {
 	cases := []struct {
 		name, path, body, field string
 	}{
-		{"bad JSON", "/api/v1/pools/p", `{"source":`, ""},
+		{"bad JSON", "/api/v1/pools/p", `{"source":`, "source"},
 		{"not an object", "/api/v1/pools/p", `[1]`, "(body)"},
 		{"unknown field", "/api/v1/pools/p", `{` + ok + `,"colour":"red"}`, "colour"},
 		{"unknown nested field", "/api/v1/pools/p", `{` + ok + `,"constraints":{"ram":4}}`, "constraints.ram"},
@@ -82,8 +82,8 @@ func TestPoolValidationNamesTheField(t *testing.T) {
 		{"bad quarantineFor", "/api/v1/pools/p", `{` + ok + `,"health":{"quarantineFor":"soon"}}`, "health.quarantineFor"},
 		{"workerConfig not object", "/api/v1/pools/p", `{` + ok + `,"workerConfig":[1]}`, "workerConfig"},
 		{"bad pool id", "/api/v1/pools/-bad", `{` + ok + `}`, "poolId"},
-		{"trailing data", "/api/v1/pools/p", `{` + ok + `} {}`, ""},
-		{"empty body", "/api/v1/pools/p", ``, ""},
+		{"trailing data", "/api/v1/pools/p", `{` + ok + `} {}`, "(body)"},
+		{"empty body", "/api/v1/pools/p", ``, "(body)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -272,7 +272,7 @@ func TestHeartbeatAndLongPoll(t *testing.T) {
 		{"/heartbeat", `{"state":"busy","currentTask":{"runId":1}}`, "currentTask.taskId"},
 		{"/heartbeat", `{"state":"idle","mood":"good"}`, "mood"},
 		{"/heartbeat", `{"state":"idle","health":[{"name":"disk","ok":true,"sev":1}]}`, "health[0].sev"},
-		{"/heartbeat", `{"state":"idle"`, ""},
+		{"/heartbeat", `{"state":"idle"`, "(body)"},
 		{"/heartbeat?after=x", `{"state":"idle"}`, "after"},
 		{"/directives?wait=soon", ``, "wait"},
 	} {

@@ -3,78 +3,39 @@ package provisioner
 import (
 	"encoding/json"
 	"reflect"
-	"sort"
-	"strconv"
 	"strings"
+	"time"
+
+	"github.com/labrunner/labrunner/provisioner/client"
 )
 
-var rawMessageType = reflect.TypeFor[json.RawMessage]()
+var (
+	rawMessageType = reflect.TypeFor[json.RawMessage]()
+	timeType       = reflect.TypeFor[time.Time]()
+)
 
-// unknownFieldPath finds the first key in data that t does not declare and
-// returns its dotted path (constraints.ram, health[0].nam), or "" when none
-// is found. encoding/json reports only the key's own name.
-func unknownFieldPath(data []byte, t reflect.Type) string {
-	var v any
-	if json.Unmarshal(data, &v) != nil {
-		return ""
-	}
-	return walkUnknown(v, t, "")
+// requiredFields lists, per request type, the fields a body must carry
+// (with the hint a refusal gives); openapi.json's "required" lists say the
+// same, which TestRequiredFieldsMatchOpenAPI checks. Every other field is
+// optional: leave it out rather than send null.
+var requiredFields = map[reflect.Type][]requiredField{
+	reflect.TypeFor[client.RegisterRequest]():  {{"facts", "send the machine's facts (hostname, os, ...)"}},
+	reflect.TypeFor[client.Facts]():            {{"hostname", "send the machine's host name"}, {"os", "send windows, darwin or linux"}},
+	reflect.TypeFor[client.EC2Identity]():      {{"document", "send the instance identity document"}, {"signature", "send the document's signature"}},
+	reflect.TypeFor[client.HeartbeatRequest](): {{"state", "send the machine's state (idle, busy, ...)"}},
+	reflect.TypeFor[client.TaskRef]():          {{"taskId", "omit currentTask when no task runs"}, {"runId", "send the run's number (0 for the first)"}},
+	reflect.TypeFor[client.HealthResult]():     {{"name", "name the health check"}, {"ok", "say whether the check passed"}},
+	reflect.TypeFor[client.PoolSpec]():         {{"source", "set it to taskcluster, buildbot or both"}, {"maxCapacity", "the most machines the pool may hold (at least 1)"}},
+	reflect.TypeFor[quarantineBody]():          {{"reason", "say why, for the record"}, {"until", "an RFC 3339 date-time such as 2026-12-01T00:00:00Z"}},
+	reflect.TypeFor[client.AssignRequest]():    {{"poolId", "name the pool to assign the machine to"}},
+	reflect.TypeFor[client.TokenRequest]():     {{"kind", "admin, readonly or enroll"}},
 }
 
-func walkUnknown(v any, t reflect.Type, path string) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == rawMessageType {
-		return ""
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		fields := jsonFields(t)
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			ft, ok := fields[strings.ToLower(k)]
-			if !ok {
-				return join(path, k)
-			}
-			if p := walkUnknown(obj[k], ft, join(path, k)); p != "" {
-				return p
-			}
-		}
-	case reflect.Map:
-		obj, ok := v.(map[string]any)
-		if !ok {
-			return ""
-		}
-		for k, e := range obj {
-			if p := walkUnknown(e, t.Elem(), join(path, k)); p != "" {
-				return p
-			}
-		}
-	case reflect.Slice, reflect.Array:
-		arr, ok := v.([]any)
-		if !ok {
-			return ""
-		}
-		for i, e := range arr {
-			if p := walkUnknown(e, t.Elem(), path+"["+strconv.Itoa(i)+"]"); p != "" {
-				return p
-			}
-		}
-	}
-	return ""
-}
+type requiredField struct{ name, hint string }
 
-// jsonFields maps a struct's JSON names (lower case, as encoding/json
-// matches them) to their types, following embedded structs.
+// jsonFields maps a struct's JSON names, exactly as spelled in its tags
+// (the API matches names case-sensitively), to their types, following
+// embedded structs.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := range t.NumField() {
@@ -96,9 +57,20 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 		if name == "" {
 			name = f.Name
 		}
-		out[strings.ToLower(name)] = f.Type
+		out[name] = f.Type
 	}
 	return out
+}
+
+// caseVariant returns the declared name that equals key but for case,
+// for the hint of an unknown field.
+func caseVariant(fields map[string]reflect.Type, key string) string {
+	for name := range fields {
+		if strings.EqualFold(name, key) {
+			return name
+		}
+	}
+	return ""
 }
 
 func join(path, key string) string {

@@ -1,6 +1,8 @@
 package provisioner
 
 import (
+	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -76,8 +78,8 @@ func decodeHeartbeat(data []byte) (client.HeartbeatRequest, *apiError) {
 		if hb.CurrentTask.TaskID == "" {
 			return hb, badField("currentTask.taskId", "missing: omit currentTask when no task runs")
 		}
-		if hb.CurrentTask.RunID < 0 {
-			return hb, badField("currentTask.runId", "must be 0 or more")
+		if hb.CurrentTask.RunID < 0 || hb.CurrentTask.RunID > math.MaxInt32 {
+			return hb, badField("currentTask.runId", "must be from 0 to %d, not %d", math.MaxInt32, hb.CurrentTask.RunID)
 		}
 		if aerr := checkTaskKind(hb.CurrentTask); aerr != nil {
 			return hb, aerr
@@ -85,7 +87,7 @@ func decodeHeartbeat(data []byte) (client.HeartbeatRequest, *apiError) {
 	}
 	for i, h := range hb.Health {
 		if h.Name == "" {
-			return hb, badField("health", "health[%d].name is empty", i)
+			return hb, badField(fmt.Sprintf("health[%d].name", i), "is empty: name the health check")
 		}
 	}
 	return hb, nil
@@ -106,8 +108,8 @@ func checkTaskKind(t *client.TaskRef) *apiError {
 		if t.Builder == "" {
 			return badField("currentTask.builder", "missing: a buildbot run names its builder")
 		}
-		if t.BuildNumber < 0 {
-			return badField("currentTask.buildNumber", "must be 0 or more, not %d", t.BuildNumber)
+		if t.BuildNumber < 0 || t.BuildNumber > math.MaxInt32 {
+			return badField("currentTask.buildNumber", "must be from 0 to %d, not %d", math.MaxInt32, t.BuildNumber)
 		}
 	default:
 		return badField("currentTask.kind", "%q is not a kind of work: use %q or %q", t.Kind, client.KindTaskcluster, client.KindBuildbot)

@@ -1,6 +1,7 @@
 package provisioner
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -29,8 +30,18 @@ func validatePoolID(field, id string) *apiError {
 	return nil
 }
 
-// validatePoolSpec checks a spec and fills its defaults.
-func validatePoolSpec(spec *client.PoolSpec) *apiError {
+// Sane bounds of a pool's numbers.
+const (
+	maxPoolCapacity   = 100_000
+	maxPoolPriority   = 1_000_000
+	maxTargetWaitSecs = 7 * 24 * 3600
+	maxQuarantineFor  = 365 * 24 * time.Hour
+)
+
+// validatePoolSpec checks a spec and fills its defaults; sent says which
+// fields the body carried, so that an optional field sent empty or 0 is
+// refused rather than silently replaced by its default.
+func validatePoolSpec(spec *client.PoolSpec, sent present) *apiError {
 	switch spec.Source {
 	case client.SourceTaskcluster, client.SourceBuildbot, client.SourceBoth:
 	case "":
@@ -58,32 +69,35 @@ func validatePoolSpec(spec *client.PoolSpec) *apiError {
 	} else if len(spec.Builders) > 0 {
 		return badField("builders", "only buildbot and both pools have builders; remove it or set source: both")
 	}
-	if spec.WorkerGroup == "" {
+	if spec.WorkerGroup == "" && !sent["workerGroup"] {
 		spec.WorkerGroup = defaultWorkerGroup
 	}
 	if !tcIdentifier.MatchString(spec.WorkerGroup) {
 		return badField("workerGroup", "%q is not a Taskcluster identifier: use 1-38 of [a-zA-Z0-9_-]", spec.WorkerGroup)
 	}
-	if spec.MinCapacity < 0 {
-		return badField("minCapacity", "must be 0 or more, not %d", spec.MinCapacity)
+	if spec.MinCapacity < 0 || spec.MinCapacity > maxPoolCapacity {
+		return badField("minCapacity", "must be from 0 to %d, not %d", maxPoolCapacity, spec.MinCapacity)
 	}
-	if spec.MaxCapacity < 1 {
-		return badField("maxCapacity", "must be at least 1, not %d", spec.MaxCapacity)
+	if spec.MaxCapacity < 1 || spec.MaxCapacity > maxPoolCapacity {
+		return badField("maxCapacity", "must be from 1 to %d, not %d", maxPoolCapacity, spec.MaxCapacity)
 	}
 	if spec.MaxCapacity < spec.MinCapacity {
 		return badField("maxCapacity", "%d is less than minCapacity %d", spec.MaxCapacity, spec.MinCapacity)
 	}
-	if spec.ScalingRatio == 0 {
+	if spec.Priority < -maxPoolPriority || spec.Priority > maxPoolPriority {
+		return badField("priority", "must be from %d to %d, not %d", -maxPoolPriority, maxPoolPriority, spec.Priority)
+	}
+	if spec.ScalingRatio == 0 && !sent["scalingRatio"] {
 		spec.ScalingRatio = 1
 	}
-	if spec.ScalingRatio < 0 || spec.ScalingRatio > 100 {
-		return badField("scalingRatio", "must be between 0 and 100, not %g", spec.ScalingRatio)
+	if spec.ScalingRatio <= 0 || spec.ScalingRatio > 100 {
+		return badField("scalingRatio", "must be more than 0 and at most 100, not %g: leave it out for the default 1", spec.ScalingRatio)
 	}
-	if spec.TargetWaitSeconds < 0 {
-		return badField("targetWaitSeconds", "must be 0 or more, not %d", spec.TargetWaitSeconds)
-	}
-	if spec.TargetWaitSeconds == 0 {
+	if spec.TargetWaitSeconds == 0 && !sent["targetWaitSeconds"] {
 		spec.TargetWaitSeconds = 600
+	}
+	if spec.TargetWaitSeconds < 1 || spec.TargetWaitSeconds > maxTargetWaitSecs {
+		return badField("targetWaitSeconds", "must be from 1 to %d, not %d: leave it out for the default 600", maxTargetWaitSecs, spec.TargetWaitSeconds)
 	}
 	if spec.Constraints.OSVersion != "" {
 		if _, err := regexp.Compile(spec.Constraints.OSVersion); err != nil {
@@ -105,16 +119,16 @@ func validatePoolSpec(spec *client.PoolSpec) *apiError {
 		if h.MinFreeDiskGB < 0 {
 			return badField("health.minFreeDiskGB", "must be 0 or more, not %d", h.MinFreeDiskGB)
 		}
-		if h.QuarantineFor != "" {
-			if d, err := time.ParseDuration(h.QuarantineFor); err != nil || d <= 0 {
-				return badField("health.quarantineFor", "%q is not a positive duration such as 1h or 30m", h.QuarantineFor)
+		if h.QuarantineFor != "" || sent["health.quarantineFor"] {
+			if d, err := time.ParseDuration(h.QuarantineFor); err != nil || d <= 0 || d > maxQuarantineFor {
+				return badField("health.quarantineFor", "%q is not a positive duration up to %s such as 1h or 30m", h.QuarantineFor, maxQuarantineFor)
 			}
 		}
 	}
 	if len(spec.WorkerConfig) > 0 {
 		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(spec.WorkerConfig, &obj); err != nil {
-			return badField("workerConfig", "must be a JSON object")
+		if err := json.Unmarshal(spec.WorkerConfig, &obj); err != nil || obj == nil {
+			return badField("workerConfig", "must be a JSON object: leave it out for none")
 		}
 	}
 	return nil
@@ -141,10 +155,11 @@ func (s *Server) getPool(w http.ResponseWriter, r *http.Request, _ *principal) *
 // decodePoolSpec reads and validates a PUT body.
 func decodePoolSpec(data []byte) (client.PoolSpec, *apiError) {
 	var spec client.PoolSpec
-	if aerr := decodeBytes(data, &spec); aerr != nil {
+	sent, aerr := decodeFields(data, &spec)
+	if aerr != nil {
 		return spec, aerr
 	}
-	return spec, validatePoolSpec(&spec)
+	return spec, validatePoolSpec(&spec, sent)
 }
 
 func (s *Server) putPool(w http.ResponseWriter, r *http.Request, p *principal) *apiError {
@@ -182,6 +197,13 @@ func (s *Server) putPool(w http.ResponseWriter, r *http.Request, p *principal) *
 
 func (s *Server) deletePool(w http.ResponseWriter, r *http.Request, p *principal) *apiError {
 	id := r.PathValue("poolId")
+	raw, aerr := readBody(r.Body)
+	if aerr != nil {
+		return aerr
+	}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		return badField("(body)", "DELETE of a pool takes no body: send none")
+	}
 	if err := s.store.DeletePool(r.Context(), id); err != nil {
 		return storeError("delete pool", err)
 	}

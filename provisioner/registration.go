@@ -23,8 +23,10 @@ func decodeRegister(data []byte) (client.RegisterRequest, *apiError) {
 	if req.Facts.OS == "" {
 		return req, badField("facts.os", "missing: send windows, darwin or linux")
 	}
-	if req.Facts.CPUs < 0 || req.Facts.MemoryMB < 0 || req.Facts.DiskGB < 0 {
-		return req, badField("facts", "cpus, memoryMB and diskGB must not be negative")
+	for name, n := range map[string]int64{"cpus": int64(req.Facts.CPUs), "memoryMB": req.Facts.MemoryMB, "diskGB": req.Facts.DiskGB} {
+		if n < 0 {
+			return req, badField("facts."+name, "must be 0 or more, not %d", n)
+		}
 	}
 	switch {
 	case req.EnrollmentToken != "" && req.EC2 != nil:

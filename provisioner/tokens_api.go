@@ -14,26 +14,35 @@ const defaultEnrollLifetime = 24 * time.Hour
 
 var tokenPrefix = map[string]string{client.TokenAdmin: "lra_", client.TokenReadOnly: "lrr_", client.TokenEnroll: "lre_"}
 
+// maxTokenLifetime bounds expiresIn; a token that should never expire
+// leaves it out (admin and read-only) instead.
+const maxTokenLifetime = 10 * 365 * 24 * time.Hour
+
+// maxTokenUses bounds an enrollment token's uses (the store keeps a
+// 32-bit count).
+const maxTokenUses = 1_000_000
+
 // decodeTokenRequest reads and checks a token request.
 func decodeTokenRequest(data []byte) (client.TokenRequest, time.Duration, *apiError) {
 	var req client.TokenRequest
-	if aerr := decodeBytes(data, &req); aerr != nil {
+	sent, aerr := decodeFields(data, &req)
+	if aerr != nil {
 		return req, 0, aerr
 	}
 	if _, ok := tokenPrefix[req.Kind]; !ok {
 		return req, 0, badField("kind", "%q is not a token kind: use admin, readonly or enroll", req.Kind)
 	}
-	if req.Kind == client.TokenEnroll && req.Uses < 1 {
-		return req, 0, badField("uses", "an enrollment token needs uses >= 1 (how many machines may register with it)")
-	}
-	if req.Kind != client.TokenEnroll && req.Uses != 0 {
-		return req, 0, badField("uses", "only enrollment tokens have uses")
+	switch {
+	case req.Kind != client.TokenEnroll && sent["uses"]:
+		return req, 0, badField("uses", "only enrollment tokens have uses: remove it for a %s token", req.Kind)
+	case req.Kind == client.TokenEnroll && (req.Uses < 1 || req.Uses > maxTokenUses):
+		return req, 0, badField("uses", "an enrollment token needs uses from 1 to %d (how many machines may register with it), not %d", maxTokenUses, req.Uses)
 	}
 	var life time.Duration
-	if req.ExpiresIn != "" {
+	if sent["expiresIn"] {
 		d, err := time.ParseDuration(req.ExpiresIn)
-		if err != nil || d <= 0 {
-			return req, 0, badField("expiresIn", "%q is not a positive duration such as 24h", req.ExpiresIn)
+		if err != nil || d <= 0 || d > maxTokenLifetime {
+			return req, 0, badField("expiresIn", "%q is not a positive duration up to %s such as 24h: leave it out for the default", req.ExpiresIn, maxTokenLifetime)
 		}
 		life = d
 	} else if req.Kind == client.TokenEnroll {
