@@ -222,8 +222,7 @@ func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, e
 
 	var rp wirePayload
 	if err := json.Unmarshal(raw, &rp); err != nil {
-		// The schema accepted it, so this is a mismatch between schema and struct.
-		return nil, fmt.Errorf("decode validated payload: %w", err)
+		return nil, decodeProblems(err)
 	}
 	p := &Payload{
 		Style:         style,

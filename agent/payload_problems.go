@@ -5,6 +5,8 @@ package agent
 // read these in a task log, not in a debugger.
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -137,4 +139,20 @@ func rangeHint(field string) string {
 		return " (seconds, 1 to 86400)"
 	}
 	return ""
+}
+
+// decodeProblems explains why encoding/json cannot decode a payload the
+// schema accepted: JSON Schema's "integer" admits 1e3 and 3.0, and integers
+// beyond int64, which Go's integers do not. Such a value gets a Problem
+// naming its field; any other failure is a mismatch between schema and
+// struct, an internal error.
+func decodeProblems(err error) error {
+	var typ *json.UnmarshalTypeError
+	if errors.As(err, &typ) && typ.Field != "" {
+		return &PayloadError{Problems: []Problem{{
+			Field:   "payload." + typ.Field,
+			Message: fmt.Sprintf("must be a whole number written without a fraction or exponent, within 64 bits (e.g. 3600), not %s", typ.Value),
+		}}}
+	}
+	return fmt.Errorf("decode validated payload: %w", err)
 }
