@@ -8,7 +8,7 @@ WINPKGS   := ./platform/... ./agent/... ./runner/...
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all demo test unit wintest lint cross bench services tools clean
+.PHONY: all demo test unit wintest fuzz lint cross bench services tools clean
 
 all: cross
 
@@ -16,8 +16,8 @@ all: cross
 demo:
 	$(GO) run ./cmd/devstack demo
 
-## test: lint, cross-build every target, then every test against real services.
-test: services lint cross unit wintest
+## test: lint, cross-build every target, every test against real services, a short fuzz run.
+test: services lint cross unit wintest fuzz
 
 unit: services
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
@@ -26,6 +26,15 @@ unit: services
 wintest:
 	@scripts/ensure-wine.sh
 	PATH=$(CURDIR)/scripts/wine:$$PATH GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -count=1 $(WINPKGS)
+
+## fuzz: each fuzz target for FUZZTIME; docs/testing.md has the longer run.
+FUZZTIME    ?= 8s
+FUZZTARGETS := FuzzDecoders:./provisioner/ FuzzWriteRoutes:./provisioner/ FuzzParsePayload:./agent/
+fuzz:
+	@for t in $(FUZZTARGETS); do \
+		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
+	done
 
 ## services: install (apt-get) and start PostgreSQL, MariaDB and RabbitMQ.
 services:
