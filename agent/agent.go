@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -65,6 +66,9 @@ type Config struct {
 	KillGrace time.Duration
 	// KeepTaskDirs keeps each run's directory and log file after it ends.
 	KeepTaskDirs bool
+	// RecoverUploadFor bounds the upload of the saved log of each run left
+	// by a previous agent, before that run is resolved (default 2 minutes).
+	RecoverUploadFor time.Duration
 	// Logger receives the agent's own logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -106,6 +110,14 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	abs, err := filepath.Abs(cfg.TasksDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: tasks directory %s: %w", cfg.TasksDir, err)
+	}
+	cfg.TasksDir = abs
+	if cfg.RecoverUploadFor == 0 {
+		cfg.RecoverUploadFor = 2 * time.Minute
+	}
 	if err := os.MkdirAll(cfg.TasksDir, 0o755); err != nil {
 		return nil, fmt.Errorf("agent: create tasks directory %s: %w", cfg.TasksDir, err)
 	}
@@ -126,7 +138,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.cfg.Journal != nil {
 		if r, ok := a.cfg.Source.(resumer); ok {
-			if err := a.cfg.Journal.Recover(context.WithoutCancel(ctx), r.ResumeRun, a.log); err != nil {
+			opts := RecoverOptions{UploadFor: a.cfg.RecoverUploadFor, KeepFiles: a.cfg.KeepTaskDirs}
+			if err := a.cfg.Journal.Recover(context.WithoutCancel(ctx), r.ResumeRun, a.log, opts); err != nil {
 				a.log.Error("resolving runs left by a previous agent", "error", err)
 			}
 		}

@@ -5,7 +5,8 @@ package agent
 //	claimed ──Record (before the first command)──▶ journalled
 //	journalled ──Record again (each reclaim: new credentials)──▶ journalled
 //	journalled ──Forget (after resolution, or when the run is gone)──▶ gone
-//	journalled ──agent crashes; next start: Recover──▶ exception/worker-shutdown, Forget
+//	journalled ──agent crashes; next start: Recover──▶ saved log closed and uploaded
+//	           ──▶ exception/worker-shutdown ──▶ Forget, log file and task directory removed
 //
 // One file per run, written atomically (temp file, fsync, rename), so that a
 // crash mid-write leaves the previous entry or none, never half of one.
@@ -30,6 +31,15 @@ type JournalEntry struct {
 	RunID       int                  `json:"runId"`
 	Credentials tcclient.Credentials `json:"credentials"`
 	TakenUntil  time.Time            `json:"takenUntil"`
+	// TaskDir and Log are the run's task directory and log file, so that
+	// a restarted agent can upload what the run logged and clean up.
+	TaskDir string `json:"taskDir,omitempty"`
+	Log     string `json:"log,omitempty"`
+	// Expires is the task's expiry, which the log artifact may not outlive.
+	Expires time.Time `json:"expires,omitzero"`
+	// LogClosed says the restart line is already in the log (a recovery
+	// that could not resolve the run is tried again at the next start).
+	LogClosed bool `json:"logClosed,omitempty"`
 }
 
 // Journal records claimed runs in a directory.
@@ -96,11 +106,32 @@ func (j *Journal) Entries() ([]JournalEntry, error) {
 	return out, errors.Join(errs...)
 }
 
+// RecoverOptions tune Recover.
+type RecoverOptions struct {
+	// UploadFor bounds the upload of one run's saved log, retries
+	// included (default 2 minutes); past it the run is resolved without
+	// its log.
+	UploadFor time.Duration
+	// KeepFiles keeps the saved log and task directory after recovery.
+	KeepFiles bool
+	// Now replaces the clock for the restart line (tests).
+	Now func() time.Time
+}
+
 // Recover resolves every journalled run that the queue still has running
 // as exception/worker-shutdown, so that the queue retries it now rather
-// than when its claim expires, and forgets it. resume turns an entry back
-// into a Run of the source that claimed it.
-func (j *Journal) Recover(ctx context.Context, resume func(JournalEntry) Run, log *slog.Logger) error {
+// than when its claim expires, and forgets it. Before resolving, the log
+// the run wrote so far gets a closing line and is uploaded as the run's
+// log artifacts; once the run is settled its log file and task directory
+// are removed. resume turns an entry back into a Run of the source that
+// claimed it.
+func (j *Journal) Recover(ctx context.Context, resume func(JournalEntry) Run, log *slog.Logger, opts RecoverOptions) error {
+	if opts.UploadFor <= 0 {
+		opts.UploadFor = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	entries, err := j.Entries()
 	if err != nil {
 		log.Warn("journal", "error", err)
@@ -108,6 +139,11 @@ func (j *Journal) Recover(ctx context.Context, resume func(JournalEntry) Run, lo
 	var errs []error
 	for _, e := range entries {
 		run := resume(e)
+		if run == nil {
+			errs = append(errs, fmt.Errorf("resolve journalled run %s/%d: no source can resume it", e.TaskID, e.RunID))
+			continue
+		}
+		j.uploadLeftLog(ctx, run, &e, log, opts)
 		rerr := run.Resolve(ctx, Exception(ReasonWorkerShutdown))
 		switch {
 		case rerr == nil:
@@ -121,6 +157,13 @@ func (j *Journal) Recover(ctx context.Context, resume func(JournalEntry) Run, lo
 		default:
 			errs = append(errs, fmt.Errorf("resolve journalled run %s/%d: %w", e.TaskID, e.RunID, rerr))
 			continue
+		}
+		// The files go first: a crash in between leaves an entry whose
+		// log is gone, which the next start settles without uploading.
+		if !opts.KeepFiles {
+			if rerr := removeLeftFiles(e); rerr != nil {
+				log.Warn("remove the files of a run left by a previous agent", "taskId", e.TaskID, "runId", e.RunID, "error", rerr)
+			}
 		}
 		if ferr := j.Forget(e.TaskID, e.RunID); ferr != nil {
 			errs = append(errs, ferr)

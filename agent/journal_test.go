@@ -90,7 +90,7 @@ func TestJournalRecover(t *testing.T) {
 	}
 	err = j.Recover(context.Background(), func(e JournalEntry) Run {
 		return recoverRun{fakeRun: fakeRun{taskID: e.TaskID}, err: errs[e.TaskID], resolved: &resolved}
-	}, slog.New(slog.DiscardHandler))
+	}, slog.New(slog.DiscardHandler), RecoverOptions{})
 	if err == nil {
 		t.Error("Recover hid the failure to resolve a live run")
 	}

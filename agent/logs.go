@@ -58,8 +58,12 @@ func (l *taskLog) Write(p []byte) (int, error) {
 
 // Printf writes one agent line, prefixed like generic-worker's.
 func (l *taskLog) Printf(format string, args ...any) {
-	line := fmt.Sprintf("[labrunner %s] %s\n", time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
-	_, _ = l.Write([]byte(line))
+	_, _ = l.Write(logLine(time.Now(), fmt.Sprintf(format, args...)))
+}
+
+// logLine is one agent line of a task log.
+func logLine(t time.Time, msg string) []byte {
+	return fmt.Appendf(nil, "[labrunner %s] %s\n", t.UTC().Format(time.RFC3339Nano), msg)
 }
 
 // Close ends the log: the file is complete and live readers finish.

@@ -27,6 +27,9 @@ import (
 	"github.com/labrunner/labrunner/platform"
 )
 
+// taskDirPrefix begins the name of every task directory.
+const taskDirPrefix = "task_"
+
 // RunResult is how a run ended.
 type RunResult struct {
 	// Resolution is what was (or, when Reported is false, would have been)
@@ -55,11 +58,18 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 	// The journal entry (an fsync, several ms) is written while the run is
 	// prepared; it must be on disk before a command starts, and before the
 	// entry can be forgotten.
+	task := run.Task()
+	expires := time.Time(task.Expires)
+	taskDir := filepath.Join(a.cfg.TasksDir, fmt.Sprintf("%s%d", taskDirPrefix, time.Now().UnixNano()))
+	entry := func(until time.Time) JournalEntry {
+		return JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: until,
+			TaskDir: taskDir, Log: taskDir + ".log", Expires: expires}
+	}
 	journalled := make(chan struct{})
 	go func() {
 		defer close(journalled)
 		if a.journals(run) {
-			if err := a.cfg.Journal.Record(JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: run.TakenUntil()}); err != nil {
+			if err := a.cfg.Journal.Record(entry(run.TakenUntil())); err != nil {
 				log.Error("journal the run", "error", err)
 			}
 		}
@@ -80,10 +90,6 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 			result = a.report(context.WithoutCancel(ctx), run, outcome{exitCode: -1, internal: err}, nil, a.log, forget)
 		}
 	}()
-	task := run.Task()
-	expires := time.Time(task.Expires)
-
-	taskDir := filepath.Join(a.cfg.TasksDir, fmt.Sprintf("task_%d", time.Now().UnixNano()))
 	o := outcome{exitCode: -1}
 	var spec *Payload
 	tl, err := a.prepare(taskDir, tee)
@@ -125,7 +131,7 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 		rc := &reclaimer{run: run, margin: a.cfg.ReclaimMargin, retryEvery: 2 * time.Second, log: log,
 			onReclaim: func(until time.Time) {
 				if a.cfg.Journal != nil {
-					if err := a.cfg.Journal.Record(JournalEntry{TaskID: run.TaskID(), RunID: run.RunID(), Credentials: run.Credentials(), TakenUntil: until}); err != nil {
+					if err := a.cfg.Journal.Record(entry(until)); err != nil {
 						log.Error("journal the reclaimed run", "error", err)
 					}
 				}

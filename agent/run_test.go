@@ -286,7 +286,8 @@ func TestShutdownResolvesWorkerShutdown(t *testing.T) {
 	e := newEnv(t, devqueue.Config{})
 	stop := e.startAgent(e.config())
 	pidFile := filepath.Join(e.dir, "pid")
-	id := e.createTask(shPayload(fmt.Sprintf("echo $$ > %s; sleep 300", pidFile), 600))
+	// Run 0 prints, then hangs until killed; the retry run ends at once.
+	id := e.createTask(shPayload(fmt.Sprintf(`echo printed-before-the-kill; echo $$ > %s; if [ "$RUN_ID" = 0 ]; then sleep 300; fi`, pidFile), 600))
 	pid := readPid(t, pidFile)
 	stop()
 	expectRun(t, e.waitRun(id, 0), "exception", "worker-shutdown")
@@ -389,7 +390,8 @@ func TestKilledAgentRunResolvedOnRestart(t *testing.T) {
 	e := newEnv(t, devqueue.Config{})
 	cfg := e.config()
 	pidFile := filepath.Join(e.dir, "pid")
-	id := e.createTask(shPayload(fmt.Sprintf("echo $$ > %s; sleep 300", pidFile), 600))
+	// Run 0 prints, then hangs until killed; the retry run ends at once.
+	id := e.createTask(shPayload(fmt.Sprintf(`echo printed-before-the-kill; echo $$ > %s; if [ "$RUN_ID" = 0 ]; then sleep 300; fi`, pidFile), 600))
 
 	// The first agent runs in a child process, killed with SIGKILL once the
 	// command has started: no chance to report anything.
@@ -414,9 +416,31 @@ func TestKilledAgentRunResolvedOnRestart(t *testing.T) {
 		t.Fatalf("journal after kill: %v, %v; want the one run", entries, err)
 	}
 
-	// A new agent resolves it at start; the queue then retries the task.
+	left := entries[0]
+	for _, p := range []string{left.TaskDir, left.Log} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("journal entry names %s, which is not there after the kill: %v", p, err)
+		}
+	}
+
+	// A new agent uploads the saved log and resolves the run at start;
+	// the queue then retries the task.
+	restarted := time.Now()
 	e.startAgent(cfg)
 	expectRun(t, e.waitRun(id, 0), "exception", "worker-shutdown")
+	t.Logf("run resolved %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	arts := e.artifacts(id, 0)
+	if arts[BackingLogName].StorageType != "s3" || arts[LiveLogName].StorageType != "link" {
+		t.Fatalf("artifacts of the killed run: %+v; want %s (s3) and %s (link to it)", arts, BackingLogName, LiveLogName)
+	}
+	for _, name := range []string{BackingLogName, LiveLogName} {
+		log := e.artifactContent(id, 0, name)
+		for _, want := range []string{"Task: " + id, "printed-before-the-kill", "Worker restarted at ", "Result: exception/worker-shutdown"} {
+			if !strings.Contains(log, want) {
+				t.Errorf("%s of the killed run lacks %q:\n%s", name, want, log)
+			}
+		}
+	}
 	waitFor(t, "journal emptied", func() bool {
 		entries, _ := cfg.Journal.Entries()
 		for _, en := range entries {
@@ -429,6 +453,11 @@ func TestKilledAgentRunResolvedOnRestart(t *testing.T) {
 	st := e.status(id)
 	if len(st.Runs) < 2 || st.Runs[1].ReasonCreated != "retry" {
 		t.Fatalf("no retry run after worker-shutdown: %+v", st.Runs)
+	}
+	for _, p := range []string{left.TaskDir, left.Log} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s of the recovered run is still there (%v)", p, err)
+		}
 	}
 }
 

@@ -1,0 +1,97 @@
+package agent
+
+// What a restarted agent does with the files of a run its predecessor left
+// behind (see journal.go): the log written so far gets a closing line and
+// is published as the run's log artifacts, exactly as a finished run's log
+// is (publishBackingLog), before the run is resolved; once the run is
+// settled the log file and the task directory are removed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// uploadLeftLog closes and uploads the saved log of a journalled run. It
+// never fails the recovery: a log that cannot be uploaded within
+// opts.UploadFor is given up with a warning, so that the run is still
+// resolved.
+func (j *Journal) uploadLeftLog(ctx context.Context, run Run, e *JournalEntry, log *slog.Logger, opts RecoverOptions) {
+	log = log.With("taskId", e.TaskID, "runId", e.RunID)
+	if e.Log == "" {
+		return
+	}
+	if _, err := os.Stat(e.Log); err != nil {
+		log.Info("no saved log for the run left by a previous agent", "log", e.Log, "error", err)
+		return
+	}
+	if e.Expires.IsZero() {
+		log.Warn("the journal does not hold the task's expiry; the saved log is not uploaded", "log", e.Log)
+		return
+	}
+	if !e.LogClosed {
+		if err := appendRestartLines(e.Log, opts.Now()); err != nil {
+			log.Warn("close the saved log of a run left by a previous agent", "error", err)
+		}
+		e.LogClosed = true
+		if err := j.Record(*e); err != nil {
+			log.Warn("journal the closed log", "error", err)
+		}
+	}
+	uctx, cancel := context.WithTimeout(ctx, opts.UploadFor)
+	defer cancel()
+	started := time.Now()
+	if err := publishBackingLog(uctx, run, e.Log, e.Expires); err != nil {
+		log.Warn("could not upload the log of a run left by a previous agent; resolving the run without it",
+			"bound", opts.UploadFor, "error", err)
+		return
+	}
+	log.Info("uploaded the log of a run left by a previous agent", "took", time.Since(started).Round(time.Millisecond))
+}
+
+// appendRestartLines ends a saved log with the reason it ended.
+func appendRestartLines(path string, now time.Time) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("open saved log %s: %w", path, err)
+	}
+	// A log cut mid-line still gets its closing lines on lines of their own.
+	lines := "\n" + string(logLine(now, fmt.Sprintf("Worker restarted at %s: the agent running this task stopped before the task ended (killed, crashed or the machine lost power); its processes are stopped", now.UTC().Format(time.RFC3339)))) +
+		string(logLine(now, "Result: exception/worker-shutdown (worker restarted)"))
+	_, werr := f.WriteString(lines)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := firstErr(werr, serr, cerr); err != nil {
+		return fmt.Errorf("append to saved log %s: %w", path, err)
+	}
+	return nil
+}
+
+// removeLeftFiles removes a recovered run's log file and task directory.
+// The paths come from the journal, so they are checked to be a task
+// directory and its log before anything is removed.
+func removeLeftFiles(e JournalEntry) error {
+	var errs []error
+	if e.TaskDir != "" {
+		if !strings.HasPrefix(filepath.Base(e.TaskDir), taskDirPrefix) || !filepath.IsAbs(e.TaskDir) {
+			return fmt.Errorf("journal entry %s/%d names %q as its task directory; not removing it", e.TaskID, e.RunID, e.TaskDir)
+		}
+		if err := os.RemoveAll(e.TaskDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove task directory: %w", err))
+		}
+	}
+	if e.Log != "" {
+		if e.Log != e.TaskDir+".log" {
+			return errors.Join(append(errs, fmt.Errorf("journal entry %s/%d names %q as its log; not removing it", e.TaskID, e.RunID, e.Log))...)
+		}
+		if err := os.Remove(e.Log); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove saved log: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
