@@ -5,12 +5,28 @@ PLATFORMS := windows/amd64 windows/arm64 darwin/amd64 darwin/arm64 linux/amd64
 COMMANDS  := $(notdir $(wildcard cmd/*))
 # Packages with Windows-specific code, whose tests also run under Wine.
 WINPKGS   := ./platform/... ./agent/... ./runner/...
+# Every binary says which build it is (`runner version --json`): the version
+# from `git describe` (a tag such as v1.4.0 gives 1.4.0; untagged, the short
+# commit), the commit and the build date, stamped into internal/version.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+BUILDDATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+VPKG      := github.com/labrunner/labrunner/internal/version
+LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG).date=$(BUILDDATE)
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all demo test unit wintest fuzz lint cross bench services tools clean
+.PHONY: all build print-ldflags demo test unit wintest fuzz lint cross bench services tools clean
 
 all: cross
+
+# print-ldflags: the stamp `build` and `cross` use (the version test reads it).
+print-ldflags:
+	@echo '$(LDFLAGS)'
+
+## build: every command for this machine, stamped with the version, into bin/.
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 ## demo: start the whole system in one process and run a hello-world task.
 demo:
@@ -57,7 +73,7 @@ cross:
 	@for p in $(PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; \
 		echo "build $$os/$$arch: $(COMMANDS)"; \
-		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -o dist/$$os-$$arch/ ./cmd/... || exit 1; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o dist/$$os-$$arch/ ./cmd/... || exit 1; \
 	done
 
 ## bench: every benchmark; results are recorded in docs/benchmarks.md.
@@ -65,4 +81,4 @@ bench: services
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
 
 clean:
-	rm -rf dist
+	rm -rf dist bin

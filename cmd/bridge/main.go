@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/labrunner/labrunner/internal/version"
 )
 
 func main() {
@@ -33,6 +35,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := &cobra.Command{
 		Use:           "bridge",
 		Short:         "the Buildbot Bridge: Taskcluster tasks as Buildbot build requests, and a master API for agents",
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

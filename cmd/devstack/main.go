@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/internal/version"
+
 	"github.com/labrunner/labrunner/devstack"
 	tcstack "github.com/labrunner/labrunner/internal/devstack"
 )
@@ -27,6 +29,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "devstack",
 		Short:         "labrunner's central services in one process, with a Taskcluster-compatible dev queue",
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

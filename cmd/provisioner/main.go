@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/labrunner/labrunner/internal/version"
 )
 
 func main() {
@@ -22,6 +24,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "provisioner",
 		Short:         "labrunner's machine registry, pool assigner and sizing API",
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

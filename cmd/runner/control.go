@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	buildversion "github.com/labrunner/labrunner/internal/version"
 	"github.com/labrunner/labrunner/runner"
 )
 
@@ -111,9 +111,7 @@ func newCheckCommand() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(rep); err != nil {
+				if err := printJSON(out, rep); err != nil {
 					return err
 				}
 			} else {
@@ -144,10 +142,20 @@ func newCheckCommand() *cobra.Command {
 }
 
 func newVersionCommand() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the runner's version",
+		Short: "Print the runner's version, commit and build date",
 		Args:  cobra.NoArgs,
-		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), "runner", version) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info := buildversion.Get()
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), info)
+			}
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "runner", info.String(), info.Platform, info.Go)
+			return err
+		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print version, commit, date, Go version and platform as JSON")
+	return cmd
 }

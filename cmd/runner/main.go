@@ -9,10 +9,13 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	buildversion "github.com/labrunner/labrunner/internal/version"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is the release version reported to the provisioner and in
+// status; `make build` stamps it (internal/version).
+var version = buildversion.Get().Version
 
 // exitError carries a specific exit code out of a command.
 type exitError struct{ code int }
@@ -37,7 +40,7 @@ func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "runner",
 		Short:         "labrunner's machine-side program: runs Taskcluster tasks",
-		Version:       version,
+		Version:       buildversion.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
