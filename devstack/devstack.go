@@ -169,5 +169,5 @@ func (s *System) cleanup() error {
 // and credentials, and the provisioner's URL and admin token.
 func PrintEnv(out io.Writer, s *System) {
 	tcstack.PrintEnv(out, s.Stack)
-	fmt.Fprintf(out, "LABRUNNER_PROVISIONER_URL=%s\nLABRUNNER_ADMIN_TOKEN=%s\n", s.RootURL, s.AdminToken)
+	fmt.Fprintf(out, "LABRUNNER_PROVISIONER_URL=%s\nLABRUNNER_PROVISIONER_TOKEN=%s\n", s.RootURL, s.AdminToken)
 }
