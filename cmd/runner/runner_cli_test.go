@@ -245,8 +245,12 @@ func TestCLIStatusAndControlAgainstDevstack(t *testing.T) {
 		t.Errorf("after resume:\n%s", out)
 	}
 	var rep runner.CheckReport
-	if err := json.Unmarshal([]byte(e.cli("check", "--json")), &rep); err != nil || rep.Verdict != "ok" || !rep.Healthy || len(rep.Checks) < 6 {
+	checkJSON := e.cli("check", "--json")
+	if err := json.Unmarshal([]byte(checkJSON), &rep); err != nil || rep.Verdict != "ok" || !rep.Healthy || len(rep.Checks) < 6 {
 		t.Errorf("check --json: %+v %v", rep, err)
+	}
+	if !strings.Contains(checkJSON, `">= `) || strings.Contains(checkJSON, `\u003e`) {
+		t.Errorf("check --json should show thresholds as typed (\">= N MB free\"), got:\n%s", checkJSON)
 	}
 	if _, out, _ = execute(context.Background(), "version"); !strings.HasPrefix(out, "runner dev") {
 		t.Errorf("version: %q", out)
