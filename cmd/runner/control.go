@@ -47,12 +47,12 @@ func controlCommand(use, short string, call func(cmd *cobra.Command, c *runner.C
 }
 
 func newDrainCommand() *cobra.Command {
-	return controlCommand("drain", "Stop claiming tasks; the running task finishes (lasts until `runner resume`, also across restarts)",
+	return controlCommand("drain", "Stop claiming tasks; the running task finishes (lasts until runner resume, also across restarts)",
 		func(cmd *cobra.Command, c *runner.Client) (*runner.Status, error) { return c.Drain(cmd.Context()) }, nil)
 }
 
 func newResumeCommand() *cobra.Command {
-	return controlCommand("resume", "Claim tasks again after `runner drain`",
+	return controlCommand("resume", "Claim tasks again after runner drain",
 		func(cmd *cobra.Command, c *runner.Client) (*runner.Status, error) { return c.Resume(cmd.Context()) }, nil)
 }
 
@@ -71,7 +71,7 @@ func newQuarantineCommand() *cobra.Command {
 			return c.Quarantine(cmd.Context(), req)
 		}, func(cmd *cobra.Command) {
 			cmd.Flags().StringVar(&reason, "reason", "", "why (shown by status and kept in the state file)")
-			cmd.Flags().DurationVar(&d, "for", 0, "lift it automatically after this long (default: until `runner unquarantine`)")
+			cmd.Flags().DurationVar(&d, "for", 0, "lift it automatically after this long, e.g. 2h or 30m (default: until runner unquarantine)")
 			_ = cmd.MarkFlagRequired("reason")
 		})
 }

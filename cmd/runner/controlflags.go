@@ -16,17 +16,28 @@ import (
 // --socket/--state, else from the configuration file.
 type controlFlags struct {
 	config, socket, state string
+	usesState             bool
 }
 
+// add registers --config and --socket on a command that needs the running
+// runner.
 func (f *controlFlags) add(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.config, "config", platform.DefaultConfigPath(), "the runner's configuration file, to find its control socket and state file")
+	cmd.Flags().StringVar(&f.config, "config", platform.DefaultConfigPath(), "the runner's configuration file, to find its control socket")
 	cmd.Flags().StringVar(&f.socket, "socket", "", "control socket (named pipe on Windows); default from the configuration")
+}
+
+// addWithState also registers --state, for a command that reads the state
+// file when the runner is not running (only status does).
+func (f *controlFlags) addWithState(cmd *cobra.Command) {
+	f.usesState = true
+	f.add(cmd)
+	cmd.Flags().Lookup("config").Usage = "the runner's configuration file, to find its control socket and state file"
 	cmd.Flags().StringVar(&f.state, "state", "", "state file, read when the runner is not running; default from the configuration")
 }
 
 // resolve returns the runner configuration with the flags applied.
 func (f *controlFlags) resolve() (*runner.Config, error) {
-	if f.socket != "" && f.state != "" {
+	if f.socket != "" && (f.state != "" || !f.usesState) {
 		return &runner.Config{ControlSocket: f.socket, StateFile: f.state}, nil
 	}
 	_, rc, err := runner.Load(f.config)

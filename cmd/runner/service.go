@@ -13,8 +13,26 @@ import (
 func newServiceCommand() *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
-		Use:       "service install|uninstall|start|stop|restart|status",
-		Short:     "Manage the runner as an OS service (Windows service, LaunchDaemon, systemd unit); see docs/operations.md",
+		Use:   "service install|uninstall|start|stop|restart|status",
+		Short: "Manage the runner as an OS service (Windows service, LaunchDaemon, systemd unit); see docs/operations.md",
+		Long: `Manage the runner as an OS service. Run it elevated (Administrator on
+Windows, root elsewhere). "install" registers the runner with the OS:
+
+  Windows   service "labrunner" as LocalSystem, delayed automatic start,
+            restart on failure after 10 s, 30 s, then every 60 s, also on an
+            error exit; logs to the Application event log (source labrunner)
+            runner.exe service install --config C:\ProgramData\labrunner\runner.yml
+  macOS     LaunchDaemon /Library/LaunchDaemons/org.labrunner.runner.plist
+            (starts at boot without a login, RunAtLoad and KeepAlive);
+            logs in /Library/Logs/labrunner/
+            sudo runner service install --config "/Library/Application Support/labrunner/runner.yml"
+  Linux     systemd unit /etc/systemd/system/labrunner.service (Restart=always),
+            or a SysV init script where systemd is not PID 1
+            sudo runner service install --config /etc/labrunner/runner.yml
+
+"uninstall" removes the registration (config and state stay); "start",
+"stop", "restart" and "status" ask the service manager. "runner status"
+shows what the runner itself is doing.`,
 		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
 		ValidArgs: runner.ServiceActions,
 		RunE: func(cmd *cobra.Command, args []string) error {

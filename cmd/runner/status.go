@@ -60,7 +60,7 @@ func newStatusCommand() *cobra.Command {
 			}
 		},
 	}
-	f.add(cmd)
+	f.addWithState(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON (stable, see docs/status.md)")
 	cmd.Flags().BoolVar(&watch, "watch", false, "refresh until interrupted")
 	cmd.Flags().DurationVar(&every, "interval", 2*time.Second, "refresh interval with --watch")
