@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/labrunner/labrunner/agent/mounts"
 )
 
 // Config configures an Agent.
@@ -50,6 +52,16 @@ type Config struct {
 	Capacity int
 	// TasksDir holds one fresh directory per run (required).
 	TasksDir string
+	// CachesDir holds the writable caches of payload mounts (default
+	// <TasksDir>/_caches); DownloadsDir holds downloaded mount content
+	// (default <TasksDir>/_downloads). Both should be on the volume of
+	// TasksDir, so that caches move into task directories by renaming.
+	CachesDir, DownloadsDir string
+	// DiskFreeMin is the free space on the tasks volume under which
+	// downloads and caches are evicted before a task (0: never).
+	DiskFreeMin uint64
+	// PurgeCache, when set, is asked for purge requests before tasks.
+	PurgeCache mounts.PurgeSource
 	// Version is the agent version written in log headers.
 	Version string
 	// IdlePollWait is the pause after a claim that returned nothing
@@ -75,8 +87,9 @@ type Config struct {
 
 // Agent claims and runs tasks.
 type Agent struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	mounts *mounts.Manager
 }
 
 // New checks cfg and returns an Agent.
@@ -121,7 +134,21 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.MkdirAll(cfg.TasksDir, 0o755); err != nil {
 		return nil, fmt.Errorf("agent: create tasks directory %s: %w", cfg.TasksDir, err)
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger}, nil
+	if cfg.CachesDir == "" {
+		cfg.CachesDir = filepath.Join(cfg.TasksDir, "_caches")
+	}
+	if cfg.DownloadsDir == "" {
+		cfg.DownloadsDir = filepath.Join(cfg.TasksDir, "_downloads")
+	}
+	m, err := mounts.New(mounts.Config{
+		CachesDir: cfg.CachesDir, DownloadsDir: cfg.DownloadsDir,
+		DiskPath: cfg.TasksDir, MinFreeBytes: cfg.DiskFreeMin,
+		Purges: cfg.PurgeCache, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger, mounts: m}, nil
 }
 
 // resumer is a Source that can rebuild a journalled run.

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -32,6 +33,11 @@ type FileConfig struct {
 	Capacity      int    `yaml:"capacity"`
 	StateDir      string `yaml:"stateDir"`
 	TasksDir      string `yaml:"tasksDir"`
+	// CachesDir holds the writable caches of payload mounts (default
+	// <stateDir>/caches); DownloadsDir holds downloaded mount content
+	// (default <stateDir>/downloads). Keep them on the tasks volume.
+	CachesDir    string `yaml:"cachesDir"`
+	DownloadsDir string `yaml:"downloadsDir"`
 	// PulseURL, when set, enables cancellation through task-exception
 	// messages (amqp://user:password@host:5672/vhost).
 	PulseURL string `yaml:"pulseURL"`
@@ -157,6 +163,12 @@ func ParseConfigWith(b []byte, o ParseOptions) (*FileConfig, error) {
 func (c *FileConfig) applyDefaults() {
 	if c.Capacity == 0 {
 		c.Capacity = 1
+	}
+	if c.CachesDir == "" && c.StateDir != "" {
+		c.CachesDir = filepath.Join(c.StateDir, "caches")
+	}
+	if c.DownloadsDir == "" && c.StateDir != "" {
+		c.DownloadsDir = filepath.Join(c.StateDir, "downloads")
 	}
 	if c.TaskQueueID == "" && c.ProvisionerID != "" && c.WorkerType != "" {
 		c.TaskQueueID = c.ProvisionerID + "/" + c.WorkerType

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labrunner/labrunner/agent/mounts"
 	"github.com/labrunner/labrunner/platform"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
@@ -44,6 +45,8 @@ type Payload struct {
 	LiveLog bool
 	// SupersederURL is accepted for compatibility and, as in generic-worker, unused.
 	SupersederURL string
+	// Mounts are the files, directories and caches to mount, in order.
+	Mounts []mounts.Mount
 }
 
 // ArtifactType is the payload artifact kind: a single file or a directory tree.
@@ -76,7 +79,8 @@ type PayloadArtifact struct {
 type ExitStatusPolicy struct {
 	// Retry exit codes resolve the run exception/intermittent-task.
 	Retry []int
-	// PurgeCaches exit codes ask for caches to be purged (labrunner has none yet).
+	// PurgeCaches exit codes remove the task's writable caches instead of
+	// keeping them.
 	PurgeCaches []int
 }
 
@@ -183,7 +187,8 @@ type wirePayload struct {
 		Retry       []int `json:"retry"`
 		PurgeCaches []int `json:"purgeCaches"`
 	} `json:"onExitStatus"`
-	SupersederURL string `json:"supersederUrl"`
+	SupersederURL string            `json:"supersederUrl"`
+	Mounts        []json.RawMessage `json:"mounts"`
 }
 
 func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, error) {
@@ -244,6 +249,17 @@ func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, e
 	if err != nil {
 		return nil, fmt.Errorf("decode validated payload command: %w", err)
 	}
+	if len(rp.Mounts) > 0 {
+		ms, mprobs := mounts.Parse(rp.Mounts)
+		if len(mprobs) > 0 {
+			perr := &PayloadError{}
+			for _, mp := range mprobs {
+				perr.Problems = append(perr.Problems, Problem{Field: mp.Field, Message: mp.Message})
+			}
+			return nil, perr
+		}
+		p.Mounts = ms
+	}
 	for _, a := range rp.Artifacts {
 		art := PayloadArtifact{Type: a.Type, Path: a.Path, Name: a.Name, ContentType: a.ContentType, ContentEncoding: a.ContentEncoding}
 		if a.Expires != nil {
@@ -263,7 +279,7 @@ func unsupportedFields(doc any) []string {
 		return nil
 	}
 	var out []string
-	for _, name := range []string{"mounts", "osGroups"} {
+	for _, name := range []string{"osGroups"} {
 		if list, ok := obj[name].([]any); ok && len(list) > 0 {
 			out = append(out, "payload."+name)
 		} else if _, present := obj[name]; present && !ok {

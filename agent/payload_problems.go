@@ -24,6 +24,12 @@ func schemaProblems(verr *jsonschema.ValidationError, style platform.CommandStyl
 	var out []Problem
 	var walk func(e *jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
+		if _, ok := e.ErrorKind.(*kind.OneOf); ok && len(e.Causes) > 1 {
+			// A mount or its content matched none of its kinds: report
+			// the kind it came closest to, not every kind's complaints.
+			walk(closestBranch(e.Causes))
+			return
+		}
 		if len(e.Causes) > 0 {
 			for _, c := range e.Causes {
 				walk(c)
@@ -34,6 +40,29 @@ func schemaProblems(verr *jsonschema.ValidationError, style platform.CommandStyl
 	}
 	walk(verr)
 	return out
+}
+
+// closestBranch is the oneOf branch with the fewest leaf errors (the
+// first on a tie).
+func closestBranch(branches []*jsonschema.ValidationError) *jsonschema.ValidationError {
+	var leaves func(e *jsonschema.ValidationError) int
+	leaves = func(e *jsonschema.ValidationError) int {
+		if len(e.Causes) == 0 {
+			return 1
+		}
+		n := 0
+		for _, c := range e.Causes {
+			n += leaves(c)
+		}
+		return n
+	}
+	best, bestN := branches[0], leaves(branches[0])
+	for _, b := range branches[1:] {
+		if n := leaves(b); n < bestN {
+			best, bestN = b, n
+		}
+	}
+	return best
 }
 
 // fieldPath renders a JSON instance location as payload.a.b[0].c.

@@ -161,7 +161,6 @@ func TestNotJSONObject(t *testing.T) {
 func TestUnsupportedFieldsRejected(t *testing.T) {
 	base := `"command": [["true"]], "maxRunTime": 5`
 	cases := map[string]string{
-		"payload.mounts":                    `"mounts": [{"file": "a", "content": {"raw": "x"}}]`,
 		"payload.features.taskclusterProxy": `"features": {"taskclusterProxy": true}`,
 		"payload.features.chainOfTrust":     `"features": {"chainOfTrust": true}`,
 	}
@@ -177,8 +176,6 @@ func TestUnsupportedFieldsRejected(t *testing.T) {
 		"payload.osGroups":                    `"osGroups": ["Administrators"]`,
 		"payload.rdpInfo":                     `"rdpInfo": "public/rdp.json"`,
 		"payload.features.runAsAdministrator": `"features": {"runAsAdministrator": true}`,
-		// A malformed mount is reported as unsupported, not as a schema puzzle.
-		"payload.mounts": `"mounts": [{"bogus": 1}]`,
 	}
 	for field, extra := range winCases {
 		probs := problems(t, platform.CmdLineCommands, `{`+win+`, `+extra+`}`)
@@ -192,12 +189,12 @@ func TestUnsupportedFieldsRejected(t *testing.T) {
 }
 
 func TestPayloadErrorMessageListsEveryProblem(t *testing.T) {
-	_, err := parsePayload(json.RawMessage(`{"command": [["true"]], "maxRunTime": 0, "mounts": [{}]}`), platform.ArgvCommands)
+	_, err := parsePayload(json.RawMessage(`{"command": [["true"]], "maxRunTime": 0, "mounts": [{"file": "a"}]}`), platform.ArgvCommands)
 	if err == nil {
 		t.Fatal("want error")
 	}
 	msg := err.Error()
-	for _, want := range []string{"malformed payload (2 problem(s))", "payload.maxRunTime: must be at least 1", "payload.mounts: is not supported"} {
+	for _, want := range []string{"malformed payload (2 problem(s))", "payload.maxRunTime: must be at least 1", "payload.mounts[0].content: is required"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q lacks %q", msg, want)
 		}
@@ -241,4 +238,27 @@ func TestCheckArtifactExpiry(t *testing.T) {
 	if err := p.CheckArtifactExpiry(deadline, expires); err != nil {
 		t.Fatalf("valid expiry rejected: %v", err)
 	}
+}
+
+func TestMountsParsedAndCheckedInPayload(t *testing.T) {
+	p, err := parsePayload(json.RawMessage(`{"command": [["true"]], "maxRunTime": 5, "mounts": [
+		{"file": "a/b.txt", "content": {"raw": "x"}},
+		{"directory": "d", "format": "tar.zst", "content": {"url": "https://example.com/t.tar.zst"}},
+		{"directory": "c", "cacheName": "my-cache"}]}`), platform.ArgvCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Mounts) != 3 || p.Mounts[2].CacheName != "my-cache" {
+		t.Fatalf("mounts %+v", p.Mounts)
+	}
+	// A mount of no kind names the kind it is closest to.
+	probs := problems(t, platform.ArgvCommands, `{"command": [["true"]], "maxRunTime": 5, "mounts": [{"directory": "d", "format": "zip"}]}`)
+	hasProblem(t, probs, "payload.mounts[0].content", "required")
+	if len(probs) != 1 {
+		t.Errorf("want one problem, got %v", probs)
+	}
+	hasProblem(t, problems(t, platform.ArgvCommands, `{"command": [["true"]], "maxRunTime": 5, "mounts": [{"file": "../x", "content": {"raw": "x"}}]}`),
+		"payload.mounts[0].file", "leaves the task directory")
+	hasProblem(t, problems(t, platform.ArgvCommands, `{"command": [["true"]], "maxRunTime": 5, "mounts": [{"directory": "d", "format": "7z", "content": {"raw": "x"}}]}`),
+		"payload.mounts[0].format", "tar.zst")
 }

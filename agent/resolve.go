@@ -7,6 +7,7 @@ package agent
 //	a command exits non-zero             → failed
 //	maxRunTime exceeded                  → failed (reason written to the log)
 //	missing payload artifact             → failed (error artifact published)
+//	a mount fails (fetch, digest, unpack) → failed (no command runs)
 //	agent shutting down mid-task         → exception/worker-shutdown
 //	disk/health refusal                  → exception/resource-unavailable
 //	agent fault                          → exception/internal-error
@@ -66,7 +67,8 @@ type outcome struct {
 	internal      error
 	resource      error
 	malformed     error
-	missingOutput bool // a payload artifact was missing
+	missingOutput bool  // a payload artifact was missing
+	mountFailed   error // a mount could not be made or a cache kept
 }
 
 // decide maps an outcome to the resolution to report; ok is false when
@@ -83,7 +85,7 @@ func decide(o outcome, retryCodes []int) (Resolution, bool) {
 		return Exception(ReasonResourceUnavailable), true
 	case o.internal != nil:
 		return Exception(ReasonInternalError), true
-	case o.timedOut:
+	case o.timedOut, o.mountFailed != nil:
 		return Failed, true
 	}
 	if o.exitCode != 0 {
@@ -116,6 +118,8 @@ func (o outcome) describe() string {
 		return fmt.Sprintf("internal error: %v", o.internal)
 	case o.timedOut:
 		return "max run time exceeded"
+	case o.mountFailed != nil:
+		return fmt.Sprintf("mounts: %v", o.mountFailed)
 	case o.exitCode != 0:
 		return fmt.Sprintf("exit code %d", o.exitCode)
 	case o.missingOutput:

@@ -4,10 +4,10 @@ package agent
 //
 //	claimed ──journal──▶ task dir + log header ──payload invalid──▶ log names the field ─┐
 //	   │                                                                                  │
-//	   └─payload ok──▶ live.log reference ──▶ commands in sequence (process tree each) ──┤
+//	   └─payload ok──▶ live.log reference ──▶ mounts ──▶ commands in sequence (process tree each) ──┤
 //	        reclaimer and cancel watcher run alongside; any of                           │
 //	        maxRunTime / cancel / reclaim 409 / agent shutdown stops the tree            │
-//	   ──▶ payload artifacts (unless gone) ──▶ footer ──▶ live_backing.log, live.log link ◀┘
+//	   ──▶ payload artifacts (unless gone) ──▶ caches kept (mountrun.go) ──▶ footer ──▶ live_backing.log, live.log link ◀┘
 //	   ──▶ report (unless gone) ──▶ journal entry removed, task dir removed
 
 import (
@@ -139,19 +139,24 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 		go rc.loop(runCtx, gone)
 		cancelled := a.cfg.Cancel.Watch(runCtx, run)
 
+		mounted, failed := a.mount(runCtx, ctx, run, spec, taskDir, tl, gone, cancelled)
 		commandsStarted = time.Now()
-		if ctx.Err() != nil {
+		switch {
+		case failed != nil:
+			o = *failed
+		case ctx.Err() != nil:
 			// Claimed as the agent began stopping: give it straight back.
 			tl.Printf("Worker shutting down before the commands started")
 			o = outcome{exitCode: -1, shutdown: true}
-		} else {
+		default:
 			o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled)
 		}
 		commandsEnded = time.Now()
 
-		if !o.gone && o.internal == nil {
+		if !o.gone && o.internal == nil && failed == nil {
 			a.uploadArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
 		}
+		a.unmount(mounted, spec, tl, &o)
 	}
 
 	var retry []int

@@ -17,6 +17,7 @@ import (
 
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 
+	"github.com/labrunner/labrunner/agent/mounts"
 	"github.com/labrunner/labrunner/internal/pulse"
 )
 
@@ -47,12 +48,17 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 			WorkerID:    c.WorkerID,
 			Logger:      log,
 		}),
-		Journal:       journal,
-		WorkerGroup:   c.WorkerGroup,
-		WorkerID:      c.WorkerID,
-		RootURL:       c.RootURL,
-		Capacity:      c.Capacity,
-		TasksDir:      c.TasksDir,
+		Journal:      journal,
+		WorkerGroup:  c.WorkerGroup,
+		WorkerID:     c.WorkerID,
+		RootURL:      c.RootURL,
+		Capacity:     c.Capacity,
+		TasksDir:     c.TasksDir,
+		CachesDir:    c.CachesDir,
+		DownloadsDir: c.DownloadsDir,
+		PurgeCache: NewPurgeCache(c.RootURL, c.TaskQueueID, func() tcclient.Credentials {
+			return tcclient.Credentials{ClientID: c.Credentials.ClientID, AccessToken: c.Credentials.AccessToken, Certificate: c.Credentials.Certificate}
+		}),
 		Version:       version,
 		IdlePollWait:  c.IdlePollWait.Duration,
 		ErrorPollWait: c.ErrorPollWait.Duration,
@@ -115,4 +121,10 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 	}
 	log.Info("agent started", "taskQueueId", c.TaskQueueID, "workerGroup", c.WorkerGroup, "workerId", c.WorkerID, "capacity", cfg.Capacity)
 	return a.Run(ctx)
+}
+
+// NewPurgeCache is the purge-cache service of the deployment at rootURL,
+// asked about the worker pool taskQueueID with the worker's credentials.
+func NewPurgeCache(rootURL, taskQueueID string, creds func() tcclient.Credentials) mounts.PurgeSource {
+	return &mounts.PurgeCacheService{RootURL: rootURL, WorkerPoolID: taskQueueID, Credentials: creds}
 }

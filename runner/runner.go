@@ -367,6 +367,13 @@ func (r *Runner) adjustAgent(c *agent.Config) {
 	} else {
 		c.Source = src
 	}
+	if r.cfg.Provisioner.Enabled() {
+		// Purge requests are asked for with the link's current credentials.
+		ac := r.agentCfg.Load()
+		c.PurgeCache = agent.NewPurgeCache(ac.RootURL, ac.TaskQueueID, r.claimCredentials)
+	}
+	// Downloads and caches give way before the disk check would trip.
+	c.DiskFreeMin = uint64(r.cfg.Checks.DiskFreeMinMB) * mb
 	c.Source = &gate{r: r, inner: c.Source}
 	c.Cancel = r.pushCancel.with(c.Cancel)
 	c.RunDone = r.runDone
