@@ -85,8 +85,15 @@ func (l *taskLog) header(cfg *Config, run Run) {
 	if pool == "" && task.ProvisionerID != "" {
 		pool = task.ProvisionerID + "/" + task.WorkerType
 	}
-	l.Printf("Worker: %s/%s", cfg.WorkerGroup, cfg.WorkerID)
-	l.Printf("Pool: %s", pool)
+	if cfg.WorkerGroup == "" && cfg.WorkerID == "" {
+		// runner run-task: no queue, no worker identity, no pool.
+		l.Printf("Worker: this machine, a local run with no queue")
+	} else {
+		l.Printf("Worker: %s/%s", cfg.WorkerGroup, cfg.WorkerID)
+	}
+	if pool != "" {
+		l.Printf("Pool: %s", pool)
+	}
 	l.Printf("Task: %s", run.TaskID())
 	l.Printf("Run: %d", run.RunID())
 	l.Printf("Agent: labrunner %s", cfg.Version)

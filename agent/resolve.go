@@ -1,6 +1,6 @@
 package agent
 
-// Resolution rules (issue 3, point 8), decided by decide():
+// Resolution rules, decided by decide() (docs/payload.md):
 //
 //	all commands exit 0                  → completed
 //	a command exits with a retry code    → exception/intermittent-task
@@ -14,7 +14,10 @@ package agent
 //	payload fails validation             → exception/malformed-payload
 //	cancelled / reclaim 409              → nothing reported
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Run states a Resolution can report.
 const (
@@ -109,6 +112,10 @@ func (o outcome) describe() string {
 	case o.gone:
 		return "run cancelled or no longer claimed; nothing reported"
 	case o.malformed != nil:
+		var pe *PayloadError
+		if errors.As(o.malformed, &pe) {
+			return "malformed payload: " + plural(len(pe.Problems), "problem", "problems") + ", listed above"
+		}
 		return fmt.Sprintf("malformed payload: %v", o.malformed)
 	case o.shutdown:
 		return "worker shutting down"
@@ -126,4 +133,12 @@ func (o outcome) describe() string {
 		return "a payload artifact is missing"
 	}
 	return "all commands exited 0"
+}
+
+// plural renders "1 problem", "2 problems".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -112,7 +112,7 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 	}
 	switch {
 	case err != nil:
-		tl.Printf("Invalid payload: %v", err)
+		tl.Printf("Invalid payload, %v", err)
 		o.malformed = err
 	case refused != nil:
 		tl.Printf("Machine refused the task: %v", refused)

@@ -289,6 +289,17 @@ func TestRunTaskMalformedPayloadNamesField(t *testing.T) {
 	if !strings.Contains(stdout, "payload.maxRunTime") || !strings.Contains(stdout, "exception/malformed-payload") {
 		t.Errorf("log does not name the bad field and the resolution:\n%s", stdout)
 	}
+	// Each problem is listed once; the result line refers to the list.
+	if n := strings.Count(stdout, "payload.maxRunTime"); n != 1 {
+		t.Errorf("the problem is printed %d times, want once:\n%s", n, stdout)
+	}
+	if !strings.Contains(stdout, "Result: exception/malformed-payload (malformed payload: 1 problem, listed above)") {
+		t.Errorf("result line does not sum up the problems:\n%s", stdout)
+	}
+	// A local run has no worker identity or pool to show.
+	if strings.Contains(stdout, "Worker: /") || strings.Contains(stdout, "Pool: \n") || !strings.Contains(stdout, "Worker: this machine, a local run with no queue") {
+		t.Errorf("header shows an empty worker or pool:\n%s", stdout)
+	}
 }
 
 func TestRunTaskUnreadableFileExits2(t *testing.T) {
