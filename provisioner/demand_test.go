@@ -85,6 +85,12 @@ func TestSizingFiguresAndRecommendation(t *testing.T) {
 	if !slices.ContainsFunc(sz.Reasoning, func(s string) bool { return strings.Contains(s, "exceed maxCapacity 10") }) {
 		t.Fatalf("reasoning does not warn about maxCapacity: %q", sz.Reasoning)
 	}
+	// One machine is "1 machine", never "1 machines".
+	for _, want := range []string{"12 tasks are pending and 0 running; 1 machine is assigned", "With 1 machine serving", "10 tasks finished"} {
+		if !slices.ContainsFunc(sz.Reasoning, func(s string) bool { return strings.Contains(s, want) }) {
+			t.Errorf("reasoning lacks %q: %q", want, sz.Reasoning)
+		}
+	}
 	if _, err := e.admin.Sizing(ctx, "nope"); client.StatusOf(err) != 404 {
 		t.Fatalf("sizing of an unknown pool: %v", err)
 	}

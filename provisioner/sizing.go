@@ -46,8 +46,8 @@ func computeSizing(pool client.Pool, machines []*MachineRecord, pending int64, p
 		say("The pending count is unavailable (%v); it is taken as 0.", pendingErr)
 	}
 	out.Target = desiredCapacity(spec, pending, out.Running)
-	say("%d tasks are pending and %d running; %d machines are assigned (%d idle, %d quarantined, %d offline).",
-		pending, out.Running, out.Assigned, out.Idle, out.Quarantined, out.Offline)
+	say("%s pending and %d running; %s assigned (%d idle, %d quarantined, %d offline).",
+		count(pending, "task is", "tasks are"), out.Running, count(out.Assigned, "machine is", "machines are"), out.Idle, out.Quarantined, out.Offline)
 	say("The assigner's target is max(minCapacity %d, min(pending %d × scalingRatio %g + running %d, maxCapacity %d)) = %d.",
 		spec.MinCapacity, pending, ratioOf(spec), out.Running, spec.MaxCapacity, out.Target)
 
@@ -70,11 +70,11 @@ func computeSizing(pool client.Pool, machines []*MachineRecord, pending int64, p
 	out.MedianTaskSeconds = percentile(durs, 0.5)
 	out.P90TaskSeconds = percentile(durs, 0.9)
 	mean := sum / float64(len(durs))
-	say("%d tasks finished in the last %s: median %.0f s, 90th percentile %.0f s, mean %.0f s.",
-		len(durs), s.cfg.SizingWindow, out.MedianTaskSeconds, out.P90TaskSeconds, mean)
+	say("%s finished in the last %s: median %.0f s, 90th percentile %.0f s, mean %.0f s.",
+		count(len(durs), "task", "tasks"), s.cfg.SizingWindow, out.MedianTaskSeconds, out.P90TaskSeconds, mean)
 	if serving > 0 {
 		out.DrainSeconds = math.Ceil(float64(pending) * out.MedianTaskSeconds / float64(serving))
-		say("With %d machines serving, the pending tasks take about %.0f s to drain (pending × median ÷ machines).", serving, out.DrainSeconds)
+		say("With %s serving, the pending tasks take about %.0f s to drain (pending × median ÷ machines).", count(serving, "machine", "machines"), out.DrainSeconds)
 	} else {
 		out.DrainSeconds = -1
 		if pending > 0 {
@@ -145,4 +145,12 @@ func (s *Server) poolSizing(ctx context.Context, pool client.Pool, machines []*M
 	}
 	pending, perr := s.demand.Pending(ctx, pool)
 	return computeSizing(pool, machines, pending, perr, runs, s), perr, nil
+}
+
+// count renders n with the singular or plural words: "1 task is", "2 tasks are".
+func count[N int | int64](n N, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
