@@ -52,7 +52,7 @@ func (r *Runner) startLink(ctx context.Context, bg *sync.WaitGroup, fail func())
 		}
 		r.log.Error("the provisioner refused the machine; stopping", "error", err)
 		r.mu.Lock()
-		r.linkErr = fmt.Errorf("runner: provisioner: %w", err)
+		r.linkErr = fmt.Errorf("the provisioner refused the machine: %w", err)
 		r.mu.Unlock()
 		fail()
 	})

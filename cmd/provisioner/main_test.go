@@ -106,6 +106,11 @@ func TestPoolsApplyReportsPoolAndField(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "pool p1") || !strings.Contains(err.Error(), "minCapcity") {
 		t.Fatalf("want an error naming pool p1 and minCapcity, got %v", err)
 	}
+	// The error says which call was refused, once: main adds the program's
+	// "provisioner:" prefix, so the error must not carry another.
+	if want := "PUT " + url + "/api/v1/pools/p1: 400 InvalidRequest: minCapcity"; !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "provisioner:") {
+		t.Fatalf("error %q: want it to contain %q and no \"provisioner:\" prefix", err, want)
+	}
 	file = writeFile(t, "worse.yaml", "pool:\n  p1: {}\n")
 	if _, err := run(t, url, "pools", "apply", "-f", file); err == nil || !strings.Contains(err.Error(), "pool") {
 		t.Fatalf("want an error for the misspelt top-level key, got %v", err)

@@ -85,17 +85,24 @@ func (c *Client) WithToken(token string) *Client {
 
 // APIError is an error answer from the provisioner.
 type APIError struct {
-	Status int
+	// Method and URL are the request that was answered.
+	Method, URL string
+	Status      int
 	// Body is the provisioner's error answer (code, message, field).
 	Body Error
 }
 
-// Error renders the status, code, field and message.
+// Error renders the request, then the status, code, field and message:
+// "PUT http://…/api/v1/pools/p: 400 InvalidRequest: maxCapacity: …".
 func (e *APIError) Error() string {
-	if e.Body.Field != "" && !strings.HasPrefix(e.Body.Message, e.Body.Field) {
-		return fmt.Sprintf("provisioner: %d %s: %s: %s", e.Status, e.Body.Code, e.Body.Field, e.Body.Message)
+	call := ""
+	if e.Method != "" {
+		call = e.Method + " " + e.URL + ": "
 	}
-	return fmt.Sprintf("provisioner: %d %s: %s", e.Status, e.Body.Code, e.Body.Message)
+	if e.Body.Field != "" && !strings.HasPrefix(e.Body.Message, e.Body.Field) {
+		return fmt.Sprintf("%s%d %s: %s: %s", call, e.Status, e.Body.Code, e.Body.Field, e.Body.Message)
+	}
+	return fmt.Sprintf("%s%d %s: %s", call, e.Status, e.Body.Code, e.Body.Message)
 }
 
 // StatusOf returns the HTTP status of an *APIError, or 0.
@@ -152,7 +159,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		ae := &APIError{Status: resp.StatusCode}
+		ae := &APIError{Method: method, URL: c.base + path, Status: resp.StatusCode}
 		if json.Unmarshal(data, &ae.Body) != nil || ae.Body.Message == "" {
 			ae.Body = Error{Code: http.StatusText(resp.StatusCode), Message: strings.TrimSpace(string(data))}
 		}
