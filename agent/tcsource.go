@@ -121,6 +121,7 @@ func (s *TCSource) Claim(ctx context.Context, max int) ([]Run, error) {
 		}
 		return nil, fmt.Errorf("claimWork on %s: %w", s.cfg.TaskQueueID, a.err)
 	}
+	s.cfg.Logger.Debug("claimWork answered", "taskQueueId", s.cfg.TaskQueueID, "asked", max, "claimed", len(a.resp.Tasks))
 	runs := make([]Run, 0, len(a.resp.Tasks))
 	for _, c := range a.resp.Tasks {
 		runs = append(runs, s.newRun(c))

@@ -512,6 +512,7 @@ func (l *ProvisionerLink) heartbeatLoop(ctx context.Context) error {
 			return ctx.Err()
 		case err == nil:
 			failures = 0
+			l.log.Debug("heartbeat answered", "machine", id, "state", hb.State, "directives", len(resp.Directives))
 			l.contact()
 			l.deliver(ctx, resp.Directives)
 		case !plainRefs && unknownKindOfWork(err):

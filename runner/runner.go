@@ -128,10 +128,15 @@ func New(ac *agent.FileConfig, rc *Config, opts Options) (*Runner, error) {
 	return r, nil
 }
 
-// SetLogOutput sends the runner's (and the agent's) logs to w, at info
-// level; call it before Run (the Windows service logs to the Event Log).
+// SetLogOutput sends the runner's (and the agent's) logs to w, at the
+// level the runner's logger had (info, or debug with `runner run -v`);
+// call it before Run (the Windows service logs to the Event Log).
 func (r *Runner) SetLogOutput(w io.Writer) {
-	r.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if r.log.Enabled(context.Background(), slog.LevelDebug) {
+		level = slog.LevelDebug
+	}
+	r.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // Run runs the machine's life until ctx is done, then drains: running tasks
