@@ -31,7 +31,8 @@ type CheckReport struct {
 	Output string `json:"output,omitempty"`
 	// Checks is every check's latest result.
 	Checks []CheckStatus `json:"checks"`
-	// Healthy is false while a built-in check is tripped or a check failed.
+	// Healthy is false while a built-in check is tripped, a check failed,
+	// or a check has not passed once since the runner started.
 	Healthy bool `json:"healthy"`
 }
 
@@ -188,6 +189,6 @@ func (r *Runner) CheckNow(ctx context.Context) CheckReport {
 	go r.maybeReboot()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rep := CheckReport{Verdict: v.Verdict, Check: v.Check, Output: v.Output, Checks: r.st.clone().Checks, Healthy: v.Verdict == VerdictOK && !r.healthTripped()}
+	rep := CheckReport{Verdict: v.Verdict, Check: v.Check, Output: v.Output, Checks: r.st.clone().Checks, Healthy: v.Verdict == VerdictOK && !r.healthTripped() && len(r.pendingChecks()) == 0}
 	return rep
 }

@@ -42,6 +42,9 @@ runner:
 		t.Fatal(err)
 	}
 	r.boot()
+	// The boot checks, as Run does: the machine is idle once each passed.
+	r.runCheckDir(context.Background())
+	r.runBuiltins(context.Background(), true)
 	r.mu.Lock()
 	r.booting = false
 	r.commit()

@@ -2,8 +2,11 @@ package runner
 
 // Built-in health checks, run before every claim and every checks.interval,
 // each with hysteresis so one bad sample neither quarantines a machine nor
-// one good sample releases it:
+// one good sample releases it. The hysteresis smooths a machine that was
+// healthy: until a check has passed once since the runner started it is
+// pending, and no claim is made while any check is (see firstpass.go).
 //
+//	pending ──pass──▶ passing            (failures counted, never tripped)
 //	passing ──fail──▶ failing (count) ──tripAfter in a row──▶ tripped
 //	tripped ──pass──▶ clearing (count) ──clearAfter in a row──▶ passing
 //	a probe that cannot measure (queue unreachable) changes nothing
@@ -31,8 +34,12 @@ type CheckStatus struct {
 	// OK is whether the latest sample passed.
 	OK bool `json:"ok"`
 	// Tripped is set once TripAfter samples failed in a row, until
-	// ClearAfter pass in a row.
+	// ClearAfter pass in a row; a check that has not passed since the
+	// runner started is pending instead, and never trips.
 	Tripped bool `json:"tripped"`
+	// PassedSinceStart is whether a sample passed since the runner
+	// started; no claim is made until every check's has.
+	PassedSinceStart bool `json:"passedSinceStart"`
 	// Value is what was measured, Threshold what it must meet.
 	Value     string `json:"value"`
 	Threshold string `json:"threshold"`
@@ -205,9 +212,8 @@ func (r *Runner) measure(ctx context.Context, clockDue bool, running int) []samp
 	return out
 }
 
-// applySamples updates the checks' hysteresis; it returns the names of the
-// tripped checks with their values. Caller holds r.mu.
-func (r *Runner) applySamples(samples []sample) (tripped []string) {
+// applySamples updates the checks' hysteresis. Caller holds r.mu.
+func (r *Runner) applySamples(samples []sample) {
 	now := r.now()
 	for _, s := range samples {
 		cs := r.checkStatus(s.name, "builtin")
@@ -219,6 +225,7 @@ func (r *Runner) applySamples(samples []sample) (tripped []string) {
 		}
 		cs.Value, cs.OK = s.value, s.ok
 		if s.ok {
+			cs.PassedSinceStart = true
 			cs.FailuresInARow = 0
 			cs.PassesInARow++
 			if cs.Tripped && cs.PassesInARow >= r.cfg.Checks.ClearAfter {
@@ -228,26 +235,18 @@ func (r *Runner) applySamples(samples []sample) (tripped []string) {
 		} else {
 			cs.PassesInARow = 0
 			cs.FailuresInARow++
-			if !cs.Tripped && cs.FailuresInARow >= r.cfg.Checks.TripAfter {
+			if cs.PassedSinceStart && !cs.Tripped && cs.FailuresInARow >= r.cfg.Checks.TripAfter {
 				cs.Tripped = true
 				r.log.Warn("health check tripped", "check", cs.Name, "value", cs.Value, "threshold", cs.Threshold)
 			}
 		}
 	}
-	for _, cs := range r.st.Checks {
-		if cs.Tripped {
-			tripped = append(tripped, fmt.Sprintf("%s: %s (needs %s)", cs.Name, cs.Value, cs.Threshold))
-		}
-	}
-	return tripped
 }
 
 // checkStatus finds or adds a check's entry. Caller holds r.mu.
 func (r *Runner) checkStatus(name, kind string) *CheckStatus {
-	for i := range r.st.Checks {
-		if r.st.Checks[i].Name == name {
-			return &r.st.Checks[i]
-		}
+	if cs := r.findCheck(name); cs != nil {
+		return cs
 	}
 	r.st.Checks = append(r.st.Checks, CheckStatus{Name: name, Kind: kind})
 	return &r.st.Checks[len(r.st.Checks)-1]

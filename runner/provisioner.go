@@ -195,6 +195,9 @@ func (r *Runner) heartbeatState() string {
 		return client.StateDrained
 	case r.st.Draining:
 		return client.StateDraining
+	case !r.firstPassDone:
+		// Not every check has passed since the start: nothing is claimed.
+		return client.StateStarting
 	}
 	return client.StateIdle
 }
@@ -224,6 +227,9 @@ func (r *Runner) snapshot() client.HeartbeatRequest {
 			msg = c.Value
 		}
 		hb.Health = append(hb.Health, client.HealthResult{Name: c.Name, OK: c.OK && !c.Tripped, Message: msg})
+	}
+	if p := r.pendingChecks(); len(p) > 0 {
+		hb.Health = append(hb.Health, client.HealthResult{Name: "first-pass", OK: false, Message: r.pendingDetail(p)})
 	}
 	if q := r.st.Quarantine; q != nil && q.Source != SourceProvisioner {
 		hb.Health = append(hb.Health, client.HealthResult{Name: "quarantine", OK: false, Message: q.Source + ": " + q.Reason})

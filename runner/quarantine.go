@@ -17,6 +17,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,15 +29,72 @@ import (
 // ends; the runner lifts it explicitly.
 const noExpiry = 5 * 365 * 24 * time.Hour
 
-// setQuarantine puts the machine in quarantine. Caller holds r.mu and commits.
+// setQuarantine puts the machine in quarantine. A quarantine from the
+// source already in force continues it: since stays at its start, the
+// reason and expiry are updated, and it is logged (and told to the queue)
+// only when something changed. Caller holds r.mu and commits.
 func (r *Runner) setQuarantine(q *Quarantine) {
-	if cur := r.st.Quarantine; cur != nil && operatorSource(cur.Source) && !operatorSource(q.Source) {
+	cur := r.st.Quarantine
+	if cur != nil && operatorSource(cur.Source) && !operatorSource(q.Source) {
+		return
+	}
+	if cur != nil && cur.Source == q.Source {
+		untilChanged := !sameTime(cur.Until, q.Until)
+		if cur.Reason == q.Reason && !untilChanged {
+			return
+		}
+		cur.Reason, cur.Until = q.Reason, q.Until
+		r.log.Warn("quarantined", "source", cur.Source, "reason", cur.Reason, "until", cur.Until, "since", cur.Since)
+		if untilChanged {
+			go r.syncQueueQuarantine()
+		}
 		return
 	}
 	q.Since = r.now()
 	r.st.Quarantine = q
 	r.log.Warn("quarantined", "source", q.Source, "reason", q.Reason, "until", q.Until)
 	go r.syncQueueQuarantine()
+}
+
+// applyHealth quarantines the machine while built-in checks are tripped
+// and lifts that quarantine when none is. The reason carries the latest
+// values; only a change in which checks are tripped is a change of the
+// quarantine (wasTripped: the tripped checks before this sample). Caller
+// holds r.mu and commits.
+func (r *Runner) applyHealth(wasTripped []string) {
+	var names, details []string
+	for _, cs := range r.st.Checks {
+		if cs.Tripped {
+			names = append(names, cs.Name)
+			details = append(details, fmt.Sprintf("%s: %s (needs %s)", cs.Name, cs.Value, cs.Threshold))
+		}
+	}
+	q := r.st.Quarantine
+	switch {
+	case len(names) == 0:
+		if q != nil && q.Source == SourceHealth {
+			r.log.Info("health checks cleared; quarantine lifted")
+			r.liftQuarantine()
+		}
+	case q != nil && q.Source != SourceHealth:
+		// Another cause holds the machine; health takes over when it ends.
+	case q != nil && slices.Equal(names, wasTripped):
+		// The same checks are still tripped: the latest values, quietly.
+		q.Reason = "health: " + strings.Join(details, "; ")
+	default:
+		r.setQuarantine(&Quarantine{Source: SourceHealth, Reason: "health: " + strings.Join(details, "; ")})
+	}
+}
+
+// trippedChecks names the tripped checks. Caller holds r.mu.
+func (r *Runner) trippedChecks() []string {
+	var names []string
+	for _, cs := range r.st.Checks {
+		if cs.Tripped {
+			names = append(names, cs.Name)
+		}
+	}
+	return names
 }
 
 // operatorSource says whether a quarantine source is a person's decision

@@ -3,7 +3,8 @@ package runner
 // The runner's life:
 //
 //	start ──state file: report the reboot that preceded this boot──▶ booting
-//	booting ──checks directory + built-in checks──▶ idle ⇄ running
+//	booting ──checks directory + built-in checks, until every check has
+//	       passed once since this start (firstpass.go)──▶ idle ⇄ running
 //	idle ──claim gate: checks before every claim; closed while draining,
 //	       quarantined or a reboot is pending──▶ claimWork
 //	task ends ──counters, infrastructure failures, reboot policy──▶ idle
@@ -78,6 +79,15 @@ type Runner struct {
 	stopAgent     context.CancelCauseFunc
 	agentHalted   bool // the stop is final: no new agent loop
 	polling       int  // claimWork calls in flight
+
+	// The first pass since this start (firstpass.go): every check passed
+	// once; the checks directory gave OK once, or the check it failed on
+	// last and that check's output.
+	firstPassDone bool
+	dirPassed     bool
+	dirFailed     string
+	dirOutput     string
+	loggedPending string
 
 	// With a provisioner: the link, the push channel of cancellations, the
 	// configuration the agent loop runs with and whether it must restart
@@ -299,10 +309,7 @@ func (r *Runner) boot() {
 		// The queue may have missed the last change before a crash.
 		go r.syncQueueQuarantine()
 	}
-	for i := range r.st.Checks {
-		r.st.Checks[i].Tripped = false
-		r.st.Checks[i].FailuresInARow, r.st.Checks[i].PassesInARow = 0, 0
-	}
+	r.resetFirstPass()
 	r.checksDue = false
 	r.commit()
 }
@@ -419,13 +426,15 @@ func (r *Runner) phase() string {
 		return PhaseDraining
 	case r.st.RebootPending != nil:
 		return PhaseRebooting
+	case !r.firstPassDone:
+		return PhaseBooting
 	}
 	return PhaseIdle
 }
 
 // claimable says whether the gate is open. Caller holds r.mu.
 func (r *Runner) claimable() bool {
-	return !r.booting && !r.stopping && !r.st.Draining && r.st.Quarantine == nil &&
+	return !r.booting && r.firstPassDone && !r.stopping && !r.st.Draining && r.st.Quarantine == nil &&
 		r.st.RebootPending == nil && r.st.RebootIssued == nil && !r.restartPending && r.assigned()
 }
 
@@ -617,7 +626,7 @@ func (r *Runner) runBuiltins(ctx context.Context, forceClock bool) {
 	defer r.checkMu.Unlock()
 	r.mu.Lock()
 	now := r.now()
-	clockDue := forceClock || now.Sub(r.lastClock) >= r.cfg.Checks.Interval.Duration
+	clockDue := forceClock || now.Sub(r.lastClock) >= r.cfg.Checks.Interval.Duration || slices.Contains(r.pendingChecks(), "clock")
 	running := len(r.st.CurrentTasks)
 	r.mu.Unlock()
 	samples := r.measure(ctx, clockDue, running)
@@ -627,17 +636,10 @@ func (r *Runner) runBuiltins(ctx context.Context, forceClock bool) {
 	if clockDue {
 		r.lastClock = now
 	}
-	tripped := r.applySamples(samples)
-	switch q := r.st.Quarantine; {
-	case len(tripped) > 0 && (q == nil || q.Source == SourceHealth):
-		reason := "health: " + strings.Join(tripped, "; ")
-		if q == nil || q.Reason != reason {
-			r.setQuarantine(&Quarantine{Source: SourceHealth, Reason: reason})
-		}
-	case len(tripped) == 0 && q != nil && q.Source == SourceHealth:
-		r.log.Info("health checks cleared; quarantine lifted")
-		r.liftQuarantine()
-	}
+	wasTripped := r.trippedChecks()
+	r.applySamples(samples)
+	r.notePasses()
+	r.applyHealth(wasTripped)
 	r.commit()
 }
 
@@ -650,9 +652,7 @@ func (r *Runner) runCheckDir(ctx context.Context) DirVerdict {
 	defer r.mu.Unlock()
 	r.checksDue = false
 	r.lastDirChecks = r.now()
-	for _, res := range v.Results {
-		*r.checkStatus(res.Name, "script") = res
-	}
+	again := r.noteDirVerdict(v)
 	switch v.Verdict {
 	case VerdictOK:
 		if q := r.st.Quarantine; q != nil && q.Source == SourceCheck {
@@ -660,10 +660,14 @@ func (r *Runner) runCheckDir(ctx context.Context) DirVerdict {
 			r.liftQuarantine()
 		}
 	case VerdictHalt:
-		r.log.Warn("check asked for a reboot (HALT)", "check", v.Check, "output", lastLine(v.Output))
+		if !again {
+			r.log.Warn("check asked for a reboot (HALT)", "check", v.Check, "output", lastLine(v.Output))
+		}
 		r.requestReboot(fmt.Sprintf("check %s: HALT: %s", v.Check, lastLine(v.Output)), false, 0)
 	case VerdictExit:
-		r.log.Warn("check asked to stop (EXIT): quarantined", "check", v.Check, "output", lastLine(v.Output))
+		if !again {
+			r.log.Warn("check asked to stop (EXIT)", "check", v.Check, "output", lastLine(v.Output))
+		}
 		if q := r.st.Quarantine; q == nil || !operatorSource(q.Source) {
 			r.setQuarantine(&Quarantine{Source: SourceCheck, Reason: fmt.Sprintf("check %s: %s", v.Check, v.Output)})
 		}
@@ -686,8 +690,8 @@ func (r *Runner) ticker(ctx context.Context) {
 		}
 		r.mu.Lock()
 		now := r.now()
-		builtinDue := now.Sub(r.lastBuiltin) >= r.cfg.Checks.Interval.Duration
-		dirDue := r.st.Quarantine != nil && r.st.Quarantine.Source == SourceCheck && now.Sub(r.lastDirChecks) >= r.cfg.Checks.Interval.Duration
+		builtinDue := now.Sub(r.lastBuiltin) >= r.builtinEvery()
+		dirDue := (r.st.Quarantine != nil && r.st.Quarantine.Source == SourceCheck || r.dirRetryDue()) && now.Sub(r.lastDirChecks) >= r.cfg.Checks.Interval.Duration
 		if q := r.st.Quarantine; q != nil && q.Until != nil && !now.Before(*q.Until) {
 			r.log.Info("quarantine expired", "source", q.Source, "reason", q.Reason)
 			r.liftQuarantine()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,8 +31,15 @@ type Status struct {
 	CurrentTasks []CurrentTaskStatus `json:"currentTasks"`
 	RecentTasks  []RecentTaskStatus  `json:"recentTasks"`
 	Checks       []CheckStatus       `json:"checks"`
-	Quarantine   *Quarantine         `json:"quarantine"`
-	Reboot       RebootStatus        `json:"reboot"`
+	// PendingChecks names the checks that have not passed once since the
+	// runner started (state booting): nothing is claimed until it is
+	// empty. PendingDetail says why each is pending, PendingSince since
+	// when (the runner's start).
+	PendingChecks []string     `json:"pendingChecks"`
+	PendingDetail string       `json:"pendingDetail,omitempty"`
+	PendingSince  *time.Time   `json:"pendingSince,omitempty"`
+	Quarantine    *Quarantine  `json:"quarantine"`
+	Reboot        RebootStatus `json:"reboot"`
 	// LastClaimAt is the last successful claimWork call (null if none).
 	LastClaimAt *time.Time `json:"lastClaimAt"`
 	// SinceLastClaimSeconds is the time since then (null if none).
@@ -120,6 +128,7 @@ func BuildStatus(st State, cfg *Config, version string, running bool, now time.T
 		CurrentTasks:  []CurrentTaskStatus{},
 		RecentTasks:   []RecentTaskStatus{},
 		Checks:        st.Checks,
+		PendingChecks: []string{},
 		Quarantine:    st.Quarantine,
 		Counters:      Counters{TasksTotal: st.TasksTotal, InfraFailuresInARow: st.InfraFailuresInARow, LeftoversKilled: st.LeftoversKilled, WatchdogRestarts: st.WatchdogRestarts},
 		UpdatedAt:     st.UpdatedAt,
@@ -171,6 +180,10 @@ func (r *Runner) Status() Status {
 	r.mu.Lock()
 	s := BuildStatus(r.st.clone(), r.cfg, r.version, true, r.now(), up)
 	s.Polling = r.polling > 0
+	if p := r.pendingChecks(); len(p) > 0 {
+		since := r.st.RunnerStarted
+		s.PendingChecks, s.PendingDetail, s.PendingSince = p, r.pendingDetail(p), &since
+	}
 	link := r.link
 	r.mu.Unlock()
 	if link != nil {
@@ -203,6 +216,12 @@ func FormatStatus(w io.Writer, s *Status) error {
 	state := s.State
 	if s.Draining && state != PhaseDraining {
 		state += " (drain requested)"
+	}
+	if s.PendingDetail != "" {
+		state += ": " + s.PendingDetail
+		if s.PendingSince != nil {
+			state += fmt.Sprintf(" (started %s ago)", secs(time.Since(*s.PendingSince).Seconds()))
+		}
 	}
 	p("state\t%s", state)
 	if len(s.CurrentTasks) == 0 {
@@ -262,6 +281,15 @@ func FormatStatus(w io.Writer, s *Status) error {
 	for _, c := range s.Checks {
 		res := "ok"
 		switch {
+		case slices.Contains(s.PendingChecks, c.Name):
+			switch {
+			case c.CheckedAt.IsZero():
+				res = "PENDING (not run yet)"
+			case c.FailuresInARow > 0:
+				res = fmt.Sprintf("PENDING (no pass since start, %d failures)", c.FailuresInARow)
+			default:
+				res = "PENDING (no pass since start)"
+			}
 		case c.Tripped:
 			res = fmt.Sprintf("TRIPPED (%d passes)", c.PassesInARow)
 		case !c.OK && c.CheckedAt.IsZero():
