@@ -196,7 +196,7 @@ func (a *Agent) journals(run Run) bool {
 
 // prepare makes the task directory and opens the log beside it.
 func (a *Agent) prepare(taskDir string, tee io.Writer) (*taskLog, error) {
-	if err := os.MkdirAll(taskDir, 0o755); err != nil {
+	if err := os.MkdirAll(taskTempDir(taskDir), 0o755); err != nil {
 		return nil, fmt.Errorf("create task directory: %w", err)
 	}
 	return openTaskLog(taskDir+".log", tee)
@@ -253,7 +253,7 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 	o := outcome{exitCode: -1}
 	limit := time.NewTimer(spec.MaxRunTime)
 	defer limit.Stop()
-	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir})
+	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir, TempDir: taskTempDir(taskDir)})
 	n := spec.CommandCount()
 	for i := range n {
 		command := commandAt(spec, i)

@@ -1,11 +1,16 @@
 package agent
 
-// The task environment, as generic-worker's simple engine builds it
-// (simple_docker.go EnvVars): the worker's own environment minus its
-// credentials, then the payload's env, then the run's identity, which the
-// payload cannot override.
+// The task environment, explicit rather than inherited: the OS essentials
+// of the runner's environment (platform.TaskEnvInherited, an allow-list
+// per OS), the run's own temporary directory, then the payload's env, then
+// the run's identity, which the payload cannot override. Nothing else the
+// runner was started with (its provisioner token, Taskcluster
+// credentials, anything an operator exported) reaches a task.
+// docs/payload.md ("Environment") lists the result and where it differs
+// from generic-worker.
 
 import (
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,11 +18,12 @@ import (
 	"github.com/labrunner/labrunner/platform"
 )
 
-// agentSecretEnv are the agent's own variables that never reach a task.
-// generic-worker drops only TASKCLUSTER_ACCESS_TOKEN; the client id and
-// certificate go too, since without the token they only make a task's
-// Taskcluster client send requests that fail instead of anonymous ones.
-var agentSecretEnv = []string{"TASKCLUSTER_ACCESS_TOKEN", "TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_CERTIFICATE"}
+// taskTempDirName is the run's temporary directory inside its task
+// directory.
+const taskTempDirName = ".tmp"
+
+// taskTempDir is the temporary directory of the run in taskDir.
+func taskTempDir(taskDir string) string { return filepath.Join(taskDir, taskTempDirName) }
 
 // TaskEnvRun is the run-specific part of a task's environment.
 type TaskEnvRun struct {
@@ -30,27 +36,36 @@ type TaskEnvRun struct {
 	// TaskDir becomes TASK_WORKDIR (a labrunner addition; generic-worker
 	// tasks find it as their starting directory).
 	TaskDir string
+	// TempDir becomes the OS's temporary directory variables (TMPDIR;
+	// TEMP and TMP on Windows).
+	TempDir string
 	// WorkerLocation, when set, becomes TASKCLUSTER_WORKER_LOCATION.
 	WorkerLocation string
 }
 
 // TaskEnv builds a task command's environment ("NAME=value" entries, sorted)
-// from base (normally os.Environ()), the payload's env and the run.
+// from the OS essentials of base (normally os.Environ()), the payload's env
+// and the run.
 func TaskEnv(base []string, payloadEnv map[string]string, run TaskEnvRun) []string {
 	type entry struct{ name, value string }
 	vars := map[string]entry{} // keyed by platform.EnvKey
 	set := func(name, value string) { vars[platform.EnvKey(name)] = entry{name, value} }
+	for name, value := range platform.TaskEnvDefaults() {
+		set(name, value)
+	}
 	for _, kv := range base {
 		name, value, ok := strings.Cut(kv, "=")
-		if !ok || name == "" {
-			// Windows keeps per-drive cwd entries like "=C:=C:\\"; skip them
-			// rather than guess, as they are not variables a task sets.
+		if !ok || name == "" || !platform.TaskEnvInherited(name) {
+			// Windows keeps per-drive cwd entries like "=C:=C:\\"; they
+			// are not variables a task sets.
 			continue
 		}
 		set(name, value)
 	}
-	for _, name := range agentSecretEnv {
-		delete(vars, platform.EnvKey(name))
+	if run.TempDir != "" {
+		for _, name := range platform.TaskTempEnv() {
+			set(name, run.TempDir)
+		}
 	}
 	for name, value := range payloadEnv {
 		set(name, value)

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 func envMap(t *testing.T, env []string) map[string]string {
@@ -25,16 +27,18 @@ func envMap(t *testing.T, env []string) map[string]string {
 func TestTaskEnv(t *testing.T) {
 	base := []string{
 		"PATH=/usr/bin:/bin",
-		"HOME=/home/worker",
 		"TASKCLUSTER_ACCESS_TOKEN=secret-token",
 		"TASKCLUSTER_CLIENT_ID=worker/agent",
 		"TASKCLUSTER_CERTIFICATE={\"cert\":1}",
+		"LABRUNNER_PROVISIONER_TOKEN=secret-prov",
+		"SECRET_X=secret-x",
 		"TASK_ID=stale",
 		"EQUALS=a=b",
 	}
 	payloadEnv := map[string]string{
 		"PATH":                 "/opt/tool/bin:/usr/bin",
 		"FOO":                  "bar baz",
+		"EQUALS":               "c=d",
 		"TASK_ID":              "payload-tries-to-override",
 		"RUN_ID":               "99",
 		"TASKCLUSTER_ROOT_URL": "https://evil.example.com",
@@ -42,7 +46,7 @@ func TestTaskEnv(t *testing.T) {
 	}
 	env := TaskEnv(base, payloadEnv, TaskEnvRun{
 		TaskID: "fN1SbArXTPSVFNUvaOlinQ", RunID: 2, RootURL: "https://tc.example.com",
-		TaskDir: "/tasks/task_1", WorkerLocation: `{"cloud":"lab"}`,
+		TaskDir: "/tasks/task_1", TempDir: "/tasks/task_1/.tmp", WorkerLocation: `{"cloud":"lab"}`,
 	})
 	if !slices.IsSorted(env) {
 		t.Errorf("env not sorted: %q", env)
@@ -50,33 +54,39 @@ func TestTaskEnv(t *testing.T) {
 	m := envMap(t, env)
 	want := map[string]string{
 		"PATH":                        "/opt/tool/bin:/usr/bin",
-		"HOME":                        "/home/worker",
 		"FOO":                         "bar baz",
 		"EMPTY":                       "",
-		"EQUALS":                      "a=b",
+		"EQUALS":                      "c=d",
 		"TASK_ID":                     "fN1SbArXTPSVFNUvaOlinQ",
 		"RUN_ID":                      "2",
 		"TASKCLUSTER_ROOT_URL":        "https://tc.example.com",
 		"TASK_WORKDIR":                "/tasks/task_1",
 		"TASKCLUSTER_WORKER_LOCATION": `{"cloud":"lab"}`,
 	}
+	for _, name := range platform.TaskTempEnv() {
+		want[name] = "/tasks/task_1/.tmp"
+	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {
 			t.Errorf("%s = %q (present %v), want %q", k, got, ok, v)
 		}
 	}
-	for _, secret := range []string{"TASKCLUSTER_ACCESS_TOKEN", "TASKCLUSTER_CLIENT_ID", "TASKCLUSTER_CERTIFICATE"} {
-		if _, ok := m[secret]; ok {
-			t.Errorf("%s leaked into the task environment", secret)
-		}
-	}
 	for _, kv := range env {
-		if strings.Contains(kv, "secret-token") {
-			t.Errorf("agent token leaked in %q", kv)
+		if strings.Contains(kv, "secret") {
+			t.Errorf("a secret of the agent's environment leaked in %q", kv)
 		}
 	}
 	if len(m) != len(want) {
 		t.Errorf("unexpected extra variables: %q", env)
+	}
+}
+
+func TestTaskEnvDefaultsWhenTheServiceHasNone(t *testing.T) {
+	m := envMap(t, TaskEnv(nil, nil, TaskEnvRun{}))
+	for k, v := range platform.TaskEnvDefaults() {
+		if m[k] != v {
+			t.Errorf("%s = %q with an empty runner environment, want the default %q", k, m[k], v)
+		}
 	}
 }
 
@@ -96,8 +106,8 @@ func TestTaskEnvOptionalVariables(t *testing.T) {
 func TestTaskEnvPayloadCanRemoveNothingButCanBlank(t *testing.T) {
 	// A payload can set an inherited variable to empty but not delete it,
 	// as in generic-worker.
-	m := envMap(t, TaskEnv([]string{"LANG=C.UTF-8"}, map[string]string{"LANG": ""}, TaskEnvRun{}))
-	if v, ok := m["LANG"]; !ok || v != "" {
-		t.Errorf("LANG = %q (present %v), want empty and present", v, ok)
+	m := envMap(t, TaskEnv([]string{"PATH=/bin"}, map[string]string{"PATH": ""}, TaskEnvRun{}))
+	if v, ok := m["PATH"]; !ok || v != "" {
+		t.Errorf("PATH = %q (present %v), want empty and present", v, ok)
 	}
 }
