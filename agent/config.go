@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -134,24 +135,36 @@ type ParseOptions struct {
 	// task queue and worker names: they may be missing from the file (but
 	// are still checked when given).
 	Assigned bool
+	// Sections are top-level keys the caller decodes itself (the runner's
+	// `runner:`); any other unknown key is a problem.
+	Sections []string
 }
 
 // ParseConfigWith parses and validates configuration YAML with options.
 func ParseConfigWith(b []byte, o ParseOptions) (*FileConfig, error) {
-	var c FileConfig
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, &ConfigError{Problems: []string{fmt.Sprintf("config: not valid YAML: %v", err)}}
+	}
+	root := reflect.TypeFor[FileConfig]()
+	probs := UnknownTopLevelKeys(&doc, root, o.Sections...)
+	// Unknown top-level keys land in Other (reported above, with their
+	// lines); unknown keys deeper down are decoding errors.
+	var w struct {
+		FileConfig `yaml:",inline"`
+		Other      map[string]yaml.Node `yaml:",inline"`
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
-	var probs []string
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(&w); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
 			return nil, &ConfigError{Problems: []string{fmt.Sprintf("config: not valid YAML: %v", err)}}
 		}
 		// The rest of the file was still decoded: validate it too.
-		for _, e := range te.Errors {
-			probs = append(probs, "config: "+e+"; fix or remove the key (see docs/config.md)")
-		}
+		probs = append(probs, YAMLProblems(&doc, root, te.Errors)...)
 	}
+	c := w.FileConfig
 	c.applyDefaults()
 	probs = append(probs, c.validate(o.Assigned)...)
 	if len(probs) > 0 {

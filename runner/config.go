@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -159,45 +160,26 @@ func Parse(b []byte) (*agent.FileConfig, *Config, error) {
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return nil, nil, &agent.ConfigError{Problems: []string{fmt.Sprintf("config: not valid YAML: %v", err)}}
 	}
-	var section *yaml.Node
-	rest := b
-	if len(doc.Content) == 1 && doc.Content[0].Kind == yaml.MappingNode {
-		m := doc.Content[0]
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if m.Content[i].Value == "runner" {
-				section = m.Content[i+1]
-				m.Content = append(m.Content[:i:i], m.Content[i+2:]...)
-				out, err := yaml.Marshal(&doc)
-				if err != nil {
-					return nil, nil, fmt.Errorf("config: re-encode without the runner section: %w", err)
-				}
-				rest = out
-				break
-			}
-		}
+	// The runner section is decoded from the file as written, so that
+	// problems carry the file's line numbers; the other keys are the
+	// agent's.
+	var w struct {
+		Runner Config               `yaml:"runner"`
+		Other  map[string]yaml.Node `yaml:",inline"`
 	}
 	var probs []string
-	rc := &Config{}
-	if section != nil {
-		raw, err := yaml.Marshal(section)
-		if err != nil {
-			return nil, nil, fmt.Errorf("config: re-encode the runner section: %w", err)
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&w); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, nil, &agent.ConfigError{Problems: []string{fmt.Sprintf("config: not valid YAML: %v", err)}}
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(raw))
-		dec.KnownFields(true)
-		if err := dec.Decode(rc); err != nil && !errors.Is(err, io.EOF) {
-			var te *yaml.TypeError
-			if !errors.As(err, &te) {
-				probs = append(probs, fmt.Sprintf("runner: %v; it must be a mapping of the keys in docs/config.md", err))
-			} else {
-				for _, e := range te.Errors {
-					probs = append(probs, "runner: "+e+"; fix or remove the key (see docs/config.md)")
-				}
-			}
-		}
+		probs = agent.YAMLProblems(&doc, reflect.TypeOf(w), te.Errors)
 	}
+	rc := &w.Runner
 	// With a provisioner the pool, root URL and credentials are assigned.
-	ac, err := agent.ParseConfigWith(rest, agent.ParseOptions{Assigned: rc.Provisioner.Enabled()})
+	ac, err := agent.ParseConfigWith(b, agent.ParseOptions{Assigned: rc.Provisioner.Enabled(), Sections: []string{"runner"}})
 	var ce *agent.ConfigError
 	switch {
 	case errors.As(err, &ce):
@@ -205,7 +187,10 @@ func Parse(b []byte) (*agent.FileConfig, *Config, error) {
 	case err != nil:
 		return nil, nil, err
 	}
-	stateDir := ""
+	// The state directory gives the runner's defaults; when the rest of
+	// the file has mistakes, read it from the file as written so that
+	// they do not also show up as a missing stateDir.
+	stateDir := topLevelScalar(&doc, "stateDir")
 	if ac != nil {
 		stateDir = ac.StateDir
 	}
@@ -330,4 +315,21 @@ func (c *Config) validate() []string {
 	p = append(p, c.Provisioner.Problems()...)
 	p = append(p, c.sourceProblems()...)
 	return p
+}
+
+// topLevelScalar returns the value of a top-level key of doc, or "".
+func topLevelScalar(doc *yaml.Node, key string) string {
+	n := doc
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		n = n.Content[0]
+	}
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
 }

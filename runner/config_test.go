@@ -74,3 +74,33 @@ func TestConfigBuildbotKillGrace(t *testing.T) {
 		t.Errorf("runner.buildbot.killGrace = %s, want 250ms", rc.Buildbot.KillGrace.Duration)
 	}
 }
+
+// TestConfigTyposAreNamedOnce: one typo is one problem, at the line it is
+// on, with the key's path and the key that was meant; no Go type names,
+// and no knock-on complaint about keys that are in fact set.
+func TestConfigTyposAreNamedOnce(t *testing.T) {
+	src := agentYAML + `capacty: 1
+runner:
+  # comments and blank lines do not shift the line numbers
+
+  checks:
+    tries: many
+    diskFreeMinMB: 1
+  reboot:
+    afterTasks: 5
+  drainGrase: 2s
+`
+	_, _, err := Parse([]byte(src))
+	var ce *agent.ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v, want a ConfigError", err)
+	}
+	want := []string{
+		"line 8: capacty: unknown key; did you mean capacity? Fix or remove it (see docs/config.md)",
+		`line 13: runner.checks.tries: want a whole number, not "many" (see docs/config.md)`,
+		"line 17: runner.drainGrase: unknown key; did you mean drainGrace? Fix or remove it (see docs/config.md)",
+	}
+	if strings.Join(ce.Problems, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(ce.Problems, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -31,7 +31,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -108,8 +110,8 @@ func (c ProvisionerConfig) Enabled() bool { return c.URL != "" }
 // Problems lists the section's mistakes, each naming its key and the fix.
 func (c ProvisionerConfig) Problems() []string {
 	var out []string
-	if c.URL != "" && !strings.HasPrefix(c.URL, "https://") && !strings.HasPrefix(c.URL, "http://") {
-		out = append(out, fmt.Sprintf("runner.provisioner.url %q: want an https:// URL", c.URL))
+	if p := provisionerURLProblem(c.URL); p != "" {
+		out = append(out, p)
 	}
 	for key, d := range map[string]Duration{"heartbeatInterval": c.HeartbeatInterval, "pollWait": c.PollWait} {
 		if d.bad != "" || d.Duration < 0 {
@@ -722,4 +724,30 @@ func (l *ProvisionerLink) saveLocked() error {
 		return fmt.Errorf("write provisioner link state %s: %w", path, werr)
 	}
 	return nil
+}
+
+// provisionerURLProblem checks runner.provisioner.url: https, or plain
+// http only to a provisioner on this machine (devstack, tests), since the
+// machine token travels in every request.
+func provisionerURLProblem(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Sprintf("runner.provisioner.url %q: not an absolute URL; write https://provisioner.example.com", raw)
+	}
+	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
+		return fmt.Sprintf("runner.provisioner.url %q: plain http would send the machine token unencrypted; use https://, or http:// only for a provisioner on this machine (127.0.0.1, ::1, localhost)", raw)
+	}
+	return ""
+}
+
+// loopbackHost reports whether host names this machine.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -724,10 +724,20 @@ func TestProvisionerConfigSection(t *testing.T) {
 	want := []string{
 		`runner.provisioner.heartbeatInterval: "30 seconds" is not a positive duration: write e.g. 30s`,
 		`runner.provisioner.pollWait: "-5s" is not a positive duration: write e.g. 30s`,
-		`runner.provisioner.url "prov.example.com": want an https:// URL`,
+		`runner.provisioner.url "prov.example.com": not an absolute URL; write https://provisioner.example.com`,
 	}
 	if got := bad.Problems(); !slices.Equal(got, want) {
 		t.Fatalf("problems:\n%q\nwant\n%q", got, want)
+	}
+	// Plain http only to this machine: the machine token is in every request.
+	for url, ok := range map[string]bool{
+		"https://prov.lab": true, "http://127.0.0.1:8080": true, "http://[::1]:80": true, "http://localhost:1": true,
+		"http://prov.lab": false, "http://10.0.0.5:8080": false, "ftp://prov.lab": false, "https://": false,
+	} {
+		probs := ProvisionerConfig{URL: url}.Problems()
+		if (len(probs) == 0) != ok {
+			t.Errorf("url %q: problems %q; want accepted=%v", url, probs, ok)
+		}
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
