@@ -27,6 +27,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcpurgecache"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 
 	"github.com/labrunner/labrunner/internal/devqueue"
@@ -70,6 +71,7 @@ func (e *mountEnv) startAgent() {
 		WorkerGroup: "lab", WorkerID: "mounts-test", RootURL: e.stack.RootURL,
 		TasksDir: filepath.Join(e.dir, "tasks"), Version: "test", IdlePollWait: 10 * time.Millisecond,
 		KillGrace: 2 * time.Second, Logger: quietMountLogger(),
+		PurgeCache: NewPurgeCache(e.stack.RootURL, e.taskQueueID, func() tcclient.Credentials { return e.stack.Credentials }),
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -309,5 +311,33 @@ func TestMountWrongSHA256AndZipSlipFail(t *testing.T) {
 	run, log = e.run(mountPayload([]map[string]any{{"file": "f", "content": map[string]any{"taskId": up, "artifact": "public/good.zip"}}}, writeFile("x", "x")), nil, nil)
 	if run.ReasonResolved != "malformed-payload" || !strings.Contains(log, "task.dependencies: needs to include "+up) {
 		t.Errorf("missing dependency: %s/%s; log:\n%s", run.State, run.ReasonResolved, log)
+	}
+}
+
+func TestCachesPurgedByRequestAndByExitStatus(t *testing.T) {
+	e := newMountEnv(t)
+	e.startAgent()
+	cache := []map[string]any{{"directory": "c", "cacheName": "purge-me"}}
+	scopes := []string{"generic-worker:cache:purge-me"}
+
+	run, log := e.run(mountPayload(cache, writeFile("c/f.txt", "one")), scopes, nil)
+	if run.State != "completed" {
+		t.Fatalf("first task %s/%s:\n%s", run.State, run.ReasonResolved, log)
+	}
+	root := e.stack.Credentials
+	if err := tcpurgecache.New(&root, e.stack.RootURL).PurgeCache(e.taskQueueID, &tcpurgecache.PurgeCacheRequest{CacheName: "purge-me"}); err != nil {
+		t.Fatalf("purgeCache: %v", err)
+	}
+	// The purge request removes the cache; this task leaves a file and
+	// exits 1, which its onExitStatus.purgeCaches names.
+	p := mountPayload(cache, checkAbsent("c/f.txt"), writeFile("c/f.txt", "two"), exitWith(1))
+	p["onExitStatus"] = map[string]any{"purgeCaches": []int{1}}
+	run, log = e.run(p, scopes, nil)
+	if run.State != "failed" || !strings.Contains(log, `Removed writable directory cache "purge-me": purge requested`) {
+		t.Fatalf("second task %s/%s (want failed by exit 1, after the purge request):\n%s", run.State, run.ReasonResolved, log)
+	}
+	run, log = e.run(mountPayload(cache, checkAbsent("c/f.txt")), scopes, nil)
+	if run.State != "completed" {
+		t.Fatalf("third task %s/%s: the exit status did not purge the cache:\n%s", run.State, run.ReasonResolved, log)
 	}
 }

@@ -5,6 +5,7 @@ package agent
 import (
 	"log/slog"
 	"os"
+	"strconv"
 )
 
 // A Unix command per step: a shell line.
@@ -15,6 +16,14 @@ func checkFile(path, want string) []string {
 
 func writeFile(path, content string) []string {
 	return []string{"/bin/sh", "-c", `printf '%s\n' '` + content + `' > '` + path + `'`}
+}
+
+func checkAbsent(path string) []string {
+	return []string{"/bin/sh", "-c", `if [ -e '` + path + `' ]; then echo "` + path + ` exists"; exit 5; fi`}
+}
+
+func exitWith(code int) []string {
+	return []string{"/bin/sh", "-c", "exit " + strconv.Itoa(code)}
 }
 
 func mountPayload(mounts []map[string]any, commands ...[]string) map[string]any {

@@ -5,6 +5,7 @@ package agent
 import (
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,15 @@ func checkFile(path, want string) []string {
 
 func writeFile(path, content string) []string {
 	return []string{`echo ` + content + `> ` + strings.ReplaceAll(path, "/", `\`)}
+}
+
+func checkAbsent(path string) []string {
+	p := strings.ReplaceAll(path, "/", `\`)
+	return []string{`if exist ` + p + ` (echo ` + p + ` exists & exit /b 5)`}
+}
+
+func exitWith(code int) []string {
+	return []string{"exit /b " + strconv.Itoa(code)}
 }
 
 func mountPayload(mounts []map[string]any, steps ...[]string) map[string]any {

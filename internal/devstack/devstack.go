@@ -1,7 +1,8 @@
 // Package devstack runs the whole of labrunner's central side in one process
-// under one root URL: the Taskcluster-compatible dev queue (and, as they
-// land, the provisioner and the bridge), on the in-process Pulse bus or on
-// RabbitMQ. It serves `devstack serve`, `make demo` and end-to-end tests.
+// under one root URL: the Taskcluster-compatible dev queue and purge-cache
+// service (and, as they land, the provisioner and the bridge), on the
+// in-process Pulse bus or on RabbitMQ. It serves `devstack serve`,
+// `make demo` and end-to-end tests.
 package devstack
 
 import (
@@ -19,6 +20,7 @@ import (
 
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 
+	"github.com/labrunner/labrunner/internal/devpurgecache"
 	"github.com/labrunner/labrunner/internal/devqueue"
 	"github.com/labrunner/labrunner/internal/pulse"
 )
@@ -61,6 +63,8 @@ type Stack struct {
 	Bus pulse.Bus
 	// Queue is the dev queue.
 	Queue *devqueue.Server
+	// PurgeCache is the purge-cache service.
+	PurgeCache *devpurgecache.Server
 
 	server *http.Server
 	cancel context.CancelFunc
@@ -120,9 +124,19 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		return nil, fmt.Errorf("dev queue: %w", err)
 	}
 
+	purge := devpurgecache.New(devpurgecache.Config{
+		Clients: func(id string) (string, bool) {
+			tok, ok := qcfg.Clients[id]
+			return tok, ok
+		},
+		Now:    qcfg.Now,
+		Logger: logger.With("component", "purge-cache"),
+	})
+
 	mux := http.NewServeMux()
 	mux.Handle("/api/queue/v1/", queue.Handler())
 	mux.Handle("/_devqueue/", queue.Handler())
+	mux.Handle("/api/purge-cache/v1/", purge.Handler())
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Stack{
@@ -130,6 +144,7 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 		Credentials: tcclient.Credentials{ClientID: opts.ClientID, AccessToken: opts.AccessToken},
 		Bus:         bus,
 		Queue:       queue,
+		PurgeCache:  purge,
 		server:      &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second},
 		cancel:      cancel,
 	}
