@@ -211,6 +211,9 @@ func (s *Server) followLinks(c *call, t *task, runID int, name string) (*artifac
 			}
 			c.id = id
 		}
+		if scope := "queue:get-artifact:" + name; !strings.HasPrefix(name, "public/") && !c.id.hasScopes(scope) {
+			return nil, &apiError{Code: "InsufficientScopes", Message: "Client ID " + c.id.ClientID + " does not have sufficient scopes and is missing the following scopes:\n\n```\n" + scope + "\n```"}
+		}
 		var a *artifact
 		if t != nil {
 			a = t.Artifacts[runID][name]

@@ -298,3 +298,44 @@ func TestPrivateArtifactsNeedCredentialsEvenThroughLinks(t *testing.T) {
 		t.Errorf("signed URL download = %s %q", resp.Status, body)
 	}
 }
+
+func TestPrivateArtifactReadNeedsGetArtifactScope(t *testing.T) {
+	h := start(t, nil)
+	tq := newQueueID()
+	d := h.def(tq)
+	d.Scopes = []string{"queue:get-artifact:private/allowed/*"}
+	id := h.create(d)
+	c := h.claim(tq, "w1")
+	rq := h.runQueue(c.Credentials)
+	for _, name := range []string{"private/allowed/a.txt", "private/other.txt"} {
+		s3 := h.s3(rq, id, name, "text/plain")
+		put(t, s3.PutURL, "text/plain", "", []byte(name))
+	}
+	exp := tcclient.Time(h.clock.Now().Add(24 * time.Hour))
+	if _, err := rq.CreateArtifact(id, "0", "private/allowed/link", postArtifact(t, tcqueue.LinkArtifactRequest{StorageType: "link", Artifact: "private/other.txt", Expires: exp})); err != nil {
+		t.Fatal(err)
+	}
+
+	// The run's credentials hold the task's scopes.
+	if _, err := rq.GetArtifact(id, "0", "private/allowed/a.txt"); err != nil {
+		t.Errorf("getArtifact with queue:get-artifact:private/allowed/*: %v", err)
+	}
+	_, err := rq.GetArtifact(id, "0", "private/other.txt")
+	f := expectFailure(t, err, 403, "InsufficientScopes")
+	if !strings.Contains(f.Message, "queue:get-artifact:private/other.txt") {
+		t.Errorf("403 message does not name the missing scope: %q", f.Message)
+	}
+	// A link's target needs its own scope.
+	_, err = rq.GetArtifact(id, "0", "private/allowed/link")
+	expectFailure(t, err, 403, "InsufficientScopes")
+
+	// authorizedScopes narrow the credentials further.
+	creds := tcclient.Credentials{ClientID: c.Credentials.ClientID, AccessToken: c.Credentials.AccessToken, Certificate: c.Credentials.Certificate,
+		AuthorizedScopes: []string{"queue:create-artifact:" + id + "/0"}}
+	_, err = quick(tcqueue.New(&creds, h.url)).GetArtifact(id, "0", "private/allowed/a.txt")
+	expectFailure(t, err, 403, "InsufficientScopes")
+	// Permanent credentials hold every scope.
+	if _, err := h.q.GetArtifact(id, "0", "private/other.txt"); err != nil {
+		t.Errorf("getArtifact with the root client: %v", err)
+	}
+}

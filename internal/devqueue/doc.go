@@ -29,9 +29,12 @@
 // Where devqueue differs from the real queue:
 //   - State is in memory only: a restart loses every task, artifact and
 //     worker. It is a development queue.
-//   - Scopes are not enforced. Endpoints that declare scopes in the real
-//     queue require a valid Hawk signature (401 AuthenticationFailed when it
-//     is missing or bad), but any authenticated client may call them.
+//   - Scopes are enforced only for reading a non-public artifact
+//     (queue:get-artifact:<name> for the name and each link it leads
+//     through; 403 InsufficientScopes without it). Other endpoints that
+//     declare scopes in the real queue require a valid Hawk signature (401
+//     AuthenticationFailed when it is missing or bad), but any
+//     authenticated client may call them.
 //     Anonymous callers may use the endpoints without scopes (ping, task,
 //     status), read public/ artifacts, and list artifacts and artifact info
 //     (the real queue grants these through the anonymous role in typical
