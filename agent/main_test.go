@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	if raw := os.Getenv(helperEnv); raw != "" {
 		os.Exit(runHelperAgent(raw))
 	}
+	if mode := os.Getenv(taskHelperEnv); mode != "" {
+		os.Exit(runTaskHelper(mode))
+	}
 	os.Exit(m.Run())
 }
 

@@ -43,6 +43,9 @@ type Payload struct {
 	OnExitStatus ExitStatusPolicy
 	// LiveLog is false only when the payload sets features.liveLog to false.
 	LiveLog bool
+	// TaskclusterProxy is features.taskclusterProxy: serve the task a
+	// taskcluster-proxy on TASKCLUSTER_PROXY_URL.
+	TaskclusterProxy bool
 	// SupersederURL is accepted for compatibility and, as in generic-worker, unused.
 	SupersederURL string
 	// Mounts are the files, directories and caches to mount, in order.
@@ -181,7 +184,8 @@ type wirePayload struct {
 		ContentEncoding string       `json:"contentEncoding"`
 	} `json:"artifacts"`
 	Features struct {
-		LiveLog *bool `json:"liveLog"`
+		LiveLog          *bool `json:"liveLog"`
+		TaskclusterProxy bool  `json:"taskclusterProxy"`
 	} `json:"features"`
 	OnExitStatus struct {
 		Retry       []int `json:"retry"`
@@ -237,6 +241,7 @@ func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, e
 		SupersederURL: rp.SupersederURL,
 		OnExitStatus:  ExitStatusPolicy{Retry: rp.OnExitStatus.Retry, PurgeCaches: rp.OnExitStatus.PurgeCaches},
 	}
+	p.TaskclusterProxy = rp.Features.TaskclusterProxy
 	if p.Env == nil {
 		p.Env = map[string]string{}
 	}
@@ -290,7 +295,7 @@ func unsupportedFields(doc any) []string {
 		out = append(out, "payload.rdpInfo")
 	}
 	if features, ok := obj["features"].(map[string]any); ok {
-		for _, name := range []string{"chainOfTrust", "runAsAdministrator", "taskclusterProxy"} {
+		for _, name := range []string{"chainOfTrust", "runAsAdministrator"} {
 			if v, present := features[name]; present && v != false {
 				out = append(out, "payload.features."+name)
 			}

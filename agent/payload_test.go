@@ -97,6 +97,20 @@ func TestParsePosixPayloadFull(t *testing.T) {
 	}
 }
 
+func TestParseTaskclusterProxyFeature(t *testing.T) {
+	for _, style := range []platform.CommandStyle{platform.ArgvCommands, platform.CmdLineCommands} {
+		command := `[["true"]]`
+		if style == platform.CmdLineCommands {
+			command = `["echo"]`
+		}
+		on := mustParse(t, style, `{"command": `+command+`, "maxRunTime": 5, "features": {"taskclusterProxy": true}}`)
+		off := mustParse(t, style, `{"command": `+command+`, "maxRunTime": 5}`)
+		if !on.TaskclusterProxy || off.TaskclusterProxy {
+			t.Errorf("style %v: features.taskclusterProxy true gives %v, absent gives %v", style, on.TaskclusterProxy, off.TaskclusterProxy)
+		}
+	}
+}
+
 func TestParseMinimalPayloadDefaults(t *testing.T) {
 	p := mustParse(t, platform.ArgvCommands, `{"command": [["true"]], "maxRunTime": 1}`)
 	if p.Env == nil || len(p.Env) != 0 || len(p.Artifacts) != 0 || !p.LiveLog || p.MaxRunTime != time.Second {
@@ -161,8 +175,7 @@ func TestNotJSONObject(t *testing.T) {
 func TestUnsupportedFieldsRejected(t *testing.T) {
 	base := `"command": [["true"]], "maxRunTime": 5`
 	cases := map[string]string{
-		"payload.features.taskclusterProxy": `"features": {"taskclusterProxy": true}`,
-		"payload.features.chainOfTrust":     `"features": {"chainOfTrust": true}`,
+		"payload.features.chainOfTrust": `"features": {"chainOfTrust": true}`,
 	}
 	for field, extra := range cases {
 		probs := problems(t, platform.ArgvCommands, `{`+base+`, `+extra+`}`)

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labrunner/labrunner/agent/mounts"
 	"github.com/labrunner/labrunner/platform"
 )
 
@@ -124,6 +125,12 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 		}
 
 		<-journalled
+		var proxy *taskProxy
+		var proxyErr error
+		if spec.TaskclusterProxy {
+			proxy, proxyErr = a.startTaskProxy(run, tl, log)
+			defer proxy.stop()
+		}
 		// Reclaims go on until the run is reported: uploads can be long.
 		runCtx, stopRun := context.WithCancel(callCtx)
 		defer stopRun()
@@ -135,11 +142,16 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 						log.Error("journal the reclaimed run", "error", err)
 					}
 				}
+				proxy.renew(run.Credentials())
 			}}
 		go rc.loop(runCtx, gone)
 		cancelled := a.cfg.Cancel.Watch(runCtx, run)
 
-		mounted, failed := a.mount(runCtx, ctx, run, spec, taskDir, tl, gone, cancelled)
+		var mounted *mounts.Mounted
+		var failed *outcome
+		if proxyErr == nil {
+			mounted, failed = a.mount(runCtx, ctx, run, spec, taskDir, tl, gone, cancelled)
+		}
 		commandsStarted = time.Now()
 		switch {
 		case failed != nil:
@@ -148,12 +160,18 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 			// Claimed as the agent began stopping: give it straight back.
 			tl.Printf("Worker shutting down before the commands started")
 			o = outcome{exitCode: -1, shutdown: true}
+		case errors.Is(proxyErr, errNoRunCredentials):
+			tl.Printf("Invalid payload: %v", proxyErr)
+			o.malformed = proxyErr
+		case proxyErr != nil:
+			tl.Printf("Could not start the taskcluster-proxy: %v", proxyErr)
+			o.internal = proxyErr
 		default:
-			o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled)
+			o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled, proxy.url())
 		}
 		commandsEnded = time.Now()
 
-		if !o.gone && o.internal == nil && failed == nil {
+		if !o.gone && o.internal == nil && o.malformed == nil && failed == nil {
 			a.uploadArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
 		}
 		a.unmount(mounted, spec, tl, &o)
@@ -249,11 +267,11 @@ func (a *Agent) startLiveLog(ctx context.Context, run Run, tl *taskLog, refExpir
 
 // execute runs the commands in sequence until one fails or the run must
 // stop.
-func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDir string, tl *taskLog, gone, cancelled <-chan struct{}) outcome {
+func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDir string, tl *taskLog, gone, cancelled <-chan struct{}, proxyURL string) outcome {
 	o := outcome{exitCode: -1}
 	limit := time.NewTimer(spec.MaxRunTime)
 	defer limit.Stop()
-	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir, TempDir: taskTempDir(taskDir)})
+	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir, TempDir: taskTempDir(taskDir), ProxyURL: proxyURL})
 	n := spec.CommandCount()
 	for i := range n {
 		command := commandAt(spec, i)

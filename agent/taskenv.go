@@ -41,6 +41,9 @@ type TaskEnvRun struct {
 	TempDir string
 	// WorkerLocation, when set, becomes TASKCLUSTER_WORKER_LOCATION.
 	WorkerLocation string
+	// ProxyURL, when set, becomes TASKCLUSTER_PROXY_URL (the task's
+	// taskcluster-proxy, features.taskclusterProxy).
+	ProxyURL string
 }
 
 // TaskEnv builds a task command's environment ("NAME=value" entries, sorted)
@@ -78,6 +81,9 @@ func TaskEnv(base []string, payloadEnv map[string]string, run TaskEnvRun) []stri
 	}
 	if run.WorkerLocation != "" {
 		set("TASKCLUSTER_WORKER_LOCATION", run.WorkerLocation)
+	}
+	if run.ProxyURL != "" {
+		set("TASKCLUSTER_PROXY_URL", run.ProxyURL)
 	}
 	env := make([]string, 0, len(vars))
 	for _, e := range vars {

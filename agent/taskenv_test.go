@@ -36,17 +36,18 @@ func TestTaskEnv(t *testing.T) {
 		"EQUALS=a=b",
 	}
 	payloadEnv := map[string]string{
-		"PATH":                 "/opt/tool/bin:/usr/bin",
-		"FOO":                  "bar baz",
-		"EQUALS":               "c=d",
-		"TASK_ID":              "payload-tries-to-override",
-		"RUN_ID":               "99",
-		"TASKCLUSTER_ROOT_URL": "https://evil.example.com",
-		"EMPTY":                "",
+		"PATH":                  "/opt/tool/bin:/usr/bin",
+		"FOO":                   "bar baz",
+		"EQUALS":                "c=d",
+		"TASK_ID":               "payload-tries-to-override",
+		"RUN_ID":                "99",
+		"TASKCLUSTER_ROOT_URL":  "https://evil.example.com",
+		"TASKCLUSTER_PROXY_URL": "https://evil.example.com",
+		"EMPTY":                 "",
 	}
 	env := TaskEnv(base, payloadEnv, TaskEnvRun{
 		TaskID: "fN1SbArXTPSVFNUvaOlinQ", RunID: 2, RootURL: "https://tc.example.com",
-		TaskDir: "/tasks/task_1", TempDir: "/tasks/task_1/.tmp", WorkerLocation: `{"cloud":"lab"}`,
+		TaskDir: "/tasks/task_1", TempDir: "/tasks/task_1/.tmp", WorkerLocation: `{"cloud":"lab"}`, ProxyURL: "http://127.0.0.1:41234",
 	})
 	if !slices.IsSorted(env) {
 		t.Errorf("env not sorted: %q", env)
@@ -62,6 +63,7 @@ func TestTaskEnv(t *testing.T) {
 		"TASKCLUSTER_ROOT_URL":        "https://tc.example.com",
 		"TASK_WORKDIR":                "/tasks/task_1",
 		"TASKCLUSTER_WORKER_LOCATION": `{"cloud":"lab"}`,
+		"TASKCLUSTER_PROXY_URL":       "http://127.0.0.1:41234",
 	}
 	for _, name := range platform.TaskTempEnv() {
 		want[name] = "/tasks/task_1/.tmp"
@@ -97,6 +99,9 @@ func TestTaskEnvOptionalVariables(t *testing.T) {
 	}
 	if _, ok := m["TASKCLUSTER_WORKER_LOCATION"]; ok {
 		t.Error("TASKCLUSTER_WORKER_LOCATION set without a location")
+	}
+	if _, ok := m["TASKCLUSTER_PROXY_URL"]; ok {
+		t.Error("TASKCLUSTER_PROXY_URL set without a proxy")
 	}
 	if m["RUN_ID"] != "0" || m["TASK_ID"] != "t" {
 		t.Errorf("identity wrong: %v", m)
