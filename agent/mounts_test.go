@@ -244,7 +244,9 @@ func TestMountsThroughTheQueue(t *testing.T) {
 		{"file": "conf/app.cfg", "content": map[string]any{"url": srv.URL + "/app.cfg"}},
 		{"directory": "cache/build", "cacheName": "build-cache"},
 	}
-	scopes := []string{"generic-worker:cache:build-cache"}
+	// The task's own credentials fetch the private artifact: like the real
+	// queue, the dev queue wants queue:get-artifact:<name> for it.
+	scopes := []string{"generic-worker:cache:build-cache", "queue:get-artifact:private/toolchain.tar.zst"}
 	first := mountPayload(mountsPayload,
 		checkFile("harness/harness/readme.txt", "harness-from-zip"),
 		checkFile("tc/toolchain/version.txt", "toolchain-from-zst"),
