@@ -1,13 +1,15 @@
 package bridge
 
-// Artifacts attached to a finished build's run (specs/bridge.md §7.2 step 3):
+// Artifacts attached to a finished build's run (docs/bridge.md, "BB listener
+// and the result mapping"):
 //
 //	public/properties.json          s3, application/json: name -> [value, source]
 //	public/buildbot-result.json     s3, application/json: result name, code, colour
 //	public/logs/live_backing.log.gz reference to log_url, application/gzip
 //
-// They expire with the task. The queue refusing one (the run is already
-// resolved, bug 1148860) is logged and the resolution goes on.
+// They expire with the task. The queue refusing one (it takes no artifacts
+// on a run that is already resolved, for example cancelled in Taskcluster)
+// is logged and the resolution goes on.
 
 import (
 	"bytes"
@@ -69,7 +71,7 @@ func (b *Bridge) putJSONArtifact(ctx context.Context, taskID string, runID int, 
 	if err := json.Unmarshal(*res, &s3); err != nil || s3.PutURL == "" {
 		return fmt.Errorf("create artifact %s: no putUrl in the answer", name)
 	}
-	// Bug 1467078: Content-Length is sent explicitly.
+	// Content-Length is set explicitly: S3 refuses a PUT without it.
 	put, err := http.NewRequestWithContext(ctx, http.MethodPut, s3.PutURL, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", name, err)

@@ -1,6 +1,6 @@
 package bridge
 
-// BB listener (specs/bridge.md §7, §10):
+// BB listener (docs/bridge.md, "BB listener and the result mapping"):
 //
 //	started (taskId property, request_ids)
 //	    for each brid with a row:
@@ -14,7 +14,7 @@ package bridge
 //	        claimTask (started may come after finished)  -> errors ignored
 //	        artifacts: public/properties.json, public/buildbot-result.json,
 //	                   public/logs/live_backing.log.gz (reference to log_url)
-//	        resolve by result (§10); mark the build resolved; delete the row
+//	        resolve by the result mapping; mark the build resolved; delete the row
 //	        unless RETRY, SKIPPED or unknown
 //
 // A claim is retried against the task's newest run when the row still names
@@ -51,7 +51,7 @@ func (b *Bridge) handleStarted(ctx context.Context, d pulse.Delivery) error {
 	}
 	props, ok := m.Payload.Build.propertyMap()
 	if !ok {
-		return nil // not a bridged build (#42)
+		return nil // not a bridged build: most builds on exchange/build are not
 	}
 	tp, ok := props["taskId"]
 	if !ok {
@@ -182,7 +182,8 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 	// Released on the way out; once marked resolved it no longer matters.
 	defer b.tables.releaseBuild(context.WithoutCancel(ctx), brid, number)
 	log := b.log.With("taskId", row.TaskID, "brid", brid, "result", result.String())
-	// #26: the started event may come after this one.
+	// Buildbot's started event may come after this one, and the run must be
+	// claimed before it can be resolved.
 	if err := b.claimRun(ctx, row, brid, row.RunID); err != nil {
 		log.Warn("opportunistic claim failed", "err", err)
 	}
@@ -247,9 +248,10 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 	return nil
 }
 
-// resolve applies the result mapping of §10 and reports whether the row
-// stays. A resolution the queue refuses (the run is already resolved, for
-// example by a duplicate of this message) counts as done.
+// resolve applies the result mapping (docs/bridge.md, "BB listener and the
+// result mapping") and reports whether the row stays. A resolution the queue
+// refuses (the run is already resolved, for example by a duplicate of this
+// message) counts as done.
 func (b *Bridge) resolve(ctx context.Context, taskID string, runID int, result schedulerdb.Result) (keep bool, err error) {
 	q := b.tc(ctx)
 	run := strconv.Itoa(runID)

@@ -16,14 +16,16 @@ import (
 
 func props(triples ...[]json.RawMessage) [][]json.RawMessage { return triples }
 
-// Spec §13 scenarios 1-4: started claims the tasks of the rows it names.
+// started claims the task of every request it names that has a row and
+// stores takenUntil; a build without a taskId property is not a bridged one.
 func TestStarted(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
 		e.start()
 		ctx := context.Background()
 
-		// 1: one known request and one unknown; the taskId property differs.
+		// One known request and one unknown; the taskId property differs
+		// from the row's, which only matters to the logs.
 		t1 := e.createTask(payload(goodBuilder), nil)
 		b1 := *e.waitRow(t1).BuildRequestID
 		e.publishBuild("started", goodBuilder, 0, BuildPayload{RequestIDs: []int64{b1, 999999},
@@ -34,7 +36,7 @@ func TestStarted(t *testing.T) {
 			return err == nil && r.TakenUntil != nil && *r.TakenUntil == time.Time(run.TakenUntil).Unix()
 		})
 
-		// 2: a build satisfying two requests claims both tasks.
+		// A build satisfying two requests claims both tasks.
 		t2, t3 := e.createTask(payload(goodBuilder), nil), e.createTask(payload(goodBuilder), nil)
 		b2, b3 := *e.waitRow(t2).BuildRequestID, *e.waitRow(t3).BuildRequestID
 		e.publishBuild("started", goodBuilder, 1, BuildPayload{RequestIDs: []int64{b2, b3},
@@ -42,7 +44,7 @@ func TestStarted(t *testing.T) {
 		e.waitRun(t2, 0, "running", "")
 		e.waitRun(t3, 0, "running", "")
 
-		// 3, 4: no properties, or no taskId property: not a bridged build.
+		// No properties, or no taskId property: not a bridged build.
 		t4 := e.createTask(payload(goodBuilder), nil)
 		b4 := *e.waitRow(t4).BuildRequestID
 		before := e.handled("started")
@@ -56,8 +58,9 @@ func TestStarted(t *testing.T) {
 	})
 }
 
-// Spec §13 scenarios 5-12: log_uploaded attaches the artifacts and
-// resolves by the result mapping of §10.
+// log_uploaded attaches the artifacts and resolves the run by the result
+// mapping (docs/bridge.md, "BB listener and the result mapping"), for every
+// result code.
 func TestLogUploadedResultMapping(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -71,13 +74,13 @@ func TestLogUploadedResultMapping(t *testing.T) {
 			cancelFirst    bool // the task is cancelled in TC before the build ends
 			cancelsCounted float64
 		}{
-			{"5 SUCCESS", client.Success, "completed", "completed", false, "green", false, 0},
-			{"6 WARNINGS", client.Warnings, "failed", "failed", false, "orange", false, 0},
-			{"7 FAILURE", client.Failure, "failed", "failed", false, "red", false, 0},
-			{"8 EXCEPTION", client.Exception, "exception", "malformed-payload", false, "purple", false, 0},
-			{"9 RETRY", client.Retry, "exception", "malformed-payload", true, "blue", false, 0},
-			{"10 CANCELLED while running", client.Cancelled, "exception", "canceled", false, "pink", false, 1},
-			{"11 CANCELLED already resolved", client.Cancelled, "exception", "canceled", false, "pink", true, 0},
+			{"SUCCESS", client.Success, "completed", "completed", false, "green", false, 0},
+			{"WARNINGS", client.Warnings, "failed", "failed", false, "orange", false, 0},
+			{"FAILURE", client.Failure, "failed", "failed", false, "red", false, 0},
+			{"EXCEPTION", client.Exception, "exception", "malformed-payload", false, "purple", false, 0},
+			{"RETRY", client.Retry, "exception", "malformed-payload", true, "blue", false, 0},
+			{"CANCELLED while running", client.Cancelled, "exception", "canceled", false, "pink", false, 1},
+			{"CANCELLED already resolved", client.Cancelled, "exception", "canceled", false, "pink", true, 0},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				taskID := e.createTask(payload(goodBuilder), nil)
@@ -104,8 +107,8 @@ func TestLogUploadedResultMapping(t *testing.T) {
 				if got := counterValue(rb.b.metrics.tcCalls.WithLabelValues("cancel")) - cancels; got != c.cancelsCounted {
 					t.Errorf("cancelTask called %v times, want %v", got, c.cancelsCounted)
 				}
-				// On a run resolved first the queue may refuse artifacts
-				// (bug 1148860), which the bridge logs and goes on.
+				// On a run resolved first the queue may refuse artifacts,
+				// which the bridge logs and goes on.
 				if !c.cancelFirst {
 					names := e.artifactNames(taskID, 0)
 					slices.Sort(names)
@@ -131,7 +134,8 @@ func TestLogUploadedResultMapping(t *testing.T) {
 	})
 }
 
-// Spec §13 scenario 12: CANCELLED after the deadline passed calls no cancelTask.
+// CANCELLED for a run Taskcluster already resolved deadline-exceeded calls no
+// cancelTask.
 func TestLogUploadedCancelledAfterDeadline(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -153,8 +157,8 @@ func TestLogUploadedCancelledAfterDeadline(t *testing.T) {
 	})
 }
 
-// Spec §13 scenario 13 and §7.2 steps 1-4: log_uploaded for requests the
-// bridge does not track, or malformed, does nothing.
+// log_uploaded for requests the bridge does not track, or without request_ids
+// set by postrun.py, or without results, does nothing.
 func TestLogUploadedIgnored(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -165,7 +169,7 @@ func TestLogUploadedIgnored(t *testing.T) {
 		ok := 0
 		res := &ok
 		before := e.handled("log_uploaded")
-		// Untracked request (13): the row is gone.
+		// Untracked request: the row is gone.
 		if _, err := e.st.DeleteByTask(ctx, taskID); err != nil {
 			t.Fatal(err)
 		}
@@ -194,8 +198,9 @@ func TestLogUploadedIgnored(t *testing.T) {
 	})
 }
 
-// §12.3 and #26: log_uploaded before (or without) started still claims
-// and resolves; a late copy of an old RETRY does not touch the new run.
+// Buildbot's started event may come after the build's log_uploaded, or never:
+// log_uploaded still claims and resolves the run. A late copy of an old
+// RETRY does not touch the new run.
 func TestLogUploadedOutOfOrderAndLateCopies(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})

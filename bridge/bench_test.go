@@ -7,7 +7,7 @@ package bridge
 //	BenchmarkReflectorReclaim       one reflector pass over running tasks
 //	                                that are all due; LABRUNNER_BENCH_RECLAIM
 //	                                sets how many (default 2000; 10000 for
-//	                                the target)
+//	                                the target in docs/bridge.md)
 
 import (
 	"context"

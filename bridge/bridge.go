@@ -1,5 +1,5 @@
-// Package bridge is the Buildbot Bridge (specs/bridge.md, issue 6): the TC
-// listener turns pending Taskcluster tasks into SchedulerDB build requests
+// Package bridge is the Buildbot Bridge, keeping the observable behaviour of
+// Mozilla's mozilla/buildbot-bridge (docs/bridge.md): the TC listener turns pending Taskcluster tasks into SchedulerDB build requests
 // and Taskcluster cancellations into self-serve cancels; the BB listener
 // turns Buildbot's started and log_uploaded events into claims, artifacts
 // and resolutions; the reflector keeps running tasks claimed and notices

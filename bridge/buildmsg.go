@@ -1,7 +1,7 @@
 package bridge
 
-// Buildbot's Pulse messages on exchange/build (specs/bridge.md §5.3): the
-// mozillapulse envelope {payload, _meta}, build status dicts whose
+// Buildbot's Pulse messages on exchange/build (docs/bridge.md, "Buildbot's
+// Pulse messages"): the mozillapulse envelope {payload, _meta}, build status dicts whose
 // properties are [name, value, source] triples.
 
 import (

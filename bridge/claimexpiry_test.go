@@ -10,8 +10,8 @@ import (
 
 // The bridge cannot reclaim for longer than the claim lasts (every instance
 // down, or overloaded): the queue resolves the run claim-expired and adds a
-// run. Spec §10: the new run's task-pending only moves the row, the build
-// keeps running, and its result resolves the new run; still one request.
+// run. The new run's task-pending only moves the row, the build keeps
+// running, and its result resolves the new run; still one request.
 func TestClaimExpiredWhileBuildRuns(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{claimTimeout: 2 * time.Second})

@@ -14,8 +14,9 @@ import (
 )
 
 // Config is a bridge instance's configuration: the keys of BBB's v1 JSON and
-// v2 YAML configs (specs/bridge.md §2.2, §2.3) mapped to one YAML file, plus
-// what the multihomed Go bridge adds. docs/bridge.md documents every key.
+// v2 YAML configs mapped to one YAML file, plus what the multihomed Go bridge
+// adds. docs/bridge.md, "Configuration", documents every key and the BBB key
+// it replaces.
 type Config struct {
 	// InstanceID names this instance in leases, logs and metrics (default
 	// hostname-pid). It must differ between instances sharing a database.
@@ -32,7 +33,8 @@ type Config struct {
 	Pulse       PulseConfig `yaml:"pulse"`
 
 	// SelfServeURL is BuildAPI's self-serve root (v1 `selfserve_url`); empty
-	// applies self-serve's effect to the SchedulerDB directly (§4.2 IV).
+	// applies self-serve's effect to the SchedulerDB directly (docs/bridge.md,
+	// "Cancelling in Buildbot").
 	SelfServeURL string `yaml:"selfserve_url"`
 	// RestrictedBuilders are regexes of builders that need a
 	// buildbot-bridge:builder-name:<name> scope on the task.

@@ -10,8 +10,9 @@ import (
 	"github.com/labrunner/labrunner/internal/pulse"
 )
 
-// Issue 6 item 7: a message that cannot be handled is retried a bounded
-// number of times, then parked with its error; it never loops.
+// A message that cannot be handled is retried a bounded number of times,
+// then parked with its error (docs/bridge.md, "Failure stance"); it never
+// loops.
 func TestDeadLetters(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})

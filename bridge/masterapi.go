@@ -4,12 +4,14 @@ package bridge
 //
 //	POST /api/v1/master/claim      the build this worker already holds (a
 //	                               retried claim), else claim the best
-//	                               pending request (§4.2 II), insert its
+//	                               pending request (docs/bridge.md,
+//	                               "SchedulerDB", Claim), insert its
 //	                               builds row; publish build.<b>.<n>.started
 //	POST /api/v1/master/heartbeat  re-claim (the 10-minute rule) and say
 //	                               whether the build was cancelled
-//	POST /api/v1/master/finish     complete as §4.2 III (RETRY re-queues the
-//	                               same request), publish log_uploaded
+//	POST /api/v1/master/finish     complete as a master does (RETRY
+//	                               re-queues the same request), publish
+//	                               log_uploaded
 //	GET  /api/v1/master/pending    pending requests per builder
 //	GET  /api/v1/status            what `bridge status` prints
 //	GET  /metrics                  Prometheus
@@ -151,8 +153,9 @@ func (b *Bridge) serveClaim(r *http.Request) (any, error) {
 }
 
 // startBuild publishes started for a claimed request and tells the agent
-// what to run. A failed publish does not undo the claim: the finish
-// handler claims the task when started never came (#26).
+// what to run. A failed publish does not undo the claim: the log_uploaded
+// handler claims the task when started never came, as it must anyway since
+// Buildbot's started event can arrive after the build's end.
 func (b *Bridge) startBuild(ctx context.Context, m schedulerdb.Master, c *schedulerdb.Claimed) (any, error) {
 	props, err := b.sdb.BuildsetProperties(ctx, c.Request.BuildsetID)
 	if err != nil {

@@ -13,7 +13,11 @@ import (
 	"github.com/labrunner/labrunner/bridge/client"
 )
 
-// Issue 6 item 8: the master API's rules and its answers to bad input.
+// The master API's rules (docs/bridge.md, "Master API for agents"): a claim
+// with nothing pending gets no build, requests are claimed in the master's
+// order (priority first), a finish or heartbeat for a build another worker or
+// incarnation holds is refused or told cancelled, a repeated finish is
+// harmless, and bad input gets a 400 that names the field.
 func TestMasterAPI(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -110,7 +114,7 @@ func TestMasterAPIClaimIsRepeatable(t *testing.T) {
 			t.Fatalf("repeated claim = %+v, %v; want build %d again", again, err, first.BuildID)
 		}
 		// A new incarnation of the worker (it restarted) takes over what
-		// the old one held (§4.2 II), with a new build.
+		// the old one held, as a restarted master does, with a new build.
 		req.Incarnation = "boot-2"
 		other, err := rb.client.Claim(ctx, req)
 		if err != nil || other == nil || other.BuildRequestID != first.BuildRequestID || other.BuildID == first.BuildID {

@@ -1,7 +1,7 @@
 package bridge
 
-// Reflector (specs/bridge.md §8.2, v2 rules), one pass every
-// reflector.interval on the rows this instance leases:
+// Reflector (docs/bridge.md, "Reflector": the rules of BBB's v2 reflector),
+// one pass every reflector.interval on the rows this instance leases:
 //
 //	row without brid, older than unbound_after  -> finish the injection, or
 //	                                               drop the row if its run moved on
@@ -195,8 +195,9 @@ func (b *Bridge) reclaimStep(ctx context.Context, r store.Task, brid int64) (str
 	return "", err
 }
 
-// finishUnbound completes an injection interrupted by a crash (§12.14),
-// which BBB left pending until its deadline. When the task no longer has a
+// finishUnbound completes an injection interrupted by a crash, which BBB
+// left pending until its deadline (docs/bridge.md, "Known problems of BBB
+// fixed here", interrupted injection). When the task no longer has a
 // pending run, a request the crash may have left behind is cancelled and
 // the row dropped.
 func (b *Bridge) finishUnbound(ctx context.Context, r store.Task) (string, error) {

@@ -13,8 +13,8 @@ import (
 	"github.com/labrunner/labrunner/bridge/store"
 )
 
-// Spec §13 v2-1: reclaim_at = takenUntil - threshold, due at that instant
-// and not one second earlier.
+// A reclaim is due at reclaim_at = takenUntil - threshold, at that instant
+// and not one second earlier (the instant BBB v2's own test uses).
 func TestReclaimDue(t *testing.T) {
 	taken := time.Date(2017, 3, 31, 22, 0, 0, 0, time.UTC)
 	at := taken.Add(-300 * time.Second)
@@ -43,7 +43,10 @@ func (e *env) startedTask(rb *runningBridge, worker string) (string, store.Task)
 	return taskID, row
 }
 
-// Spec §13 scenarios 14-20 under v2's rules.
+// The reflector's pass under BBB v2's rules (docs/bridge.md, "Reflector"):
+// reclaims when due and not before, leaves pending tasks alone, cancels the
+// task of a request cancelled in Buildbot before it started, and never takes
+// a claimed request, a completed build or a stale run for one to cancel.
 func TestReflector(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{selfServe: true})
@@ -66,30 +69,30 @@ func TestReflector(t *testing.T) {
 			return *r.TakenUntil
 		}
 
-		// 14: a running task close to takenUntil is reclaimed and the new
+		// A running task close to takenUntil is reclaimed and the new
 		// takenUntil stored.
 		t14, r14 := e.startedTask(rb, "w14")
 		soon := time.Now().Add(60 * time.Second)
 		if err := e.st.UpdateTakenUntil(ctx, *r14.BuildRequestID, soon); err != nil {
 			t.Fatal(err)
 		}
-		// 15: one with more than the threshold left is not.
+		// One with more than the threshold left is not.
 		t15, r15 := e.startedTask(rb, "w15")
 		later := time.Now().Add(1000 * time.Second)
 		if err := e.st.UpdateTakenUntil(ctx, *r15.BuildRequestID, later); err != nil {
 			t.Fatal(err)
 		}
-		// 18: a pending task is left alone.
+		// A pending task is left alone.
 		t18 := e.createTask(payload("i'm a good builder"), nil)
 		r18 := e.waitRow(t18)
-		// 19: a request cancelled in Buildbot before it started cancels the task.
+		// A request cancelled in Buildbot before it started cancels the task.
 		t19 := e.createTask(payload("i'm a good builder"), nil)
 		r19 := e.waitRow(t19)
 		if out, err := e.sdb.CancelRequest(ctx, *r19.BuildRequestID); err != nil || out.State != schedulerdb.CancelledPending {
 			t.Fatalf("cancel request: %+v, %v", out, err)
 		}
-		// 20: a request claimed and completed by a master whose started
-		// event has not arrived is not mistaken for a cancel.
+		// A request claimed and completed by a master whose started event
+		// has not arrived is not mistaken for a cancel.
 		t20 := e.createTask(payload(anotherBuilder), nil)
 		r20 := e.waitRow(t20)
 		m := schedulerdb.Master{Name: "bm", Incarnation: "1"}
@@ -122,7 +125,7 @@ func TestReflector(t *testing.T) {
 			t.Error("20: claimed request treated as cancelled")
 		}
 
-		// 17 (v2): the build is complete in Buildbot but its log_uploaded
+		// The build is complete in Buildbot but its log_uploaded
 		// has not come: the run is still running, so it is reclaimed, and
 		// no build is cancelled.
 		t17, r17 := e.startedTask(rb, "w17")
@@ -142,8 +145,8 @@ func TestReflector(t *testing.T) {
 		}
 		_ = t17
 
-		// v2: a run that is not running (RETRY left a stale takenUntil) is
-		// not reclaimed.
+		// A run that is not running (RETRY left a stale takenUntil) is not
+		// reclaimed.
 		if err := e.reportAsRoot(t15, 0, "worker-shutdown"); err != nil {
 			t.Fatal(err)
 		}
@@ -160,8 +163,9 @@ func TestReflector(t *testing.T) {
 	})
 }
 
-// Spec §13 scenario 16 under v2: past its deadline, the row goes and the
-// TC listener's deadline-exceeded cancels the running build via self-serve.
+// A running task past its deadline loses its row at its next reclaim (BBB
+// v2's rule), and the TC listener's deadline-exceeded cancels the running
+// build via self-serve.
 func TestReflectorDeadlinePassed(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{selfServe: true})
@@ -195,8 +199,8 @@ func TestReflectorDeadlinePassed(t *testing.T) {
 	})
 }
 
-// §12.14: an injection interrupted between the row and the build request
-// is finished by the reflector instead of leaving the task pending.
+// An injection interrupted between the row and the build request is finished
+// by the reflector instead of leaving the task pending until its deadline.
 func TestReflectorFinishesInterruptedInjection(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{mutate: func(c *Config) { c.Reflector.UnboundAfter = time.Second }})
@@ -235,8 +239,8 @@ func TestReflectorFinishesInterruptedInjection(t *testing.T) {
 	})
 }
 
-// Issue 6 item 6: instances split the reflector's rows with leases, so one
-// task is reclaimed once per pass however many instances run.
+// Instances split the reflector's rows with leases, so one task is reclaimed
+// once per pass however many instances run.
 func TestReflectorLeasesSplitWork(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})

@@ -14,7 +14,8 @@ import (
 	"github.com/labrunner/labrunner/bridge/schedulerdb"
 )
 
-// The three seed scenarios, end to end: Taskcluster task -> bridge
+// Three seed scenarios (a successful build, a RETRY then success, a deadline
+// passed before the build started), end to end: Taskcluster task -> bridge
 // -> SchedulerDB -> agent through the master API -> Buildbot events ->
 // bridge -> Taskcluster resolution.
 

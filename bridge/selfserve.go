@@ -1,8 +1,8 @@
 package bridge
 
-// Cancelling in Buildbot (specs/bridge.md §9): through BuildAPI self-serve
-// when selfserve_url is set, otherwise by applying the self-serve agent's
-// effect to the SchedulerDB directly (§4.2 IV). A running build cancelled
+// Cancelling in Buildbot (docs/bridge.md, "Cancelling in Buildbot"): through
+// BuildAPI self-serve when selfserve_url is set, otherwise by applying the
+// self-serve agent's effect to the SchedulerDB directly. A running build cancelled
 // directly is stopped by its agent, which learns of it from the master API
 // heartbeat (the task's run is resolved canceled or deadline-exceeded).
 
@@ -76,7 +76,8 @@ func (s *selfServe) del(ctx context.Context, path string) (int, error) {
 func (s *selfServe) cancelRequest(ctx context.Context, branch string, brid int64) (bool, error) {
 	code, err := s.del(ctx, branch+"/request/"+strconv.FormatInt(brid, 10))
 	if code == http.StatusNotFound {
-		// Bug 1323013: self-serve often 404s right after scheduling.
+		// Self-serve often answers 404 for a request scheduled moments ago;
+		// BBB ignored it too.
 		return false, nil
 	}
 	return false, err

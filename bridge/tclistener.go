@@ -1,6 +1,6 @@
 package bridge
 
-// TC listener (specs/bridge.md §6):
+// TC listener (docs/bridge.md, "TC listener"):
 //
 //	task-pending (taskId, last run)
 //	    task gone (404)                         -> ignore
@@ -208,8 +208,9 @@ func (b *Bridge) validate(ctx context.Context, task *tcqueue.TaskDefinitionRespo
 	return p, "", nil
 }
 
-// rejectTask resolves an invalid task's run malformed-payload: a pending run
-// can only be resolved once claimed (Bug 1197291).
+// rejectTask resolves an invalid task's run malformed-payload. It claims the
+// run first because the queue resolves a pending run only once it is
+// claimed.
 func (b *Bridge) rejectTask(ctx context.Context, taskID string, runID int, reason string) error {
 	log := b.log.With("taskId", taskID, "runId", runID)
 	log.Warn("task refused", "reason", reason)
@@ -248,8 +249,10 @@ func (b *Bridge) handleException(ctx context.Context, d pulse.Delivery) error {
 	}
 	if row.BuildRequestID == nil {
 		if b.now().Sub(time.Unix(row.ProcessedDate, 0)) > b.cfg.Reflector.UnboundAfter {
-			// §12.13: an injection that never finished. Cancel the request
-			// it may have written, and drop the row.
+			// An injection that never finished (docs/bridge.md, "Known
+			// problems of BBB fixed here", missing SchedulerDB rows): retrying
+			// cannot help, so cancel the request it may have written and drop
+			// the row.
 			if row.RunID < len(m.Status.Runs) {
 				if err := b.cancelOrphan(ctx, taskID, time.Time(m.Status.Runs[row.RunID].Scheduled)); err != nil {
 					return err
@@ -280,8 +283,9 @@ func (b *Bridge) cancelInBuildbot(ctx context.Context, row store.Task, brid int6
 	ss, err := b.sdb.SourcestampForRequest(ctx, brid)
 	switch {
 	case errors.Is(err, schedulerdb.ErrNotFound):
-		// §12.13: BBB crashed here forever; without Buildbot rows there is
-		// nothing left to cancel.
+		// The request's Buildbot rows are gone, so there is nothing left to
+		// cancel; BBB crashed here on every redelivery (docs/bridge.md,
+		// "Known problems of BBB fixed here", missing SchedulerDB rows).
 		b.log.Warn("build request has no sourcestamp; dropping the row", "brid", brid)
 		_, err := b.store.DeleteByBuildRequest(ctx, brid)
 		return err

@@ -20,7 +20,9 @@ import (
 	"github.com/labrunner/labrunner/internal/pulse"
 )
 
-// Spec §13 scenarios 21-29: authorization of restricted builders.
+// Restricted builders: a task may only target one its scopes allow, through
+// buildbot-bridge:builder-name:<builder> or its project:releng: form, a
+// trailing * matching as a prefix; unrestricted builders need no scope.
 func TestAuthorization(t *testing.T) {
 	restricted := []*regexp.Regexp{regexp.MustCompile(".*restricted.*")}
 	for _, c := range []struct {
@@ -30,15 +32,15 @@ func TestAuthorization(t *testing.T) {
 		scopes     []string
 		want       bool
 	}{
-		{"21 no restricted patterns", nil, "good restricted", nil, true},
-		{"22 unrestricted without scopes", restricted, "goody", nil, true},
-		{"23 wildcard scope", restricted, "good restricted", []string{"buildbot-bridge:builder-name:*"}, true},
-		{"24 prefix scope", restricted, "good restricted", []string{"buildbot-bridge:builder-name:good*"}, true},
-		{"25 exact scope", restricted, "good restricted", []string{"buildbot-bridge:builder-name:good restricted"}, true},
-		{"26 releng wildcard", restricted, "good restricted", []string{"project:releng:buildbot-bridge:builder-name:*"}, true},
-		{"27 releng prefix", restricted, "good restricted", []string{"project:releng:buildbot-bridge:builder-name:good*"}, true},
-		{"28 releng exact", restricted, "good restricted", []string{"project:releng:buildbot-bridge:builder-name:good restricted"}, true},
-		{"29 restricted without scopes", restricted, "good restricted", nil, false},
+		{"no restricted patterns", nil, "good restricted", nil, true},
+		{"unrestricted without scopes", restricted, "goody", nil, true},
+		{"wildcard scope", restricted, "good restricted", []string{"buildbot-bridge:builder-name:*"}, true},
+		{"prefix scope", restricted, "good restricted", []string{"buildbot-bridge:builder-name:good*"}, true},
+		{"exact scope", restricted, "good restricted", []string{"buildbot-bridge:builder-name:good restricted"}, true},
+		{"releng wildcard", restricted, "good restricted", []string{"project:releng:buildbot-bridge:builder-name:*"}, true},
+		{"releng prefix", restricted, "good restricted", []string{"project:releng:buildbot-bridge:builder-name:good*"}, true},
+		{"releng exact", restricted, "good restricted", []string{"project:releng:buildbot-bridge:builder-name:good restricted"}, true},
+		{"restricted without scopes", restricted, "good restricted", nil, false},
 		{"other builder's scope", restricted, "good restricted", []string{"buildbot-bridge:builder-name:other"}, false},
 		{"scope prefix without star", restricted, "good restricted", []string{"buildbot-bridge:builder-name:good"}, false},
 	} {
@@ -50,8 +52,9 @@ func TestAuthorization(t *testing.T) {
 	}
 }
 
-// Spec §13 scenarios 42-43: allthethings.json is fetched once, kept for
-// 300 s, refetched after, and decides which names are valid.
+// Known builders: allthethings.json is fetched once, kept for 300 s,
+// refetched after (the last list kept when that fails), and decides which
+// names are valid.
 func TestKnownBuildersRefresh(t *testing.T) {
 	var gets atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -88,8 +91,9 @@ func TestKnownBuildersRefresh(t *testing.T) {
 	check("builder good name", true)
 }
 
-// Spec §13 scenarios 30, 32: a new task becomes a build request with BBB's
-// exact rows.
+// A new task becomes a build request with BBB's exact rows (docs/bridge.md,
+// "SchedulerDB", Injection): priority 1 only for "high", submitted_at the
+// run's scheduled time, the fixed reason, [value, "bbb"] properties.
 func TestPendingNewTask(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -139,8 +143,9 @@ func TestPendingNewTask(t *testing.T) {
 	})
 }
 
-// Spec §13 scenarios 31, 33, 44 and §12.17: invalid tasks are claimed and
-// resolved malformed-payload, leaving no row and no build request.
+// Invalid tasks (restricted builder without scope, no product, unknown
+// builder, buildername not a string, extra key) are claimed and resolved
+// malformed-payload, leaving no row and no build request.
 func TestPendingInvalidTasks(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -148,11 +153,11 @@ func TestPendingInvalidTasks(t *testing.T) {
 		noProduct := payload(goodBuilder)
 		noProduct["properties"] = map[string]any{}
 		for name, p := range map[string]map[string]any{
-			"31 restricted without scope": payload(restrictedBuilder),
-			"33 without product":          noProduct,
-			"44 unknown builder":          payload("builder bad name"),
-			"buildername not a string":    {"buildername": 7, "properties": map[string]any{"product": "foo"}},
-			"extra payload key":           {"buildername": goodBuilder, "properties": map[string]any{"product": "foo"}, "bogus": 1},
+			"restricted without scope": payload(restrictedBuilder),
+			"without product":          noProduct,
+			"unknown builder":          payload("builder bad name"),
+			"buildername not a string": {"buildername": 7, "properties": map[string]any{"product": "foo"}},
+			"extra payload key":        {"buildername": goodBuilder, "properties": map[string]any{"product": "foo"}, "bogus": 1},
 		} {
 			taskID := e.createTask(p, nil)
 			e.waitRun(taskID, 0, "exception", "malformed-payload")
@@ -168,7 +173,8 @@ func TestPendingInvalidTasks(t *testing.T) {
 	})
 }
 
-// Spec §13 scenarios 35, 36: ignored builders are left alone, even restricted ones.
+// Ignored builders are left alone (no claim, no row), even restricted ones:
+// the ignore check comes before validation.
 func TestPendingIgnoredBuilders(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -185,7 +191,8 @@ func TestPendingIgnoredBuilders(t *testing.T) {
 	})
 }
 
-// Spec §13 scenario 34: a new run of a known task only moves the row.
+// A new run of a known task only moves the row: same build request, no
+// second one.
 func TestPendingUpdateRunID(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -220,8 +227,8 @@ func (e *env) reportAsRoot(taskID string, runID int, reason string) error {
 	return err
 }
 
-// Spec §13 scenario 45 and §14.1: duplicate and concurrent task-pending
-// handling, in one instance or several, creates one build request.
+// Duplicate and concurrent task-pending handling, in one instance or
+// several, creates one build request.
 func TestPendingDuplicatesCreateOneRequest(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{})
@@ -264,13 +271,15 @@ func TestPendingDuplicatesCreateOneRequest(t *testing.T) {
 	})
 }
 
-// Spec §13 scenarios 37-41: task-exception cancels in Buildbot through
-// self-serve with X-Remote-User.
+// task-exception canceled cancels in Buildbot through self-serve with
+// X-Remote-User: the request when no build started (row deleted), the build
+// when one runs (row kept until its CANCELLED log_uploaded). Other reasons
+// do nothing.
 func TestExceptionCancelsThroughSelfServe(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{selfServe: true})
 		rb := e.start()
-		// 38: cancelled before the build started -> request cancelled, row deleted.
+		// Cancelled before the build started -> request cancelled, row deleted.
 		queued := e.createTask(payload(goodBuilder), nil)
 		qrow := e.waitRow(queued)
 		if _, err := e.q.CancelTask(queued); err != nil {
@@ -286,7 +295,7 @@ func TestExceptionCancelsThroughSelfServe(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		// 37/39: cancelled while the build runs -> build cancelled, row kept.
+		// Cancelled while the build runs -> build cancelled, row kept.
 		running := e.createTask(payload(goodBuilder), nil)
 		e.waitRow(running)
 		a := e.agent(rb, "w")
@@ -308,7 +317,7 @@ func TestExceptionCancelsThroughSelfServe(t *testing.T) {
 		a.finish(6, nil, "")
 		waitFor(t, "row deleted after CANCELLED", func() bool { return e.noRow(running) })
 
-		// 41: other reasons are ignored.
+		// Other reasons are ignored.
 		other := e.createTask(payload(goodBuilder), nil)
 		e.waitRow(other)
 		a2 := e.agent(rb, "w2")
@@ -328,8 +337,9 @@ func TestExceptionCancelsThroughSelfServe(t *testing.T) {
 	})
 }
 
-// Spec §13 scenario 40 without self-serve: deadline-exceeded before start
-// applies self-serve's effect to the SchedulerDB (see also the seed test).
+// deadline-exceeded before the build started cancels the request through
+// self-serve and deletes the row; self-serve's agent, not the bridge, then
+// completes the request (without self-serve, see TestSeedDeadlineBeforeStart).
 func TestExceptionDeadlineExceededNotStarted(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{selfServe: true})
@@ -352,8 +362,9 @@ func TestExceptionDeadlineExceededNotStarted(t *testing.T) {
 	})
 }
 
-// §12.16: a property too long for buildset_properties is refused as an
-// invalid payload instead of failing the insert.
+// A property too long for buildset_properties.property_value (1024
+// characters as Python's JSON) is refused as an invalid payload instead of
+// failing the insert.
 func TestPayloadPropertyLength(t *testing.T) {
 	mk := func(v string) json.RawMessage {
 		raw, _ := json.Marshal(map[string]any{"buildername": "b", "properties": map[string]any{"product": "p", "long": v}})
@@ -371,8 +382,8 @@ func TestPayloadPropertyLength(t *testing.T) {
 	}
 }
 
-// §12.14: a payload without sourcestamp is injected (NULL branch), and its
-// cancel, having no branch for self-serve, is applied directly.
+// A payload without sourcestamp is injected (NULL branch), and its cancel,
+// having no branch for self-serve, is applied directly.
 func TestNoSourcestamp(t *testing.T) {
 	forEachSetup(t, func(t *testing.T, s setup) {
 		e := newEnv(t, s, envOpts{selfServe: true})

@@ -1,6 +1,6 @@
 package bridge
 
-// Validation of a pending task, in BBB's order (specs/bridge.md §6.1 step 3):
+// Validation of a pending task, in BBB's order (docs/bridge.md, "Validation"):
 //
 //	payload schema (buildername, properties.product)   -> "invalid schema"
 //	restricted builder without the builder-name scope  -> "not authorized"
@@ -25,7 +25,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
-// payloadSchema is bbb/schemas/payload.yml (§11) as JSON.
+// payloadSchema is BBB's bbb/schemas/payload.yml as JSON (docs/bridge.md,
+// "Task payload").
 const payloadSchema = `{
   "$schema": "http://json-schema.org/draft-04/schema#",
   "id": "http://schemas.taskcluster.net/buildbot-bridge/v1/payload.json",
@@ -111,8 +112,11 @@ func validatePayload(raw json.RawMessage) (Payload, error) {
 		if n := utf8.RuneCountInString(name); n > 256 {
 			return Payload{}, fmt.Errorf("invalid schema: property name %.40q… is %d characters; the SchedulerDB holds 256", name, n)
 		}
-		// §12.16: buildset_properties.property_value is VARCHAR(1024) and
-		// holds [value, "bbb"] as Python's json.dumps writes it.
+		// buildset_properties.property_value is VARCHAR(1024) and holds
+		// [value, "bbb"] as Python's json.dumps writes it; a longer value is
+		// refused here rather than truncated or failing the insert
+		// (docs/bridge.md, "Known problems of BBB fixed here", long
+		// properties).
 		if n := pythonJSONLen(v) + len(`[, "bbb"]`); n > 1024 {
 			return Payload{}, fmt.Errorf("invalid schema: payload.properties.%s takes %d characters stored as [value, \"bbb\"]; the SchedulerDB holds 1024", name, n)
 		}
@@ -155,7 +159,8 @@ func pythonJSONLen(v json.RawMessage) int {
 }
 
 // builderNameOf reads payload.buildername without validating anything else;
-// "" when it is missing or not a string (§12.17: BBB crashed on that).
+// "" when it is missing or not a string, so that the ignore check cannot
+// fail on it (BBB crashed there) and validation refuses the task.
 func builderNameOf(raw json.RawMessage) string {
 	var p struct {
 		BuilderName any `json:"buildername"`
@@ -186,8 +191,8 @@ func compileAll(list []string) []*regexp.Regexp {
 	return out
 }
 
-// authorized reports whether a task with scopes may run builder (§6.1 step
-// 3.2): restricted builders need buildbot-bridge:builder-name:<builder> or
+// authorized reports whether a task with scopes may run builder
+// (docs/bridge.md, "Validation"): restricted builders need buildbot-bridge:builder-name:<builder> or
 // the project:releng: form; a held scope ending in * matches as a prefix.
 func authorized(restricted []*regexp.Regexp, builder string, scopes []string) bool {
 	if !matchAny(restricted, builder) {

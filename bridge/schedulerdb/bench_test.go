@@ -11,7 +11,8 @@ import (
 )
 
 // BenchmarkInject measures task-pending → BuildRequest rows per second from
-// parallel injectors (the target is ≥ 1 000/s on MariaDB).
+// parallel injectors (the whole pending path's target, ≥ 1 000/s on MariaDB,
+// is in docs/bridge.md, "Benchmarks").
 func BenchmarkInject(b *testing.B) {
 	for _, d := range []Dialect{MySQL, SQLite} {
 		b.Run(string(d), func(b *testing.B) {

@@ -1,7 +1,8 @@
 package schedulerdb
 
-// The self-serve agent's cancel (spec §4.2 IV, §9), applied directly when no
-// self-serve is configured:
+// The self-serve agent's cancel (build-buildapi's
+// buildapi/scripts/selfserve-agent.py; docs/bridge.md, "SchedulerDB", Cancel),
+// applied directly when no self-serve is configured:
 //
 //	request missing               -> ErrNotFound
 //	complete with complete_at     -> AlreadyComplete ("nothing to do")

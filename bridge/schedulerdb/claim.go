@@ -1,7 +1,7 @@
 package schedulerdb
 
-// Claiming, as a 0.8.2 master does it (spec §4.2 II), made safe for several
-// claimers at once:
+// Claiming, as a 0.8.2 master does it (docs/bridge.md, "SchedulerDB", Claim),
+// made safe for several claimers at once:
 //
 //	candidates := claimable requests of the builders, best first
 //	for each candidate:

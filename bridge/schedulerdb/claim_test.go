@@ -33,7 +33,8 @@ func claim(t *testing.T, db *DB, m Master, builders ...string) *Claimed {
 	return c
 }
 
-// Spec §4.2 II: priority first, then the buildset's submitted_at.
+// A master claims the highest priority first, then the oldest buildset
+// (submitted_at).
 func TestClaimOrder(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)
@@ -84,8 +85,8 @@ func TestClaimWritesColumnsAndBuild(t *testing.T) {
 	})
 }
 
-// Spec §4.2 II: a claim goes stale after an hour; an earlier incarnation of
-// the same master loses its claims at once.
+// A claim goes stale after an hour; an earlier incarnation of the same
+// master (one that restarted) loses its claims at once.
 func TestClaimStaleness(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)

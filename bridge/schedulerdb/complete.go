@@ -18,7 +18,8 @@ func (db *DB) forUpdate() string {
 }
 
 // Complete finishes the builds of those of brids that master m holds, as a
-// 0.8.2 master does when a build ends (spec §4.2 III): builds get their
+// 0.8.2 master does when a build ends (docs/bridge.md, "SchedulerDB",
+// Complete): builds get their
 // finish_time; a RETRY puts the request back unclaimed (the same brid runs
 // again); any other result completes the request and, once all its requests
 // are complete, the buildset (FAILURE if any result is neither SUCCESS nor

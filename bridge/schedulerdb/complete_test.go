@@ -7,7 +7,9 @@ import (
 	"time"
 )
 
-// Spec §4.2 III for each terminal result, and the buildset's result.
+// Completing a build as a master does, for each terminal result: the
+// request's result, the buildset's (FAILURE unless SUCCESS or WARNINGS), the
+// build's finish_time; a repeated finish changes nothing.
 func TestCompleteResults(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)
@@ -51,7 +53,7 @@ func TestCompleteResults(t *testing.T) {
 	})
 }
 
-// Spec §4.2 III: RETRY puts the same brid back; the next claim adds a second
+// RETRY puts the same brid back unclaimed; the next claim adds a second
 // builds row.
 func TestCompleteRetry(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
@@ -107,7 +109,10 @@ func TestCompleteNeedsTheClaim(t *testing.T) {
 	})
 }
 
-// Spec §4.2 IV and §13 scenario 19 / v2-4.
+// The self-serve agent's cancel applied directly: an unclaimed request becomes
+// complete with FAILURE and reads as cancelled before start, the buildset
+// untouched; a claimed one is reported running with its builds; a missing
+// one is ErrNotFound.
 func TestCancelRequest(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)
@@ -155,7 +160,8 @@ func TestCancelRequest(t *testing.T) {
 	})
 }
 
-// Spec §13 v2-4, with the claimed_at values written directly.
+// Only requests complete and never claimed (claimed_at 0) count as cancelled
+// before start, with the claimed_at values written directly.
 func TestCancelledBeforeStartQuery(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)

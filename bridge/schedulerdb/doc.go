@@ -1,5 +1,6 @@
 // Package schedulerdb reads and writes the Buildbot 0.8.2 SchedulerDB the way
-// the Buildbot Bridge and a Buildbot master do (specs/bridge.md §4): it
+// the Buildbot Bridge and a Buildbot master do (docs/bridge.md,
+// "SchedulerDB"): it
 // injects build requests for Taskcluster tasks, claims them with the master's
 // rules, completes and cancels them, and answers the queries of the bridge's
 // listeners and reflector.

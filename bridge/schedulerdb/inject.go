@@ -52,7 +52,8 @@ type Injected struct {
 	Existed bool
 }
 
-// Inject writes the Buildbot rows for a pending task run (spec §4.2 I): a
+// Inject writes the Buildbot rows for a pending task run (docs/bridge.md,
+// "SchedulerDB", Injection): a
 // sourcestamp, a buildset with the fixed reason and external_idstring, its
 // properties as [value, "bbb"] pairs with a forced taskId, and one build
 // request, in that order and in one transaction.
@@ -183,7 +184,8 @@ func (r *injectionRows) insert(ctx context.Context, q querier, out *Injected) er
 
 // Column widths of the 0.8.2 schema; MySQL in strict mode rejects longer
 // values and SQLite would keep them, so both are refused up front with the
-// name of the offending field (spec §12.16).
+// name of the offending field, where BBB let MySQL truncate them or fail the
+// insert.
 const (
 	maxVarchar256  = 256
 	maxVarchar1024 = 1024

@@ -9,7 +9,8 @@ import (
 	"time"
 )
 
-// Spec §13 scenario 30 (NewTask) and §4.2 I, checked column by column.
+// Injection writes BBB's rows (docs/bridge.md, "SchedulerDB", Injection),
+// checked column by column.
 func TestInjectWritesSpecRows(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)
@@ -98,7 +99,7 @@ func TestInjectWritesSpecRows(t *testing.T) {
 		if n := nullString(t, db, "SELECT claimed_by_name FROM buildrequests WHERE id = ?", got.BRID); n.Valid {
 			t.Errorf("claimed_by_name = %q, want NULL", n.String)
 		}
-		// The injection order of the spec shows in the ids: one of each row.
+		// BBB's injection order shows in the ids: one of each row.
 		for _, tbl := range []string{"sourcestamps", "buildsets", "buildrequests"} {
 			if n := count(t, db, "SELECT COUNT(*) FROM "+tbl); n != 1 {
 				t.Errorf("%s has %d rows, want 1", tbl, n)
@@ -120,7 +121,7 @@ func asString(v any) string {
 	return ""
 }
 
-// Spec §13 scenario 32: only priority "high" exactly gives 1.
+// Only task priority "high" exactly gives the build request priority 1.
 func TestInjectPriority(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)
@@ -145,8 +146,9 @@ func TestInjectPriority(t *testing.T) {
 	})
 }
 
-// A task without a sourcestamp (spec §12.14) gets a sourcestamp with NULL
-// branch instead of failing.
+// A task without a sourcestamp (optional in the payload schema; BBB's
+// injector crashed on it) gets a sourcestamp with NULL branch instead of
+// failing.
 func TestInjectWithoutSourcestamp(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		db := tg.open(t)

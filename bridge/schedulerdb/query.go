@@ -265,7 +265,8 @@ func (db *DB) CancelledBeforeStart(ctx context.Context, brids []int64) ([]int64,
 	return out, nil
 }
 
-// claimableWhere selects the requests a master may claim (spec §4.2 II):
+// claimableWhere selects the requests a master may claim (docs/bridge.md,
+// "SchedulerDB", Claim):
 // incomplete, and unclaimed, stale (claimed over an hour ago), or claimed by
 // an earlier incarnation of the same master. Arguments: staleBefore, name,
 // incarnation.

@@ -18,7 +18,8 @@ type BuildRequest struct {
 }
 
 // CancelledBeforeStart reports the state that self-serve leaves on a request
-// it cancelled while nothing had claimed it (spec §4.2 IV, §8.1).
+// it cancelled while nothing had claimed it, which the reflector turns into a
+// cancelTask (docs/bridge.md, "SchedulerDB", Cancel, and "Reflector").
 func (r BuildRequest) CancelledBeforeStart() bool { return r.Complete && r.ClaimedAt == 0 }
 
 // Buildset is one buildsets row.

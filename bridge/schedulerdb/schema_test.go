@@ -8,7 +8,8 @@ import (
 	"testing"
 )
 
-// The columns of spec §4.1 as the database itself reports them.
+// The columns of the 0.8.2 schema (docs/bridge.md, "SchedulerDB") as the
+// database itself reports them.
 func TestSchemaMatchesSpec(t *testing.T) {
 	type col struct {
 		table, column, typ string

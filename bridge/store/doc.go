@@ -1,6 +1,6 @@
 // Package store is the bridge DB: the `tasks` table that maps a Taskcluster
-// task to the Buildbot build request standing for it (specs/bridge.md §3),
-// on SQLite (the embedded default), MySQL/MariaDB or PostgreSQL.
+// task to the Buildbot build request standing for it (docs/bridge.md,
+// "Bridge DB: the tasks table"), on SQLite (the embedded default), MySQL/MariaDB or PostgreSQL.
 //
 // The schema is a set of numbered migrations per dialect embedded in the
 // binary and applied at open under a database-wide lock, so any number of

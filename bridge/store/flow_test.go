@@ -14,7 +14,8 @@ import (
 )
 
 // pendingFlow is how a TC listener combines the bridge DB and the
-// SchedulerDB for a valid task-pending (spec §6.1 steps 5 and 6) so that no
+// SchedulerDB for a valid task-pending (docs/bridge.md, "No double build
+// request", and steps 5 and 6 of "TC listener") so that no
 // interleaving of duplicate messages, instances and crashes makes a second
 // build request for one (taskId, runId):
 //
@@ -121,7 +122,7 @@ func requestsFor(t *testing.T, sdb *schedulerdb.DB, taskID string) int {
 	return n
 }
 
-// The issue's guarantee: one build request per (taskId, runId) when three
+// The bridge's guarantee: one build request per (taskId, runId) when three
 // instances handle the same task-pending many times at once.
 func TestNoDoubleBuildRequestUnderConcurrentDuplicates(t *testing.T) {
 	for _, p := range pairs {
@@ -175,9 +176,9 @@ func TestNoDoubleBuildRequestUnderConcurrentDuplicates(t *testing.T) {
 	}
 }
 
-// Spec §12.14: a crash between the row insert and the brid (before or after
-// the SchedulerDB injection) no longer strands the task; the redelivered
-// message finishes the job without a second build request.
+// A crash between the row insert and the brid (before or after the
+// SchedulerDB injection) no longer strands the task; the redelivered message
+// finishes the job without a second build request.
 func TestCrashedInjectionIsCompletedByRedelivery(t *testing.T) {
 	for _, p := range pairs {
 		t.Run(p.name, func(t *testing.T) {
@@ -215,7 +216,7 @@ func TestCrashedInjectionIsCompletedByRedelivery(t *testing.T) {
 					t.Errorf("%s: row = %+v, %v", taskID, row, err)
 				}
 			}
-			// A later run of the same task only bumps runId (spec §13 scenario 34).
+			// A later run of the same task only bumps runId.
 			brid, err := pendingFlow(ctx, st, sdb, pendingInjection(before), 1)
 			if err != nil {
 				t.Fatal(err)

@@ -70,7 +70,8 @@ func TestMigrationRefusesNewerDatabase(t *testing.T) {
 	})
 }
 
-// Spec §3.2 create and §13 scenario 45 (a duplicate insert is ignored).
+// Create inserts a task run's row once: a duplicate insert returns the
+// existing row unchanged, not an error, and bad input names the field.
 func TestCreateIsIdempotent(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		s := tg.open(t)
@@ -135,7 +136,9 @@ func TestCreateConcurrent(t *testing.T) {
 	})
 }
 
-// The row operations of spec §3.2 and §13 scenarios 34 and v2-5.
+// The row operations: SetBuildRequestID, UpdateRunID (only ever raises
+// runId), UpdateTakenUntil, the look-ups, List (takenUntil descending, the
+// not-started rows last) and the deletes.
 func TestRowOperations(t *testing.T) {
 	forEach(t, func(t *testing.T, tg target) {
 		s := tg.open(t)
@@ -159,7 +162,7 @@ func TestRowOperations(t *testing.T) {
 			t.Errorf("SetBuildRequestID on a missing row: %v, want ErrNotFound", err)
 		}
 
-		// Scenario 34: a newer run only bumps runId; older or equal runs are ignored.
+		// A newer run only bumps runId; older or equal runs are ignored.
 		if ok, err := s.UpdateRunID(ctx, 1, 1); err != nil || !ok {
 			t.Fatalf("UpdateRunID(1, 1) = %v, %v", ok, err)
 		}
@@ -183,7 +186,7 @@ func TestRowOperations(t *testing.T) {
 		if err != nil || row.TaskID != "task2" || row.TakenUntil == nil || *row.TakenUntil != 200 {
 			t.Errorf("GetTaskByBRID(2) = %+v, %v", row, err)
 		}
-		// v2-5: takenUntil descending; the not-started row (task1) last.
+		// takenUntil descending; the not-started row (task1) last.
 		list, err := s.List(ctx)
 		if err != nil || len(list) != 3 || list[0].TaskID != "task2" || list[1].TaskID != "task3" || list[2].TaskID != "task1" {
 			t.Errorf("List = %+v, %v", list, err)

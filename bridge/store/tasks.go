@@ -88,7 +88,7 @@ func (s *Store) oneTask(ctx context.Context, what, query string, args ...any) (T
 	return t, nil
 }
 
-// Create inserts the row for a task run (spec §3.2 create). When a row for
+// Create inserts the row for a task run (BBB's create). When a row for
 // the same (TaskID, RunID) exists already — another instance or a duplicate
 // message got there first — it returns that row with created false and no
 // error. Exactly one of any number of concurrent callers gets created true.
@@ -163,7 +163,7 @@ func (s *Store) insertTask(ctx context.Context, nt NewTask, created, processed i
 // ErrConflict is returned when a row already holds a different build request.
 var ErrConflict = errors.New("store: task row already bound to another build request")
 
-// SetBuildRequestID records the build request of a task run (spec §3.2
+// SetBuildRequestID records the build request of a task run (BBB's
 // setBuildRequestId). It never overwrites a different brid: that returns
 // ErrConflict, so that two injections can never both be recorded.
 func (s *Store) SetBuildRequestID(ctx context.Context, taskID string, runID int, brid int64) (Task, error) {
@@ -218,9 +218,11 @@ func deref(p *int64) any {
 	return *p
 }
 
-// UpdateRunID moves the row of build request brid to a newer run (spec §3.2
-// updateRunId, §6.1 step 5). It only ever raises runId: an older or equal
-// run is a duplicate or reordered message and reports false.
+// UpdateRunID moves the row of build request brid to a newer run (BBB's
+// updateRunId): the TC listener's answer to a new run of a task whose build
+// request Buildbot already holds (docs/bridge.md, "TC listener"). It only
+// ever raises runId: an older or equal run is a duplicate or reordered
+// message and reports false.
 func (s *Store) UpdateRunID(ctx context.Context, brid int64, runID int) (bool, error) {
 	n, err := s.exec(ctx, "UPDATE tasks SET runId = ? WHERE buildrequestId = ? AND runId < ?", runID, brid, runID)
 	if err != nil {
@@ -230,7 +232,7 @@ func (s *Store) UpdateRunID(ctx context.Context, brid int64, runID int) (bool, e
 }
 
 // UpdateTakenUntil records the takenUntil of the current claim of build
-// request brid's task (spec §3.2 updateTakenUntil).
+// request brid's task (BBB's updateTakenUntil).
 func (s *Store) UpdateTakenUntil(ctx context.Context, brid int64, takenUntil time.Time) error {
 	if _, err := s.exec(ctx, "UPDATE tasks SET takenUntil = ? WHERE buildrequestId = ?", takenUntil.Unix(), brid); err != nil {
 		return fmt.Errorf("store: update takenUntil of build request %d: %w", brid, err)
@@ -283,8 +285,8 @@ func (s *Store) List(ctx context.Context) ([]Task, error) {
 }
 
 // Unbound returns rows still without a build request that were inserted
-// before processedBefore: injections interrupted by a crash (spec §12.14),
-// which the caller completes by injecting again (the SchedulerDB injection
+// before processedBefore: injections interrupted by a crash (docs/bridge.md,
+// "No double build request"), which the caller completes by injecting again (the SchedulerDB injection
 // is idempotent) and calling SetBuildRequestID.
 func (s *Store) Unbound(ctx context.Context, processedBefore time.Time) ([]Task, error) {
 	var out []Task

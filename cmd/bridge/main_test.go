@@ -18,7 +18,8 @@ import (
 	"github.com/labrunner/labrunner/internal/testsvc"
 )
 
-// Spec §13 v2-7: without --config, serve exits 2 with a usage error.
+// A command-line mistake is a usage error: serve without --config exits 2
+// and says what is missing, as BBB's v2 CLI did.
 func TestServeWithoutConfigIsUsageError(t *testing.T) {
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"serve"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--config is required") {
