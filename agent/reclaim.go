@@ -5,11 +5,13 @@ package agent
 //	sleep until takenUntil − margin ──Reclaim ok──▶ journal new credentials, sleep again
 //	                                 ├─ ErrRunGone (409) ──▶ gone: the agent kills the tree, reports nothing
 //	                                 ├─ other error ──▶ retry shortly, until takenUntil
-//	                                 └─ takenUntil passed ──▶ gone: the queue has expired the claim
+//	                                 └─ takenUntil passed (even inside a call still
+//	                                    retrying) ──▶ gone: the queue has expired the claim
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -40,7 +42,7 @@ func (r *reclaimer) loop(ctx context.Context, gone chan<- struct{}) {
 		if !sleepCtx(ctx, time.Until(until)-margin) {
 			return
 		}
-		newUntil, err := r.run.Reclaim(ctx)
+		newUntil, err := r.reclaimBefore(ctx, until)
 		for err != nil {
 			if ctx.Err() != nil {
 				return
@@ -59,13 +61,44 @@ func (r *reclaimer) loop(ctx context.Context, gone chan<- struct{}) {
 			if !sleepCtx(ctx, min(r.retryEvery, time.Until(until))) {
 				return
 			}
-			newUntil, err = r.run.Reclaim(ctx)
+			newUntil, err = r.reclaimBefore(ctx, until)
 		}
 		length = time.Until(newUntil)
 		until = newUntil
 		if r.onReclaim != nil {
 			r.onReclaim(newUntil)
 		}
+	}
+}
+
+// reclaimBefore calls Reclaim and returns at until at the latest. One
+// Reclaim retries transient errors for minutes (a queue that refuses
+// connections), but once until has passed the queue has expired the claim
+// and may already have handed the task to another worker: the run must
+// stop then, not when the call gives up.
+func (r *reclaimer) reclaimBefore(ctx context.Context, until time.Time) (time.Time, error) {
+	callCtx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	type result struct {
+		until time.Time
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		u, err := r.run.Reclaim(callCtx)
+		done <- result{u, err}
+	}()
+	select {
+	case res := <-done:
+		return res.until, res.err
+	case <-callCtx.Done():
+		select {
+		case res := <-done: // answered at the last moment
+			return res.until, res.err
+		default:
+		}
+		return time.Time{}, fmt.Errorf("reclaim task %s run %d: no answer before takenUntil %s: %w",
+			r.run.TaskID(), r.run.RunID(), until.UTC().Format(time.RFC3339), callCtx.Err())
 	}
 }
 
