@@ -16,7 +16,7 @@ LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build print-ldflags demo test unit wintest fuzz lint cross bench services tools clean
+.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench services tools clean
 
 all: cross
 
@@ -32,11 +32,18 @@ build:
 demo:
 	$(GO) run ./cmd/devstack demo
 
-## test: lint, cross-build every target, every test against real services, a short fuzz run.
-test: services lint cross unit wintest fuzz
+## test: lint, cross-build every target, every test against real services (the
+## fault suite with its figures), a short fuzz run.
+test: services lint cross unit faults wintest fuzz
 
+# The fault suite runs on its own, verbose, so that its figures show.
 unit: services
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/e2e/faults$$')
+
+## faults: the fault suite (real runner and provisioner processes behind fault
+## proxies); each test prints its figures on a line starting with FIGURE.
+faults: services
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 15m -v ./e2e/faults/
 
 ## wintest: the Windows builds of WINPKGS' tests, run under Wine.
 wintest:
