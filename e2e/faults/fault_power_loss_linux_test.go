@@ -64,8 +64,8 @@ func TestFaultPowerLoss(t *testing.T) {
 	if len(ms) != 1 || ms[0].MachineID != machineID || ms[0].PoolID != "lab" || !ms[0].Registered.Equal(before.Registered) {
 		t.Errorf("machines after the power loss: %+v, want %s alone in pool lab, registered once", ms, machineID)
 	}
-	figure(t, "power loss (%d temporary files removed, state kept): back as %s; first heartbeat %s and lost run resolved %s/%s %s after the restart; retry completed on the same worker",
-		lost, machineID, heartbeat.Round(time.Millisecond), run0.State, run0.ReasonResolved, resolved.Round(time.Millisecond))
+	figure(t, "power loss (%d temporary files removed, state kept): back as %s; first heartbeat %s and lost run resolved %s/%s %s after the restart; lost run's artifacts %v; retry completed on the same worker",
+		lost, machineID, heartbeat.Round(time.Millisecond), run0.State, run0.ReasonResolved, resolved.Round(time.Millisecond), q.artifactNames(task, 0))
 }
 
 // removeTemporaries deletes what a power loss may take: the tasks

@@ -16,8 +16,10 @@ import (
 const restartBound = 10 * time.Second
 
 // A runner killed with SIGKILL in the middle of a task and started again
-// resolves the killed run exception/worker-shutdown within restartBound,
-// kills the task's processes left behind, and runs the task's retry.
+// uploads the killed run's saved log with a closing line saying the worker
+// restarted, resolves the run exception/worker-shutdown within
+// restartBound, removes the log from the disk, kills the task's processes
+// left behind, and runs the task's retry.
 func TestFaultRunnerKilledMidTask(t *testing.T) {
 	t.Parallel()
 	q := startQueue(t, devqueue.Config{PollWait: 2 * time.Second}, 1)
@@ -47,6 +49,18 @@ func TestFaultRunnerKilledMidTask(t *testing.T) {
 	if resolvedAfter > restartBound {
 		t.Errorf("killed run resolved %s after the restart, want within %s", resolvedAfter.Round(time.Millisecond), restartBound)
 	}
+	log0, err := q.artifact(task, 0, "public/logs/live.log")
+	if err != nil {
+		t.Errorf("log of the killed run: %v", err)
+	}
+	for _, want := range []string{"run 0 before the kill", "Worker restarted at ", "Result: exception/worker-shutdown"} {
+		if !strings.Contains(log0, want) {
+			t.Errorf("log of the killed run lacks %q:\n%s", want, log0)
+		}
+	}
+	if fileContaining(r.tasksDir, "run 0 before the kill") {
+		t.Error("the killed run's log is still in the tasks directory after its upload")
+	}
 	var orphans []int
 	waitFor(t, 30*time.Second, "the killed run's processes to be gone", func() bool {
 		orphans = taskProcesses(task)
@@ -62,7 +76,7 @@ func TestFaultRunnerKilledMidTask(t *testing.T) {
 	if err != nil || !strings.Contains(log1, "run 1 after the restart") {
 		t.Errorf("log of the retry: %v; %q", err, log1)
 	}
-	figure(t, "killed run resolved %s/%s %s after the restart (bound %s); leftover processes gone %s after it; retry completed %s after it; artifacts of the killed run: %v",
+	figure(t, "killed run resolved %s/%s %s after the restart (bound %s); leftover processes gone %s after it; retry completed %s after it; killed run's artifacts: %v",
 		run0.State, run0.ReasonResolved, resolvedAfter.Round(time.Millisecond), restartBound, orphansGoneAfter.Round(time.Millisecond),
 		time.Since(restarted).Round(time.Millisecond), q.artifactNames(task, 0))
 }
