@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labrunner/labrunner/provisioner/client"
@@ -33,10 +34,22 @@ var requiredFields = map[reflect.Type][]requiredField{
 
 type requiredField struct{ name, hint string }
 
+// fieldCache holds jsonFields' answers, by type.
+var fieldCache sync.Map // reflect.Type → map[string]reflect.Type
+
 // jsonFields maps a struct's JSON names, exactly as spelled in its tags
 // (the API matches names case-sensitively), to their types, following
-// embedded structs.
+// embedded structs. The map is shared: do not change it.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := fieldCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := collectFields(t)
+	fieldCache.Store(t, m)
+	return m
+}
+
+func collectFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)
@@ -46,7 +59,7 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			continue
 		}
 		if f.Anonymous && name == "" {
-			for k, v := range jsonFields(f.Type) {
+			for k, v := range collectFields(f.Type) {
 				out[k] = v
 			}
 			continue

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,6 +54,16 @@ func FuzzDecoders(f *testing.F) {
 			if aerr := again(b); aerr != nil {
 				t.Fatalf("%s: accepted %q but rejects its own encoding %s: %v", name, data, b, aerr)
 			}
+		}
+		// The strict scanner agrees with encoding/json on what is JSON.
+		_, aerr := strictCheck(data, rawMessageType)
+		syntax := aerr != nil && (strings.Contains(aerr.msg, "malformed JSON") || strings.Contains(aerr.msg, "truncated JSON") ||
+			strings.Contains(aerr.msg, "unexpected data after") || strings.Contains(aerr.msg, "body is empty"))
+		if aerr == nil && !json.Valid(data) {
+			t.Fatalf("strictCheck accepts %q, which is not JSON", data)
+		}
+		if syntax && json.Valid(data) {
+			t.Fatalf("strictCheck calls %q malformed (%v), which is JSON", data, aerr)
 		}
 		r, aerr := decodeRegister(data)
 		check("register", r, aerr, func(b []byte) *apiError { _, e := decodeRegister(b); return e })

@@ -283,3 +283,83 @@ func TestQuarantineUntilBeyondYear9999(t *testing.T) {
 		t.Fatalf("refused quarantine changed the store:\n%s\n%s", before, after)
 	}
 }
+
+// BenchmarkDecodeHeartbeat is the strict decoding of a typical heartbeat,
+// the most frequent body; BenchmarkDecodeHeartbeatPlain is encoding/json
+// alone on the same body, for the cost of the strict pre-pass.
+func BenchmarkDecodeHeartbeat(b *testing.B) {
+	body := []byte(`{"state":"busy","currentTask":{"taskId":"fQ8m1xVwTtOzS3n2aV6d2w","runId":0,"kind":"taskcluster"},"health":[{"name":"disk","ok":true},{"name":"temperature","ok":true,"message":"52 C"}],"counters":{"tasksRun":1200,"tasksFailed":3}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, aerr := decodeHeartbeat(body); aerr != nil {
+			b.Fatal(aerr)
+		}
+	}
+}
+
+func BenchmarkDecodeHeartbeatPlain(b *testing.B) {
+	body := []byte(`{"state":"busy","currentTask":{"taskId":"fQ8m1xVwTtOzS3n2aV6d2w","runId":0,"kind":"taskcluster"},"health":[{"name":"disk","ok":true},{"name":"temperature","ok":true,"message":"52 C"}],"counters":{"tasksRun":1200,"tasksFailed":3}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		var hb client.HeartbeatRequest
+		if err := json.Unmarshal(body, &hb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestStrictCheckEdges covers the scanner's corners: escapes, surrogate
+// pairs, number grammar, separators, nesting and many keys.
+func TestStrictCheckEdges(t *testing.T) {
+	action := reflect.TypeFor[client.ActionRequest]()
+	pool := reflect.TypeFor[client.PoolSpec]()
+	deep := strings.Repeat("[", 70) + strings.Repeat("]", 70)
+	var many strings.Builder
+	many.WriteString(`{"source":"taskcluster","maxCapacity":1,"workerConfig":{`)
+	for i := range 40 {
+		fmt.Fprintf(&many, `"k%d":%d,`, i, i)
+	}
+	many.WriteString(`"k7":0}}`)
+	for _, c := range []struct {
+		t     reflect.Type
+		body  string
+		field string // "" when accepted
+	}{
+		{action, `{"reason":"\ud83d\ude00 caf\u00e9 \\ud800 \" \/ \b\f\n\r\t"}`, ""},
+		{action, " \t\r\n{ \"reason\" : \"a\" } \n", ""},
+		{action, `{"reason":"\ud83d\u0041"}`, "reason"},
+		{action, `{"reason":"\ud83d"}`, "reason"},
+		{action, `{"reason":"\udc00\ud800"}`, "reason"},
+		{action, `{"reason":"\u0000"}`, "reason"},
+		{action, "{\"reason\":\"a\tb\"}", "reason"},
+		{action, `{"reason":"\x41"}`, "reason"},
+		{action, `{"reason":"\u00G0"}`, "reason"},
+		{action, `{"re\u0061son":"a","reason":"b"}`, "reason"},
+		{action, `{"reason":"a",}`, "(body)"},
+		{action, `{"reason" "a"}`, "reason"},
+		{action, `{"reason":"a"`, "(body)"},
+		{action, `{"reason":"a`, "reason"},
+		{action, `{reason:"a"}`, "(body)"},
+		{action, `{"":"a"}`, `""`},
+		{action, "{\"reason\":\"a\"}\x00", "(body)"},
+		{action, `{"reason":tru}`, "reason"},
+		{pool, `{"source":"taskcluster","maxCapacity":-0}`, ""},
+		{pool, `{"source":"taskcluster","maxCapacity":01}`, "(body)"},
+		{pool, `{"source":"taskcluster","maxCapacity":1.}`, "maxCapacity"},
+		{pool, `{"source":"taskcluster","maxCapacity":1,"scalingRatio":1.5e-1}`, ""},
+		{pool, `{"source":"taskcluster","maxCapacity":1,"scalingRatio":1e}`, "scalingRatio"},
+		{pool, `{"source":"taskcluster","maxCapacity":1,"scalingRatio":-}`, "scalingRatio"},
+		{pool, `{"source":"taskcluster","maxCapacity":1,"workerConfig":{"a":` + deep + `}}`, "workerConfig.a" + strings.Repeat("[0]", 62)},
+		{pool, many.String(), "workerConfig.k7"},
+		{pool, `{"source":"taskcluster","maxCapacity":1,"workerConfig":[1,2,}`, "workerConfig[2]"},
+		{pool, `{"source":"taskcluster","maxCapacity":1,"workerConfig":{"a":nul}}`, "workerConfig.a"},
+	} {
+		_, aerr := strictCheck([]byte(c.body), c.t)
+		switch {
+		case c.field == "" && aerr != nil:
+			t.Errorf("%s: refused (%v), want accepted", c.body, aerr)
+		case c.field != "" && (aerr == nil || aerr.field != c.field):
+			t.Errorf("%s: %v, want refused naming %s", c.body, aerr, c.field)
+		}
+	}
+}
