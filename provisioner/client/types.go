@@ -291,7 +291,8 @@ type QuarantineRequest struct {
 	Until  time.Time `json:"until"`
 }
 
-// ActionRequest is the body of reboot, drain and unquarantine actions.
+// ActionRequest is the body of reboot, drain and unquarantine actions. The
+// body is required even without a reason: the client sends {} then.
 type ActionRequest struct {
 	Reason string `json:"reason,omitempty"`
 }
