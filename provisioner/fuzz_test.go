@@ -136,11 +136,11 @@ type fuzzFixture struct {
 	machineToken string
 }
 
-func newFuzzFixture(tb testing.TB, dir string, n int) *fuzzFixture {
+func newFuzzFixture(tb testing.TB, dbURL string) *fuzzFixture {
 	tb.Helper()
 	clock := newFakeClock()
 	srv, err := New(Config{
-		DB:                 filepath.Join(dir, fmt.Sprintf("fuzz-%d.db", n)),
+		DB:                 dbURL,
 		AdminTokens:        []string{testAdminToken},
 		Demand:             &fixedDemand{},
 		Now:                clock.Now,
@@ -177,6 +177,20 @@ func newFuzzFixture(tb testing.TB, dir string, n int) *fuzzFixture {
 	return &fuzzFixture{srv: srv, machineToken: reg.MachineToken}
 }
 
+// send serves body to route r with the token the route takes.
+func (fx *fuzzFixture) send(r writeRoute, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(r.method, r.path, bytes.NewReader(body))
+	switch {
+	case r.machineToken:
+		req.Header.Set("Authorization", "Bearer "+fx.machineToken)
+	case r.path != "/api/v1/machines/register":
+		req.Header.Set("Authorization", "Bearer "+testAdminToken)
+	}
+	rec := httptest.NewRecorder()
+	fx.srv.Handler().ServeHTTP(rec, req)
+	return rec
+}
+
 // FuzzWriteRoutes sends arbitrary bodies to every write route, through
 // the HTTP handler against a SQLite registry. No body may cause a 5xx or
 // a panic; a refused body must get an error naming a field and leave
@@ -194,31 +208,24 @@ func FuzzWriteRoutes(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = os.RemoveAll(dir) })
 	n := 0
-	fx := newFuzzFixture(f, dir, n)
+	dbFile := func(n int) string { return filepath.Join(dir, fmt.Sprintf("fuzz-%d.db", n)) }
+	fx := newFuzzFixture(f, dbFile(n))
 	f.Cleanup(func() { _ = fx.srv.Close() })
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		r := writeRoutes[int(which)%len(writeRoutes)]
-		req := httptest.NewRequest(r.method, r.path, bytes.NewReader(body))
-		switch {
-		case r.machineToken:
-			req.Header.Set("Authorization", "Bearer "+fx.machineToken)
-		case r.path != "/api/v1/machines/register":
-			req.Header.Set("Authorization", "Bearer "+testAdminToken)
-		}
 		before := storeSnapshot(t, fx.srv.store)
-		rec := httptest.NewRecorder()
-		fx.srv.Handler().ServeHTTP(rec, req)
+		rec := fx.send(r, body)
 		if rec.Code >= 500 {
 			t.Fatalf("%s %s %q: %d %s", r.method, r.path, body, rec.Code, rec.Body)
 		}
 		if rec.Code < 300 {
 			_ = fx.srv.Close()
-			old, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("fuzz-%d.db*", n)))
+			old, _ := filepath.Glob(dbFile(n) + "*")
 			for _, o := range old {
 				_ = os.Remove(o)
 			}
 			n++
-			fx = newFuzzFixture(t, dir, n)
+			fx = newFuzzFixture(t, dbFile(n))
 			return
 		}
 		var ce client.Error

@@ -363,3 +363,44 @@ func TestStrictCheckEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteRouteLimitsOnBothStores sends the largest values the
+// documented ranges allow to both stores, one after the other on one
+// registry: each must be accepted, none a 5xx (PostgreSQL's integer
+// columns hold 32 bits, its text no U+0000).
+func TestWriteRouteLimitsOnBothStores(t *testing.T) {
+	route := func(method, suffix string) writeRoute {
+		for _, r := range writeRoutes {
+			if r.method == method && strings.HasSuffix(r.path, suffix) {
+				return r
+			}
+		}
+		t.Fatalf("no route %s …%s", method, suffix)
+		return writeRoute{}
+	}
+	long := strings.Repeat("é🙂", 2000)
+	edges := []struct {
+		r    writeRoute
+		body string
+	}{
+		{route("POST", "/heartbeat"), `{"state":"busy","currentTask":{"taskId":"T","runId":2147483647},"counters":{"n":9223372036854775807,"m":-9223372036854775808}}`},
+		{route("POST", "/heartbeat"), `{"state":"busy","currentTask":{"taskId":"B","runId":0,"kind":"buildbot","builder":"` + long + `","buildNumber":2147483647}}`},
+		{route("POST", "/tokens"), `{"kind":"enroll","uses":1000000,"expiresIn":"87600h","description":"` + long + `"}`},
+		{route("PUT", "/pools/new"), `{"source":"taskcluster","taskQueueId":"p/new","minCapacity":100000,"maxCapacity":100000,"priority":-1000000,"targetWaitSeconds":604800,"scalingRatio":100,"health":{"quarantineFor":"8760h","minFreeDiskGB":9223372036854775807},"reboot":{"afterTasks":9223372036854775807}}`},
+		{route("POST", "/register"), `{"facts":{"hostname":"` + long + `","os":"` + long + `","cpus":9223372036854775807,"memoryMB":9223372036854775807,"diskGB":0,"tags":{"` + long + `":"` + long + `"}},"enrollmentToken":"` + fuzzEnrollToken + `"}`},
+		{route("POST", "/quarantine"), `{"reason":"` + long + `","until":"9999-12-31T23:59:59.999999999Z"}`},
+		{route("POST", "/drain"), `{"reason":"` + long + `"}`},
+	}
+	for _, k := range storeKinds {
+		t.Run(k.name, func(t *testing.T) {
+			t.Parallel()
+			fx := newFuzzFixture(t, k.url(t))
+			defer fx.srv.Close()
+			for _, e := range edges {
+				if rec := fx.send(e.r, []byte(e.body)); rec.Code >= 300 {
+					t.Errorf("%s %s %.120s: %d %.300s, want it accepted", e.r.method, e.r.path, e.body, rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
