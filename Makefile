@@ -56,7 +56,7 @@ FUZZTARGETS := FuzzDecoders:./provisioner/ FuzzWriteRoutes:./provisioner/ FuzzPa
 fuzz:
 	@for t in $(FUZZTARGETS); do \
 		echo "fuzz $${t%%:*} ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) $${t#*:} || exit 1; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 2s $${t#*:} || exit 1; \
 	done
 
 ## services: install (apt-get) and start PostgreSQL, MariaDB and RabbitMQ.
