@@ -12,6 +12,8 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 )
@@ -21,8 +23,28 @@ type claimGuard struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	answered bool // a 2xx answer began before any stop
-	stopped  bool // the stop came first
+	answered bool  // a 2xx answer began before any stop
+	stopped  bool  // the stop came first
+	lastErr  error // the last try's failure, kept for a poll that times out while retrying
+}
+
+// noteFailure records why one try of the call failed. The try that the
+// poll's deadline cuts short says only that; the failure before it is
+// the one worth showing.
+func (g *claimGuard) noteFailure(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lastErr != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+		return
+	}
+	g.lastErr = err
+}
+
+// lastFailure is why the last failed try failed, or nil.
+func (g *claimGuard) lastFailure() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.lastErr
 }
 
 // stop cancels the call unless its answer has begun; it reports whether
@@ -58,7 +80,12 @@ type guardedTransport struct {
 // RoundTrip sends req and discards a 2xx answer that came after the stop.
 func (t guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.StatusCode/100 != 2 {
+	switch {
+	case err != nil:
+		t.guard.noteFailure(err)
+		return resp, err
+	case resp.StatusCode/100 != 2:
+		t.guard.noteFailure(fmt.Errorf("%s %s answered %s", req.Method, req.URL.Redacted(), resp.Status))
 		return resp, err
 	}
 	if !t.guard.answer() {

@@ -43,6 +43,8 @@ type TCSourceConfig struct {
 	// RetryFor bounds how long one queue call retries transient errors
 	// (default 5 min).
 	RetryFor time.Duration
+	// PollTimeout bounds one claimWork long poll (default ClaimPollTimeout).
+	PollTimeout time.Duration
 	// Logger receives the source's own messages (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -54,6 +56,9 @@ type TCSource struct {
 
 // NewTCSource returns a Taskcluster source.
 func NewTCSource(cfg TCSourceConfig) *TCSource {
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = ClaimPollTimeout
+	}
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = 5 * time.Minute
 	}
@@ -77,7 +82,7 @@ func (s *TCSource) Claim(ctx context.Context, max int) ([]Run, error) {
 	if ctx.Err() != nil {
 		return nil, nil
 	}
-	pollCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ClaimPollTimeout)
+	pollCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.PollTimeout)
 	defer cancel()
 	guard := &claimGuard{cancel: cancel}
 	creds := s.cfg.Credentials
@@ -117,9 +122,12 @@ func (s *TCSource) Claim(ctx context.Context, max int) ([]Run, error) {
 			// The queue answers an empty poll within ~20 s: no answer in
 			// time means it is unreachable or failing (client-go was
 			// retrying).
-			return nil, fmt.Errorf("claimWork on %s: no answer within %s: %w", s.cfg.TaskQueueID, ClaimPollTimeout, a.err)
+			if last := guard.lastFailure(); last != nil {
+				return nil, fmt.Errorf("claimWork on %s at %s: no answer within %s; last try: %w", s.cfg.TaskQueueID, s.cfg.RootURL, s.cfg.PollTimeout, last)
+			}
+			return nil, fmt.Errorf("claimWork on %s at %s: no answer within %s: %w", s.cfg.TaskQueueID, s.cfg.RootURL, s.cfg.PollTimeout, a.err)
 		}
-		return nil, fmt.Errorf("claimWork on %s: %w", s.cfg.TaskQueueID, a.err)
+		return nil, fmt.Errorf("claimWork on %s at %s: %w", s.cfg.TaskQueueID, s.cfg.RootURL, a.err)
 	}
 	s.cfg.Logger.Debug("claimWork answered", "taskQueueId", s.cfg.TaskQueueID, "asked", max, "claimed", len(a.resp.Tasks))
 	runs := make([]Run, 0, len(a.resp.Tasks))

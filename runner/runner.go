@@ -66,10 +66,16 @@ type Runner struct {
 	checkMu  sync.Mutex // one round of checks at a time
 	mirrorMu sync.Mutex // one quarantineWorker call at a time
 
-	mu            sync.Mutex
-	st            State
-	changed       chan struct{} // closed and replaced on every change
-	booting       bool
+	mu      sync.Mutex
+	st      State
+	changed chan struct{} // closed and replaced on every change
+	booting bool
+	// startedAt is when this process booted (boot()); zero while it still
+	// waits for the provisioner's first answer (state starting).
+	startedAt time.Time
+	// claimFailure is set while claims fail (queue or bridge unreachable,
+	// credentials refused), for status.
+	claimFailure  *ClaimFailure
 	stopping      bool
 	checksDue     bool      // run the checks directory before the next claim
 	lastBuiltin   time.Time // last round of built-in checks
@@ -289,6 +295,7 @@ func (r *Runner) boot() {
 	ac := r.agentCfg.Load()
 	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = ac.WorkerGroup, ac.WorkerID, ac.TaskQueueID
 	r.st.RunnerStarted = now
+	r.startedAt = now
 	if ri := r.st.RebootIssued; ri != nil {
 		r.log.Info("started after a reboot", "reason", ri.Reason, "issuedAt", ri.IssuedAt)
 		r.st.LastReboot = ri
@@ -491,8 +498,15 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 	defer r.mu.Unlock()
 	r.polling--
 	now := r.now()
-	if err == nil && !abandoned {
+	switch {
+	case err == nil && !abandoned:
 		r.st.LastClaimAt = now
+		r.claimFailure = nil
+	case err != nil && !abandoned:
+		if r.claimFailure == nil {
+			r.claimFailure = &ClaimFailure{Since: now}
+		}
+		r.claimFailure.Error, r.claimFailure.InARow = err.Error(), r.claimFailure.InARow+1
 	}
 	for _, run := range runs {
 		r.st.LastTaskClaimedAt = now

@@ -21,6 +21,7 @@ const StateVersion = 1
 
 // Phases of the runner, as shown by `runner status`.
 const (
+	PhaseStarting    = "starting"
 	PhaseBooting     = "booting"
 	PhaseIdle        = "idle"
 	PhaseRunning     = "running"

@@ -44,12 +44,25 @@ type Status struct {
 	LastClaimAt *time.Time `json:"lastClaimAt"`
 	// SinceLastClaimSeconds is the time since then (null if none).
 	SinceLastClaimSeconds *float64 `json:"sinceLastClaimSeconds"`
-	Counters              Counters `json:"counters"`
+	// ClaimFailure is set while claims fail: the queue (or the bridge) is
+	// unreachable or refuses the worker's credentials (null otherwise).
+	ClaimFailure *ClaimFailure `json:"claimFailure"`
+	Counters     Counters      `json:"counters"`
 	// UpdatedAt is when the state was last written.
 	UpdatedAt time.Time `json:"updatedAt"`
 	// Provisioner is the connection to the provisioner (null without one,
 	// or when the runner is not running).
 	Provisioner *LinkStatus `json:"provisioner"`
+}
+
+// ClaimFailure describes claims failing in a row.
+type ClaimFailure struct {
+	// Error is the last claim's error, with its root cause.
+	Error string `json:"error"`
+	// Since is when the first of the failures in a row happened.
+	Since time.Time `json:"since"`
+	// InARow counts the failed claims since then.
+	InARow int `json:"inARow"`
 }
 
 // ServiceStatus says whether the runner answered.
@@ -180,11 +193,21 @@ func (r *Runner) Status() Status {
 	r.mu.Lock()
 	s := BuildStatus(r.st.clone(), r.cfg, r.version, true, r.now(), up)
 	s.Polling = r.polling > 0
-	if p := r.pendingChecks(); len(p) > 0 {
-		since := r.st.RunnerStarted
+	link := r.link
+	if f := r.claimFailure; f != nil {
+		cp := *f
+		s.ClaimFailure = &cp
+	}
+	if r.startedAt.IsZero() {
+		// Nothing is measured or claimed before the provisioner has
+		// answered: the state file's phase is the previous process's.
+		s.State = PhaseStarting
+		s.PendingDetail = "waiting for the provisioner's assignment"
+		s.Checks = []CheckStatus{}
+	} else if p := r.pendingChecks(); len(p) > 0 {
+		since := r.startedAt
 		s.PendingChecks, s.PendingDetail, s.PendingSince = p, r.pendingDetail(p), &since
 	}
-	link := r.link
 	r.mu.Unlock()
 	if link != nil {
 		ls := link.Status()
@@ -209,7 +232,14 @@ func FormatStatus(w io.Writer, s *Status) error {
 		p("  manager\t%s", s.Service.Manager)
 	}
 	p("machine\t%s", s.Machine.Hostname)
-	p("worker\t%s/%s in %s", s.Machine.WorkerGroup, s.Machine.WorkerID, s.Machine.TaskQueueID)
+	switch {
+	case s.Machine.WorkerID == "" && s.Provisioner != nil:
+		p("worker\tnone yet (the provisioner assigns it)")
+	case s.Machine.TaskQueueID == "":
+		p("worker\t%s/%s, no task queue", s.Machine.WorkerGroup, s.Machine.WorkerID)
+	default:
+		p("worker\t%s/%s in %s", s.Machine.WorkerGroup, s.Machine.WorkerID, s.Machine.TaskQueueID)
+	}
 	if s.Provisioner != nil {
 		p("provisioner\t%s", s.Provisioner.Summary(time.Now()))
 	}
@@ -244,10 +274,16 @@ func FormatStatus(w io.Writer, s *Status) error {
 	} else {
 		p("quarantine\tno")
 	}
+	last := "never"
 	if s.SinceLastClaimSeconds != nil {
-		p("last claim\t%s ago (%s)", secs(*s.SinceLastClaimSeconds), s.LastClaimAt.Local().Format(time.RFC3339))
-	} else {
-		p("last claim\tnever")
+		last = fmt.Sprintf("%s ago (%s)", secs(*s.SinceLastClaimSeconds), s.LastClaimAt.Local().Format(time.RFC3339))
+	}
+	if f := s.ClaimFailure; f != nil {
+		last += fmt.Sprintf("; FAILING for %s (%s in a row)", secs(time.Since(f.Since).Seconds()), plural(f.InARow, "claim", "claims"))
+	}
+	p("last claim\t%s", last)
+	if f := s.ClaimFailure; f != nil {
+		p("  error\t%s", f.Error)
 	}
 	rb := s.Reboot
 	upMax := "no maximum"
@@ -330,4 +366,12 @@ func secs(s float64) string {
 		out = strings.TrimSuffix(out, "0s")
 	}
 	return out
+}
+
+// plural renders "1 claim", "3 claims".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

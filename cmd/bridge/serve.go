@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/internal/stdlog"
+
 	"github.com/labrunner/labrunner/bridge"
 )
 
@@ -35,6 +37,7 @@ func newServeCommand() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			stdlog.Route(cfg.Logger, slog.LevelDebug)
 			return serve(cmd.Context(), cfg)
 		},
 	}

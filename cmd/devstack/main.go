@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/internal/stdlog"
+
 	"github.com/labrunner/labrunner/internal/version"
 
 	"github.com/labrunner/labrunner/devstack"
@@ -63,12 +65,14 @@ func (f *stackFlags) stackOptions() tcstack.Options {
 	if f.verbose {
 		level = slog.LevelDebug
 	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	stdlog.Route(logger, slog.LevelDebug)
 	return tcstack.Options{
 		Listen:      f.listen,
 		PulseURL:    f.pulseURL,
 		ClientID:    f.clientID,
 		AccessToken: f.accessToken,
-		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+		Logger:      logger,
 	}
 }
 

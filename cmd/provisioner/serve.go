@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/labrunner/labrunner/internal/stdlog"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"gopkg.in/yaml.v3"
 
@@ -123,6 +125,7 @@ func newServeCommand() *cobra.Command {
 			level = slog.LevelDebug
 		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		stdlog.Route(logger, slog.LevelDebug)
 		fc := &fileConfig{}
 		if configPath != "" {
 			var err error

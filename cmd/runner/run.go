@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/internal/stdlog"
+
 	"github.com/labrunner/labrunner/agent"
 	"github.com/labrunner/labrunner/runner"
 )
@@ -38,6 +40,9 @@ func newRunCommand() *cobra.Command {
 				level = slog.LevelDebug
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			// Libraries' retry lines (client-go's "Error: …") are debug
+			// detail: the agent logs each failure once, with its cause.
+			stdlog.Route(log, slog.LevelDebug)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			r, err := runner.New(cfg, rcfg, runner.Options{Version: version, Logger: log})

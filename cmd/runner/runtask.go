@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/internal/stdlog"
+
 	"github.com/labrunner/labrunner/agent"
 )
 
@@ -32,6 +34,7 @@ func newRunTaskCommand() *cobra.Command {
 			if tasksDir == "" {
 				tasksDir = filepath.Join(os.TempDir(), "labrunner-tasks")
 			}
+			stdlog.Route(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), slog.LevelDebug)
 			a, err := agent.New(agent.Config{
 				TasksDir: tasksDir, Version: version, KeepTaskDirs: keep,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
