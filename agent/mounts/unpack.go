@@ -1,8 +1,9 @@
 package mounts
 
 // Unpacking a cached archive into a directory, by the payload's format.
-// The formats and their libraries: zip (archive/zip), tar.gz
-// (compress/gzip), tar.bz2 (compress/bzip2), tar.xz (github.com/ulikunitz/xz),
+// The formats and their libraries: zip (archive/zip, inflating with
+// github.com/klauspost/compress/flate), tar.gz
+// (github.com/klauspost/compress/gzip), tar.bz2 (compress/bzip2), tar.xz (github.com/ulikunitz/xz),
 // tar.zst (github.com/klauspost/compress/zstd), rar
 // (github.com/nwaples/rardecode/v2). generic-worker v44 uses
 // github.com/mholt/archiver/v3, which wraps the same decoders.
