@@ -13,12 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/labrunner/labrunner/agent/mounts"
+	"github.com/labrunner/labrunner/platform"
 )
 
 // Config configures an Agent.
@@ -131,8 +131,14 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.RecoverUploadFor == 0 {
 		cfg.RecoverUploadFor = 2 * time.Minute
 	}
-	if err := os.MkdirAll(cfg.TasksDir, 0o755); err != nil {
-		return nil, fmt.Errorf("agent: create tasks directory %s: %w", cfg.TasksDir, err)
+	// The tasks directory and each task's are the runner's (see
+	// platform.MakePrivateDir).
+	repaired, err := platform.MakePrivateDir(cfg.TasksDir)
+	if err != nil {
+		return nil, fmt.Errorf("agent: tasks directory (tasksDir): %w", err)
+	}
+	if repaired != "" {
+		cfg.Logger.Warn("repaired the permissions of the tasks directory", "path", cfg.TasksDir, "change", repaired)
 	}
 	if cfg.CachesDir == "" {
 		cfg.CachesDir = filepath.Join(cfg.TasksDir, "_caches")

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 // JournalEntry is one claimed run as recorded on disk.
@@ -49,8 +51,10 @@ type Journal struct {
 
 // OpenJournal opens (creating if needed) the journal in dir.
 func OpenJournal(dir string) (*Journal, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create journal directory %s: %w", dir, err)
+	// Entries hold the runs' credentials: the directory is the runner's
+	// alone (an older one is repaired silently; the runner logs repairs).
+	if _, err := platform.MakePrivateDir(dir); err != nil {
+		return nil, fmt.Errorf("journal directory: %w", err)
 	}
 	return &Journal{dir: dir}, nil
 }

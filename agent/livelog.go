@@ -21,6 +21,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 // liveLogContentType is what the log is served as, as generic-worker does.
@@ -39,9 +41,15 @@ type LiveLog struct {
 
 // CreateLiveLog creates (or truncates) the log file at path.
 func CreateLiveLog(path string) (*LiveLog, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	// The log is the runner's until uploaded (platform.PrivateFileMode),
+	// whatever the umask or a file left in the way.
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, platform.PrivateFileMode)
 	if err != nil {
 		return nil, fmt.Errorf("create live log: %w", err)
+	}
+	if err := f.Chmod(platform.PrivateFileMode); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("create live log: restrict %s: %w", path, err)
 	}
 	return &LiveLog{path: path, file: f, changed: make(chan struct{})}, nil
 }

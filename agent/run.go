@@ -214,8 +214,11 @@ func (a *Agent) journals(run Run) bool {
 
 // prepare makes the task directory and opens the log beside it.
 func (a *Agent) prepare(taskDir string, tee io.Writer) (*taskLog, error) {
-	if err := os.MkdirAll(taskTempDir(taskDir), 0o755); err != nil {
-		return nil, fmt.Errorf("create task directory: %w", err)
+	if err := platform.PrepareTaskDir(taskDir); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(taskTempDir(taskDir), 0o700); err != nil {
+		return nil, fmt.Errorf("create the task's temporary directory: %w", err)
 	}
 	return openTaskLog(taskDir+".log", tee)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func listenControl(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), PrivateDirMode); err != nil {
 		return nil, fmt.Errorf("control socket %s: create directory: %w", path, err)
 	}
 	if fi, err := os.Lstat(path); err == nil {

@@ -2,7 +2,6 @@ package platform
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 )
@@ -19,10 +18,10 @@ func serviceOptions(exe string, args []string) map[string]any {
 }
 
 // afterServiceInstall makes the log directory: launchd creates log files
-// but not their directory.
+// but not their directory. It is the runner's alone, as its other files.
 func afterServiceInstall(string) error {
-	if err := os.MkdirAll(LaunchdLogDir, 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", LaunchdLogDir, err)
+	if _, err := MakePrivateDir(LaunchdLogDir); err != nil {
+		return fmt.Errorf("log directory: %w", err)
 	}
 	return nil
 }

@@ -170,6 +170,10 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 func (r *Runner) run(ctx context.Context, stopRun func()) error {
+	if err := r.securePrivateFiles(); err != nil {
+		r.finish()
+		return err
+	}
 	ln, err := platform.ListenControl(r.cfg.ControlSocket)
 	if err != nil {
 		return fmt.Errorf("runner: %w (runner.controlSocket)", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/platform"
 )
 
 // StateVersion is the state file's schema version.
@@ -179,7 +180,7 @@ func (s *StateStore) Save(st State) error {
 		return fmt.Errorf("encode state: %w", err)
 	}
 	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, platform.PrivateDirMode); err != nil {
 		return fmt.Errorf("state directory %s: %w", dir, err)
 	}
 	f, err := os.CreateTemp(dir, ".runner-state-*")

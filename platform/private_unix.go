@@ -1,0 +1,25 @@
+//go:build unix
+
+package platform
+
+import (
+	"fmt"
+	"os"
+)
+
+// restrictToServiceAccount sets 0700 on a directory and removes the group
+// and other bits of anything else (a file stays executable if it was).
+func restrictToServiceAccount(path string, fi os.FileInfo) (string, error) {
+	perm := fi.Mode().Perm()
+	want := perm&^0o077 | PrivateFileMode
+	if fi.IsDir() {
+		want = PrivateDirMode
+	}
+	if perm == want {
+		return "", nil
+	}
+	if err := os.Chmod(path, want); err != nil {
+		return "", fmt.Errorf("chmod %04o: %w", want, err)
+	}
+	return fmt.Sprintf("mode %04o -> %04o", perm, want), nil
+}
