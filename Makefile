@@ -16,7 +16,7 @@ LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench services tools clean
+.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench services tools taskcluster-cli clean
 
 all: cross
 
@@ -65,6 +65,10 @@ services:
 
 tools:
 	@scripts/install-tools.sh
+
+## taskcluster-cli: Taskcluster's CLI at the pinned version, into .cache/tools/taskcluster.
+taskcluster-cli:
+	@scripts/install-tools.sh taskcluster
 
 ## lint: gofmt, go vet and staticcheck, for Linux, Windows and macOS.
 lint: tools

@@ -103,7 +103,13 @@ func RunDemo(ctx context.Context, out io.Writer, opts DemoOptions) error {
 	if !opts.Serve {
 		return nil
 	}
-	fmt.Fprintln(out, "\ndevstack and the agent keep running; submit more tasks with the credentials above. Ctrl-C stops.")
+	fmt.Fprintf(out, `
+devstack and the agent keep running; Ctrl-C stops. Submit your own task from
+another terminal with the variables above (docs/devstack.md):
+
+  export TASKCLUSTER_ROOT_URL=%s TASKCLUSTER_CLIENT_ID=%s TASKCLUSTER_ACCESS_TOKEN=…
+  echo '{"command": [["echo", "my first task"]], "maxRunTime": 60}' | go run ./cmd/devstack task submit -
+`, s.RootURL, s.Credentials.ClientID)
 	<-ctx.Done()
 	return nil
 }
