@@ -3,12 +3,17 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -291,7 +296,7 @@ func TestStateSurvivesKillDash9(t *testing.T) {
 	// A second task is running when the runner is killed: its process
 	// outlives the runner.
 	pidFile := filepath.Join(e.dir, "pid")
-	long := e.createTask("sleep 300 & echo $! > " + pidFile + ".tmp; mv " + pidFile + ".tmp " + pidFile + "; wait")
+	long := e.createTask("echo printed-before-the-kill; sleep 300 & echo $! > " + pidFile + ".tmp; mv " + pidFile + ".tmp " + pidFile + "; wait")
 	e.waitStatus("second task running", func(s *runner.Status) bool { return len(s.CurrentTasks) == 1 })
 	waitUntil(t, "task's process started", func() bool { _, err := os.Stat(pidFile); return err == nil })
 	raw, _ := os.ReadFile(pidFile)
@@ -332,6 +337,19 @@ func TestStateSurvivesKillDash9(t *testing.T) {
 		return err == nil && len(st.Status.Runs) > 0 && st.Status.Runs[0].ReasonResolved == "worker-shutdown"
 	})
 	waitUntil(t, "the killed runner's task process gone", func() bool { return syscall.Kill(taskPid, 0) != nil || zombie(taskPid) })
+	// The run's log, as far as it got, is uploaded with a closing line, and
+	// its files are removed.
+	for _, name := range []string{"public/logs/live_backing.log", "public/logs/live.log"} {
+		log := e.artifact(long, 0, name)
+		if !strings.Contains(log, "printed-before-the-kill") || !strings.Contains(log, "Worker restarted at ") {
+			t.Errorf("%s of the interrupted run lacks the task's output or the restart line:\n%s", name, log)
+		}
+	}
+	// The run is resolved just before its files go.
+	waitUntil(t, "the interrupted run's task directory and log removed", func() bool {
+		left, _ := filepath.Glob(filepath.Join(e.dir, "tasks", "task_*"))
+		return len(left) == 0
+	})
 	if _, s = e.status(); s.Counters.LeftoversKilled < 1 {
 		t.Errorf("leftoversKilled %d, want the interrupted task's process counted", s.Counters.LeftoversKilled)
 	}
@@ -344,6 +362,35 @@ func TestStateSurvivesKillDash9(t *testing.T) {
 	if st, err := runner.NewStateStore(e.stateFile).Load(); err != nil || st.Phase != runner.PhaseStopped {
 		t.Errorf("state after SIGTERM: %s %v", st.Phase, err)
 	}
+}
+
+// artifact downloads a run's artifact (following links and redirects) and
+// undoes its gzip encoding.
+func (e *cliEnv) artifact(taskID string, runID int, name string) string {
+	e.t.Helper()
+	u, err := e.queue.GetArtifact_SignedURL(taskID, strconv.Itoa(runID), name, time.Minute)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Get(u.String())
+	if err != nil {
+		e.t.Fatalf("get artifact %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("get artifact %s: %s %v", name, resp.Status, err)
+	}
+	if bytes.HasPrefix(b, []byte{0x1f, 0x8b}) {
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			e.t.Fatalf("gunzip %s: %v", name, err)
+		}
+		if b, err = io.ReadAll(zr); err != nil {
+			e.t.Fatalf("gunzip %s: %v", name, err)
+		}
+	}
+	return string(b)
 }
 
 // TestBootLoopAcrossProcessRestarts reboots after every task; each "reboot"
