@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -148,7 +149,12 @@ func (m *Manager) Mount(ctx context.Context, t Task) (*Mounted, error) {
 }
 
 func (m *Manager) mountOne(ctx context.Context, t Task, mt Mount, md *Mounted, logf func(string, ...any)) error {
-	target := filepath.Join(t.Dir, filepath.FromSlash(mt.Path))
+	target := filepath.Join(t.Dir, filepath.FromSlash(strings.ReplaceAll(mt.Path, `\`, "/")))
+	// A cache or an earlier mount may hold a link (a task can leave one
+	// pointing anywhere): the agent must not write through it.
+	if err := noLinks(t.Dir, target); err != nil {
+		return &TaskError{fmt.Errorf("%s: %w", mt.Field, err)}
+	}
 	switch mt.Kind {
 	case FileMount:
 		file, _, err := m.fetch(ctx, t, mt.Content, md, logf)
@@ -214,6 +220,27 @@ func (m *Manager) unpackInto(ctx context.Context, t Task, mt Mount, target strin
 	return nil
 }
 
+// noLinks reports an error when an existing element of target below root
+// is a symbolic link.
+func noLinks(root, target string) error {
+	rel, err := filepath.Rel(root, target)
+	if err != nil || rel == "." {
+		return nil
+	}
+	cur := root
+	for _, el := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, el)
+		info, err := os.Lstat(cur)
+		if err != nil {
+			return nil
+		}
+		if info.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link; a mount path may not go through one", cur)
+		}
+	}
+	return nil
+}
+
 // fetch makes sure the content is in the download cache and pins it for
 // the task's lifetime.
 func (m *Manager) fetch(ctx context.Context, t Task, c *Content, md *Mounted, logf func(string, ...any)) (string, string, error) {
@@ -265,6 +292,11 @@ func (md *Mounted) unmount(purge, failed bool) error {
 			continue
 		}
 		md.logf("Preserving cache: moving %s to %s", tc.target, c.path(tc.entry))
+		if info, err := os.Lstat(tc.target); err != nil || !info.IsDir() {
+			// Removed, or replaced by a file or a link: nothing to keep.
+			errs = append(errs, fmt.Errorf("could not persist cache %q: %s is no longer a directory", tc.entry.Name, tc.target))
+			continue
+		}
 		if err := moveDir(tc.target, c.path(tc.entry)); err != nil {
 			_ = c.discard(tc.entry)
 			errs = append(errs, fmt.Errorf("could not persist cache %q: %w", tc.entry.Name, err))

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +56,52 @@ func TestUnpackRefusesWritingThroughALink(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(root, "evil.txt")); err == nil {
 		t.Error("evil.txt was written through the link")
+	}
+}
+
+func TestMountRefusesPathsThroughALinkInTheTaskDirectory(t *testing.T) {
+	base := tempDir(t)
+	outside := filepath.Join(base, "outside")
+	_ = os.Mkdir(outside, 0o755)
+	m := newManager(t, base, nil)
+	taskDir := filepath.Join(base, "task")
+	_ = os.MkdirAll(filepath.Join(taskDir, "cache"), 0o755)
+	// As a previous task could have left in a cache.
+	if err := os.Symlink(outside, filepath.Join(taskDir, "cache", "evil")); err != nil {
+		t.Fatal(err)
+	}
+	for _, mt := range []Mount{
+		{Kind: FileMount, Path: "cache/evil/f", Content: &Content{Raw: "x"}},
+		{Kind: ReadOnlyDirectory, Path: "cache/evil/d", Format: TarGz, Content: &Content{Raw: string(archive(t, TarGz, tool))}},
+	} {
+		_, _, err := mountAll(t, m, taskDir, []Mount{mt})
+		var te *TaskError
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("mount at %s = %v, want a TaskError about the link", mt.Path, err)
+		}
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("written outside the task directory: %v", ents)
+	}
+}
+
+func TestCacheReplacedByALinkIsNotKept(t *testing.T) {
+	base := tempDir(t)
+	m := newManager(t, base, nil)
+	cache := []Mount{{Kind: WritableCache, CacheName: "c", Path: "c"}}
+	md, _, err := mountAll(t, m, filepath.Join(base, "t1"), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(base, "t1", "c")
+	_ = os.RemoveAll(target)
+	if err := os.Symlink(base, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := md.Unmount(false); err == nil || !strings.Contains(err.Error(), "no longer a directory") {
+		t.Errorf("Unmount = %v, want the cache refused", err)
+	}
+	if n := len(m.caches.snapshot()); n != 0 {
+		t.Errorf("%d caches kept; a link must not become a cache", n)
 	}
 }
