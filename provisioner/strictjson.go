@@ -169,7 +169,7 @@ func (w *strictWalker) scalar(path string) *apiError {
 func (w *strictWalker) object(t reflect.Type, path string, depth int) *apiError {
 	fields := jsonFields(t)
 	required := requiredFields[t]
-	var got []string
+	var got uint64 // bit i: required[i] was sent
 	aerr := w.members(path, depth, func(key, kpath string) *apiError {
 		ft, ok := fields[key]
 		if !ok {
@@ -178,8 +178,10 @@ func (w *strictWalker) object(t reflect.Type, path string, depth int) *apiError 
 			}
 			return badField(kpath, "unknown field %q: remove it or check its spelling", key)
 		}
-		if len(required) > 0 {
-			got = append(got, key)
+		for i, r := range required {
+			if r.name == key {
+				got |= 1 << i
+			}
 		}
 		w.seen[kpath] = true
 		return w.value(ft, kpath, depth+1)
@@ -187,8 +189,8 @@ func (w *strictWalker) object(t reflect.Type, path string, depth int) *apiError 
 	if aerr != nil {
 		return aerr
 	}
-	for _, r := range required {
-		if !contains(got, r.name) {
+	for i, r := range required {
+		if got&(1<<i) == 0 {
 			return badField(join(path, r.name), "missing: %s", r.hint)
 		}
 	}
@@ -215,7 +217,8 @@ func (w *strictWalker) members(path string, depth int, f func(key, kpath string)
 		w.sc.pos++
 		return nil
 	}
-	keys := newKeySet()
+	var keys keySet
+	keys.list = keys.small[:0]
 	for {
 		if w.sc.peek() != '"' {
 			return problem(path, w.sc.syntax("expected a member name in quotes"))
@@ -293,11 +296,10 @@ func (w *strictWalker) anyValue(path string, depth int) *apiError {
 // keySet finds duplicate keys: a list while an object is small, a map
 // once it is not (so a body of many keys stays linear).
 type keySet struct {
-	list []string
-	m    map[string]struct{}
+	small [8]string
+	list  []string
+	m     map[string]struct{}
 }
-
-func newKeySet() *keySet { return &keySet{} }
 
 // add records key and says whether it was there already.
 func (k *keySet) add(key string) bool {
