@@ -10,6 +10,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/labrunner/labrunner/agent/cot"
 	"github.com/labrunner/labrunner/agent/mounts"
 	"github.com/labrunner/labrunner/platform"
 )
@@ -76,6 +78,12 @@ type Config struct {
 	// KillGrace is the time between interrupting a task's processes and
 	// killing them (default 10 s).
 	KillGrace time.Duration
+	// ChainOfTrustKey signs the chain-of-trust documents of tasks that set
+	// features.chainOfTrust; without it such tasks are malformed-payload.
+	ChainOfTrustKey ed25519.PrivateKey
+	// ChainOfTrustEnvironment is the machine description in those
+	// documents.
+	ChainOfTrustEnvironment cot.Environment
 	// KeepTaskDirs keeps each run's directory and log file after it ends.
 	KeepTaskDirs bool
 	// RecoverUploadFor bounds the upload of the saved log of each run left

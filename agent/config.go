@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/labrunner/labrunner/agent/cot"
 )
 
 // FileConfig is the agent's standalone configuration file.
@@ -62,6 +64,16 @@ type FileConfig struct {
 	KillGrace Duration `yaml:"killGrace"`
 	// KeepTaskDirs keeps each run's directory after it ends (default false).
 	KeepTaskDirs bool `yaml:"keepTaskDirs"`
+	// ChainOfTrust configures features.chainOfTrust.
+	ChainOfTrust FileChainOfTrust `yaml:"chainOfTrust"`
+}
+
+// FileChainOfTrust configures the signing of chain-of-trust documents.
+type FileChainOfTrust struct {
+	// Ed25519SigningKey is the private key file (`runner
+	// new-ed25519-keypair` makes one); without it tasks asking for chain
+	// of trust are refused.
+	Ed25519SigningKey string `yaml:"ed25519SigningKey"`
 }
 
 // FileCredentials are Taskcluster client credentials.
@@ -266,6 +278,11 @@ func (c *FileConfig) validate(assigned bool) []string {
 		}
 		if c.LiveLog.Listen == "" {
 			add("livelog.listen: missing while livelog.publicURL is set; set the address to serve on, e.g. \":60099\"")
+		}
+	}
+	if path := c.ChainOfTrust.Ed25519SigningKey; path != "" {
+		if _, err := cot.ReadPrivateKey(path); err != nil {
+			add("chainOfTrust.ed25519SigningKey: %v; make a key with `runner new-ed25519-keypair --file %s`, or remove the key to refuse chain-of-trust tasks", err, path)
 		}
 	}
 	for key, d := range map[string]Duration{"idlePollWait": c.IdlePollWait, "errorPollWait": c.ErrorPollWait, "reclaimMargin": c.ReclaimMargin, "cancelPollInterval": c.CancelPollInterval, "killGrace": c.KillGrace} {

@@ -46,6 +46,9 @@ type Payload struct {
 	// TaskclusterProxy is features.taskclusterProxy: serve the task a
 	// taskcluster-proxy on TASKCLUSTER_PROXY_URL.
 	TaskclusterProxy bool
+	// ChainOfTrust is features.chainOfTrust: publish a signed
+	// chain-of-trust document of the run's artifacts.
+	ChainOfTrust bool
 	// SupersederURL is accepted for compatibility and, as in generic-worker, unused.
 	SupersederURL string
 	// Mounts are the files, directories and caches to mount, in order.
@@ -186,6 +189,7 @@ type wirePayload struct {
 	Features struct {
 		LiveLog          *bool `json:"liveLog"`
 		TaskclusterProxy bool  `json:"taskclusterProxy"`
+		ChainOfTrust     bool  `json:"chainOfTrust"`
 	} `json:"features"`
 	OnExitStatus struct {
 		Retry       []int `json:"retry"`
@@ -242,6 +246,7 @@ func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, e
 		OnExitStatus:  ExitStatusPolicy{Retry: rp.OnExitStatus.Retry, PurgeCaches: rp.OnExitStatus.PurgeCaches},
 	}
 	p.TaskclusterProxy = rp.Features.TaskclusterProxy
+	p.ChainOfTrust = rp.Features.ChainOfTrust
 	if p.Env == nil {
 		p.Env = map[string]string{}
 	}
@@ -295,7 +300,7 @@ func unsupportedFields(doc any) []string {
 		out = append(out, "payload.rdpInfo")
 	}
 	if features, ok := obj["features"].(map[string]any); ok {
-		for _, name := range []string{"chainOfTrust", "runAsAdministrator"} {
+		for _, name := range []string{"runAsAdministrator"} {
 			if v, present := features[name]; present && v != false {
 				out = append(out, "payload.features."+name)
 			}

@@ -97,16 +97,19 @@ func TestParsePosixPayloadFull(t *testing.T) {
 	}
 }
 
-func TestParseTaskclusterProxyFeature(t *testing.T) {
+func TestParseProxyAndChainOfTrustFeatures(t *testing.T) {
 	for _, style := range []platform.CommandStyle{platform.ArgvCommands, platform.CmdLineCommands} {
 		command := `[["true"]]`
 		if style == platform.CmdLineCommands {
 			command = `["echo"]`
 		}
-		on := mustParse(t, style, `{"command": `+command+`, "maxRunTime": 5, "features": {"taskclusterProxy": true}}`)
+		on := mustParse(t, style, `{"command": `+command+`, "maxRunTime": 5, "features": {"taskclusterProxy": true, "chainOfTrust": true}}`)
 		off := mustParse(t, style, `{"command": `+command+`, "maxRunTime": 5}`)
 		if !on.TaskclusterProxy || off.TaskclusterProxy {
 			t.Errorf("style %v: features.taskclusterProxy true gives %v, absent gives %v", style, on.TaskclusterProxy, off.TaskclusterProxy)
+		}
+		if !on.ChainOfTrust || off.ChainOfTrust {
+			t.Errorf("style %v: features.chainOfTrust true gives %v, absent gives %v", style, on.ChainOfTrust, off.ChainOfTrust)
 		}
 	}
 }
@@ -175,7 +178,7 @@ func TestNotJSONObject(t *testing.T) {
 func TestUnsupportedFieldsRejected(t *testing.T) {
 	base := `"command": [["true"]], "maxRunTime": 5`
 	cases := map[string]string{
-		"payload.features.chainOfTrust": `"features": {"chainOfTrust": true}`,
+		"payload.features.runAsAdministrator": `"features": {"runAsAdministrator": true}`,
 	}
 	for field, extra := range cases {
 		probs := problems(t, platform.ArgvCommands, `{`+base+`, `+extra+`}`)

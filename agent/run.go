@@ -126,9 +126,12 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 
 		<-journalled
 		var proxy *taskProxy
-		var proxyErr error
-		if spec.TaskclusterProxy {
-			proxy, proxyErr = a.startTaskProxy(run, tl, log)
+		var featureErr error
+		if spec.ChainOfTrust && a.cfg.ChainOfTrustKey == nil {
+			featureErr = errNoChainOfTrustKey
+		}
+		if spec.TaskclusterProxy && featureErr == nil {
+			proxy, featureErr = a.startTaskProxy(run, tl, log)
 			defer proxy.stop()
 		}
 		// Reclaims go on until the run is reported: uploads can be long.
@@ -149,7 +152,7 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 
 		var mounted *mounts.Mounted
 		var failed *outcome
-		if proxyErr == nil {
+		if featureErr == nil {
 			mounted, failed = a.mount(runCtx, ctx, run, spec, taskDir, tl, gone, cancelled)
 		}
 		commandsStarted = time.Now()
@@ -160,19 +163,22 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 			// Claimed as the agent began stopping: give it straight back.
 			tl.Printf("Worker shutting down before the commands started")
 			o = outcome{exitCode: -1, shutdown: true}
-		case errors.Is(proxyErr, errNoRunCredentials):
-			tl.Printf("Invalid payload: %v", proxyErr)
-			o.malformed = proxyErr
-		case proxyErr != nil:
-			tl.Printf("Could not start the taskcluster-proxy: %v", proxyErr)
-			o.internal = proxyErr
+		case errors.Is(featureErr, errNoRunCredentials), errors.Is(featureErr, errNoChainOfTrustKey):
+			tl.Printf("Invalid payload: %v", featureErr)
+			o.malformed = featureErr
+		case featureErr != nil:
+			tl.Printf("Could not start the taskcluster-proxy: %v", featureErr)
+			o.internal = featureErr
 		default:
 			o = a.execute(ctx, run, spec, taskDir, tl, gone, cancelled, proxy.url())
 		}
 		commandsEnded = time.Now()
 
 		if !o.gone && o.internal == nil && o.malformed == nil && failed == nil {
-			a.uploadArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
+			published := a.uploadArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
+			if spec.ChainOfTrust && o.internal == nil && o.resource == nil && o.malformed == nil {
+				a.publishChainOfTrust(callCtx, run, tl, published, expires, &o)
+			}
 		}
 		a.unmount(mounted, spec, tl, &o)
 	}
@@ -367,8 +373,15 @@ func quoteCommand(argv []string) string {
 
 // uploadArtifacts publishes the payload's artifacts; a missing one fails
 // the task, and queue refusals map as generic-worker maps them.
-func (a *Agent) uploadArtifacts(ctx context.Context, run Run, spec *Payload, taskDir string, expires time.Time, tl *taskLog, o *outcome) {
+func (a *Agent) uploadArtifacts(ctx context.Context, run Run, spec *Payload, taskDir string, expires time.Time, tl *taskLog, o *outcome) (published []RunArtifact) {
+	reserved := reservedArtifacts(spec)
 	for _, art := range resolveArtifacts(taskDir, spec.Artifacts, expires) {
+		if feature := reserved[art.Name]; feature != "" {
+			// As generic-worker: skipped, not failed, since a directory
+			// artifact may hold one innocently.
+			tl.Printf("Not uploading artifact %s found in task.payload.artifacts section, since this will be uploaded later by %s", art.Name, feature)
+			continue
+		}
 		if art.Kind == KindError {
 			tl.Printf("Artifact %s: %s (%s)", art.Name, art.Message, art.Reason)
 			o.missingOutput = true
@@ -377,17 +390,24 @@ func (a *Agent) uploadArtifacts(ctx context.Context, run Run, spec *Payload, tas
 		}
 		err := run.Publish(ctx, art)
 		if err == nil {
+			published = append(published, art)
 			continue
 		}
 		tl.Printf("Artifact %s failed: %v", art.Name, err)
-		switch st := artifactStatus(err); {
-		case st == http.StatusConflict:
-			o.malformed = fmt.Errorf("artifact %s was already uploaded with different content; check payload.artifacts: %w", art.Name, err)
-		case st >= 500 || st == 0:
-			o.resource = err
-		default:
-			o.internal = err
-		}
-		return
+		recordArtifactFailure(art.Name, err, o)
+		return published
+	}
+	return published
+}
+
+// recordArtifactFailure maps a queue refusal as generic-worker maps it.
+func recordArtifactFailure(name string, err error, o *outcome) {
+	switch st := artifactStatus(err); {
+	case st == http.StatusConflict:
+		o.malformed = fmt.Errorf("artifact %s was already uploaded with different content; check payload.artifacts: %w", name, err)
+	case st >= 500 || st == 0:
+		o.resource = err
+	default:
+		o.internal = err
 	}
 }

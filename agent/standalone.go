@@ -68,6 +68,15 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 		Logger:        log,
 	}
 
+	if path := c.ChainOfTrust.Ed25519SigningKey; path != "" {
+		key, err := loadSigningKey(path)
+		if err != nil {
+			return fmt.Errorf("chain of trust (chainOfTrust.ed25519SigningKey): %w", err)
+		}
+		cfg.ChainOfTrustKey = key
+		cfg.ChainOfTrustEnvironment.PrivateIPAddress = localAddressToward(c.RootURL)
+	}
+
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))

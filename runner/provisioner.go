@@ -112,6 +112,8 @@ func (r *Runner) assignedConfig(a client.Assignment) *agent.FileConfig {
 			c = *r.baseCfg
 		}
 		c.StateDir, c.TasksDir = r.baseCfg.StateDir, r.baseCfg.TasksDir
+		// The signing key is the machine's secret: only its own file names it.
+		c.ChainOfTrust = r.baseCfg.ChainOfTrust
 	}
 	if a.RootURL != "" {
 		c.RootURL = a.RootURL

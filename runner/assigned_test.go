@@ -1,0 +1,27 @@
+package runner
+
+import (
+	"encoding/json"
+	"log/slog"
+	"testing"
+
+	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/provisioner/client"
+)
+
+func TestPoolWorkerConfigCannotNameTheSigningKey(t *testing.T) {
+	base := &agent.FileConfig{StateDir: "/s", TasksDir: "/t", KillGrace: agent.Duration{}, Capacity: 1,
+		ChainOfTrust: agent.FileChainOfTrust{Ed25519SigningKey: "/var/lib/labrunner/ed25519.key"}}
+	r := &Runner{baseCfg: base, log: slog.New(slog.DiscardHandler)}
+	got := r.assignedConfig(client.Assignment{
+		PoolID:       "p",
+		TaskQueueID:  "lab/win",
+		WorkerConfig: json.RawMessage(`{"capacity": 2, "chainOfTrust": {"ed25519SigningKey": "/etc/shadow"}}`),
+	})
+	if got.Capacity != 2 {
+		t.Fatalf("the pool's workerConfig was not applied: %+v", got)
+	}
+	if got.ChainOfTrust.Ed25519SigningKey != "/var/lib/labrunner/ed25519.key" {
+		t.Errorf("chainOfTrust.ed25519SigningKey = %q: a pool chose the machine's signing key file", got.ChainOfTrust.Ed25519SigningKey)
+	}
+}
