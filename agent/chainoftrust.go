@@ -17,6 +17,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/labrunner/labrunner/agent/cot"
+	"github.com/labrunner/labrunner/platform"
 )
 
 // errNoChainOfTrustKey refuses the feature on a worker without a key.
@@ -123,16 +125,20 @@ func (a *Agent) publishOne(ctx context.Context, run Run, tl *taskLog, art RunArt
 }
 
 // loadSigningKey reads the chain-of-trust key and, as generic-worker does
-// at start (fileutil.SecureFiles), makes its file readable by its owner
-// only. On Windows the mode only clears the read-only flag; the file keeps
-// its directory's ACL (see docs/config.md).
-func loadSigningKey(path string) (ed25519.PrivateKey, error) {
+// at start (fileutil.SecureFiles), restricts its file to the service's
+// account (platform.RestrictToServiceAccount: 0600, or a protected DACL on
+// Windows), logging a repair.
+func loadSigningKey(path string, log *slog.Logger) (ed25519.PrivateKey, error) {
 	key, err := cot.ReadPrivateKey(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return nil, fmt.Errorf("restrict ed25519 signing key %s to its owner: %w", path, err)
+	repaired, err := platform.RestrictToServiceAccount(path)
+	if err != nil {
+		return nil, fmt.Errorf("keep the ed25519 signing key private: %w", err)
+	}
+	if repaired != "" {
+		log.Warn("repaired permissions: the chain-of-trust signing key was open to other accounts", "path", path, "change", repaired)
 	}
 	return key, nil
 }

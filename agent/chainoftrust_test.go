@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -107,5 +108,22 @@ func TestChainOfTrustWithoutKeyIsMalformed(t *testing.T) {
 	}
 	if _, ok := e.artifacts(id, 0)[cot.DocumentName]; ok {
 		t.Error("a chain-of-trust document was published without a key")
+	}
+}
+
+func TestSigningKeyFileMadePrivateAtStart(t *testing.T) {
+	path := testTempDir(t) + "/ed25519.key"
+	if _, err := cot.NewKeyPair(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key, err := loadSigningKey(path, quietLogger())
+	if err != nil || key == nil {
+		t.Fatalf("loadSigningKey: %v", err)
+	}
+	if info, err := os.Stat(path); err != nil || info.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode %v (%v) after start, want 0600", info.Mode().Perm(), err)
 	}
 }

@@ -69,7 +69,7 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 	}
 
 	if path := c.ChainOfTrust.Ed25519SigningKey; path != "" {
-		key, err := loadSigningKey(path)
+		key, err := loadSigningKey(path, log)
 		if err != nil {
 			return fmt.Errorf("chain of trust (chainOfTrust.ed25519SigningKey): %w", err)
 		}
