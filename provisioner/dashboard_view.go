@@ -49,11 +49,16 @@ type machineView struct {
 	Pool, PoolHref, MovingTo     string
 	State, Class                 string
 	Online, Draining             bool
-	Work, WorkTask, WorkFor      string
-	HealthOK                     bool
-	Failing                      []string
-	Quarantine                   string
-	Heartbeat, HeartbeatAt       string
+	// DrainTag marks a drain the machine has not reported yet (its state
+	// is not draining or drained).
+	DrainTag                string
+	Work, WorkTask, WorkFor string
+	// TaskHref is the Taskcluster UI's page of the current task.
+	TaskHref               string
+	HealthOK               bool
+	Failing                []string
+	Quarantine             string
+	Heartbeat, HeartbeatAt string
 }
 
 // machineDetailView is the data of one machine's page.
@@ -224,11 +229,17 @@ func (s *Server) machineRow(m client.Machine, started *time.Time, now time.Time)
 	v := machineView{ID: m.MachineID, Href: "/dashboard/machines/" + url.PathEscape(m.MachineID), Hostname: m.Facts.Hostname,
 		Platform: strings.Trim(m.Facts.OS+"/"+m.Facts.Arch, "/"), Pool: m.PoolID, MovingTo: m.MovingTo,
 		State: m.State, Online: m.Online, Draining: m.Draining, HealthOK: true}
+	if m.Draining && m.State != client.StateDraining && m.State != client.StateDrained {
+		v.DrainTag = "drain requested"
+	}
 	if m.PoolID != "" {
 		v.PoolHref = "/dashboard?pool=" + url.QueryEscape(m.PoolID)
 	}
 	if t := m.CurrentTask; t != nil {
 		v.Work = t.Describe()
+		if s.cfg.RootURL != "" && t.TaskID != "" {
+			v.TaskHref = strings.TrimRight(s.cfg.RootURL, "/") + "/tasks/" + url.PathEscape(t.TaskID)
+		}
 		if t.Kind == client.KindBuildbot {
 			v.WorkTask = "task " + t.TaskID
 		}

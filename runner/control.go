@@ -121,6 +121,7 @@ func (r *Runner) Drain() {
 		r.log.Info("drain requested")
 	}
 	r.st.Draining = true
+	r.st.DrainReason = "runner drain on this machine"
 	r.commit()
 }
 
@@ -131,7 +132,7 @@ func (r *Runner) Resume() {
 	if r.st.Draining {
 		r.log.Info("resumed")
 	}
-	r.st.Draining = false
+	r.st.Draining, r.st.DrainReason = false, ""
 	r.commit()
 }
 

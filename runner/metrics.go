@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-var allPhases = []string{PhaseBooting, PhaseIdle, PhaseRunning, PhaseDraining, PhaseRebooting, PhaseQuarantined, PhaseStopped}
+var allPhases = []string{PhaseBooting, PhaseIdle, PhaseRunning, PhaseDraining, PhaseDrained, PhaseRebooting, PhaseQuarantined, PhaseStopped}
 
 type metrics struct {
 	reg        *prometheus.Registry

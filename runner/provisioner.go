@@ -264,13 +264,13 @@ func (r *Runner) handleDirective(_ context.Context, d client.Directive) error {
 		if !r.st.Draining {
 			r.log.Info("drain requested by the provisioner", "reason", reason)
 		}
-		r.st.Draining = true
+		r.st.Draining, r.st.DrainReason = true, "the provisioner: "+reason
 		r.commit()
 		r.mu.Unlock()
 	case client.DirectiveReassign:
 		// onAssignment has the new pool; the drain that preceded the move ends.
 		r.mu.Lock()
-		r.st.Draining = false
+		r.st.Draining, r.st.DrainReason = false, ""
 		r.commit()
 		r.mu.Unlock()
 	case client.DirectiveReboot:

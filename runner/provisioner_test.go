@@ -218,7 +218,7 @@ func TestProvisionedRunnerMovesPools(t *testing.T) {
 	s := e.waitStatus(rn, "the runner on the new pool", func(s *Status) bool {
 		return s.Machine.TaskQueueID == other && !s.Draining && s.Provisioner.PoolID == "other"
 	})
-	if s.State == PhaseDraining {
+	if s.State == PhaseDraining || s.State == PhaseDrained || s.DrainReason != "" {
 		t.Fatalf("still draining after the move: %+v", s)
 	}
 	var actions []string

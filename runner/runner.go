@@ -433,6 +433,10 @@ func (r *Runner) phase() string {
 		return PhaseDraining
 	case r.st.Quarantine != nil:
 		return PhaseQuarantined
+	case r.st.Draining && r.polling == 0:
+		// Nothing runs and nothing can be claimed any more: what the
+		// provisioner calls drained.
+		return PhaseDrained
 	case r.st.Draining:
 		return PhaseDraining
 	case r.st.RebootPending != nil:

@@ -27,6 +27,7 @@ const (
 	PhaseIdle        = "idle"
 	PhaseRunning     = "running"
 	PhaseDraining    = "draining"
+	PhaseDrained     = "drained"
 	PhaseRebooting   = "rebooting"
 	PhaseQuarantined = "quarantined"
 	PhaseStopped     = "stopped"
@@ -50,10 +51,13 @@ type State struct {
 	WorkerGroup string `json:"workerGroup"`
 	WorkerID    string `json:"workerId"`
 	TaskQueueID string `json:"taskQueueId"`
-	// Phase is booting, idle, running, draining, rebooting, quarantined or stopped.
+	// Phase is starting, booting, idle, running, draining, drained,
+	// rebooting, quarantined or stopped.
 	Phase string `json:"state"`
 	// Draining is set by `runner drain` (and a service stop) until `runner resume`.
 	Draining bool `json:"draining"`
+	// DrainReason says who asked for the drain and why.
+	DrainReason string `json:"drainReason,omitempty"`
 	// RunnerStarted is when this runner process started.
 	RunnerStarted time.Time `json:"runnerStarted"`
 	// UpdatedAt is when the file was last written.

@@ -25,6 +25,8 @@ type Status struct {
 	Machine       MachineStatus `json:"machine"`
 	State         string        `json:"state"`
 	Draining      bool          `json:"draining"`
+	// DrainReason says who asked for the drain and why (while draining).
+	DrainReason string `json:"drainReason,omitempty"`
 	// Polling is true while a claim (claimWork, or the bridge's claim) is
 	// in flight; a drain, move, quarantine or stop abandons it at once.
 	Polling      bool                `json:"polling"`
@@ -138,6 +140,7 @@ func BuildStatus(st State, cfg *Config, version string, running bool, now time.T
 		Machine:       MachineStatus{Hostname: host, WorkerGroup: st.WorkerGroup, WorkerID: st.WorkerID, TaskQueueID: st.TaskQueueID, UptimeSeconds: uptime.Seconds()},
 		State:         st.Phase,
 		Draining:      st.Draining,
+		DrainReason:   st.DrainReason,
 		CurrentTasks:  []CurrentTaskStatus{},
 		RecentTasks:   []RecentTaskStatus{},
 		Checks:        st.Checks,
@@ -244,8 +247,11 @@ func FormatStatus(w io.Writer, s *Status) error {
 		p("provisioner\t%s", s.Provisioner.Summary(time.Now()))
 	}
 	state := s.State
-	if s.Draining && state != PhaseDraining {
+	if s.Draining && state != PhaseDraining && state != PhaseDrained {
 		state += " (drain requested)"
+	}
+	if s.Draining && s.DrainReason != "" {
+		state += " by " + s.DrainReason
 	}
 	if s.PendingDetail != "" {
 		state += ": " + s.PendingDetail

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -137,6 +138,12 @@ func Start(ctx context.Context, opts Options) (*Stack, error) {
 	mux.Handle("/api/queue/v1/", queue.Handler())
 	mux.Handle("/_devqueue/", queue.Handler())
 	mux.Handle("/api/purge-cache/v1/", purge.Handler())
+	// Where Taskcluster's web UI shows a task, the dev queue has no UI:
+	// links made for a real deployment (the provisioner's dashboard) lead
+	// to the task's status instead.
+	mux.HandleFunc("GET /tasks/{taskId}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/api/queue/v1/task/"+url.PathEscape(r.PathValue("taskId"))+"/status", http.StatusSeeOther)
+	})
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s := &Stack{

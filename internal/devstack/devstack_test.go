@@ -55,3 +55,23 @@ func TestFailingExtensionFailsStart(t *testing.T) {
 		t.Fatalf("want the extension's error, got %v", err)
 	}
 }
+
+// TestTaskPageLinksLeadToTheTaskStatus: /tasks/<taskId>, where Taskcluster's
+// UI shows a task (and where the provisioner's dashboard links), leads to
+// the task's status on the dev queue.
+func TestTaskPageLinksLeadToTheTaskStatus(t *testing.T) {
+	s, err := Start(context.Background(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(s.RootURL + "/tasks/fN1mZ3QfQ5yZ0aBcDeFgHw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/api/queue/v1/task/fN1mZ3QfQ5yZ0aBcDeFgHw/status" {
+		t.Fatalf("GET /tasks/…: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
