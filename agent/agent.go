@@ -185,6 +185,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}
+	if !a.cfg.KeepTaskDirs {
+		a.removeLeftTaskFiles()
+	}
 	slots := make(chan struct{}, a.cfg.Capacity)
 	var wg sync.WaitGroup
 	defer wg.Wait()

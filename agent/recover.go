@@ -4,7 +4,9 @@ package agent
 // behind (see journal.go): the log written so far gets a closing line and
 // is published as the run's log artifacts, exactly as a finished run's log
 // is (publishBackingLog), before the run is resolved; once the run is
-// settled the log file and the task directory are removed.
+// settled the log file and the task directory are removed. Files of runs
+// that were never journalled (Buildbot builds, which their bridge
+// re-queues) are removed too.
 
 import (
 	"context"
@@ -94,4 +96,38 @@ func removeLeftFiles(e JournalEntry) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeLeftTaskFiles removes the task directories and logs in the tasks
+// directory that no journal entry still needs. It runs before the first
+// claim, when no run of this agent exists, so every such file was left by
+// an agent that did not finish.
+func (a *Agent) removeLeftTaskFiles() {
+	keep := map[string]bool{}
+	if a.cfg.Journal != nil {
+		entries, _ := a.cfg.Journal.Entries()
+		for _, e := range entries {
+			keep[e.TaskDir], keep[e.Log] = true, true
+		}
+	}
+	files, err := os.ReadDir(a.cfg.TasksDir)
+	if err != nil {
+		a.log.Warn("list files left by earlier runs", "error", err)
+		return
+	}
+	for _, f := range files {
+		name := f.Name()
+		if !strings.HasPrefix(name, taskDirPrefix) || (!f.IsDir() && !strings.HasSuffix(name, ".log")) {
+			continue
+		}
+		p := filepath.Join(a.cfg.TasksDir, name)
+		if keep[p] {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			a.log.Warn("remove files left by an earlier run", "path", p, "error", err)
+			continue
+		}
+		a.log.Info("removed files left by an earlier run", "path", p)
+	}
 }
