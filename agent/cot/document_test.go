@@ -13,6 +13,8 @@ import (
 
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+
+	"github.com/labrunner/labrunner/internal/testsvc"
 )
 
 func sampleDocument() *Document {
@@ -98,7 +100,7 @@ func TestSignAndVerify(t *testing.T) {
 }
 
 func TestKeyPairFiles(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "keys", "cot.key")
+	path := filepath.Join(testsvc.TempDir(t, "labrunner-cot-"), "keys", "cot.key")
 	pub, err := NewKeyPair(path)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +127,7 @@ func TestKeyPairFiles(t *testing.T) {
 func TestReadGenericWorkerKeyFile(t *testing.T) {
 	// generic-worker new-ed25519-keypair writes the base64 seed, no newline.
 	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
-	path := filepath.Join(t.TempDir(), "gw.key")
+	path := filepath.Join(testsvc.TempDir(t, "labrunner-cot-"), "gw.key")
 	if err := os.WriteFile(path, []byte("BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="), 0o600); err != nil {
 		t.Fatal(err)
 	}

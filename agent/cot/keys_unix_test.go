@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/labrunner/labrunner/internal/testsvc"
 )
 
 func TestPrivateKeyFileMode(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "cot.key")
+	path := filepath.Join(testsvc.TempDir(t, "labrunner-cot-"), "cot.key")
 	if _, err := NewKeyPair(path); err != nil {
 		t.Fatal(err)
 	}
