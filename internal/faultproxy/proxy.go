@@ -3,7 +3,7 @@ package faultproxy
 // A Proxy forwards every request to its upstream, keeping the Host header
 // (Hawk signatures cover it), unless a fault applies:
 //
-//	cut ──────────────▶ listener closed: connections refused; open ones closed
+//	cut ──────────────▶ every connection reset as soon as it is accepted; open ones reset
 //	request ──draw < FailRate──▶ one of Modes: status (answered, not forwarded),
 //	   │                          reset-before (not forwarded), reset-after (forwarded,
 //	   │                          the answer thrown away and the connection reset)
@@ -67,8 +67,8 @@ type Counts struct {
 	// Slowed counts the requests held before forwarding.
 	Slowed int64
 	// Cuts counts calls to Cut; Dropped the connections open at a cut and
-	// closed by it.
-	Cuts, Dropped int64
+	// reset by it; Refused the connections reset on arrival during a cut.
+	Cuts, Dropped, Refused int64
 }
 
 // Failed is the number of requests failed in any mode.
@@ -76,8 +76,8 @@ func (c Counts) Failed() int64 { return c.Status + c.ResetBefore + c.ResetAfter 
 
 // String renders the counts on one line for test output.
 func (c Counts) String() string {
-	return fmt.Sprintf("%d requests: %d forwarded, %d failed (%d status, %d reset before, %d reset after), %d slowed; %d cuts dropping %d connections",
-		c.Requests, c.Forwarded, c.Failed(), c.Status, c.ResetBefore, c.ResetAfter, c.Slowed, c.Cuts, c.Dropped)
+	return fmt.Sprintf("%d requests: %d forwarded, %d failed (%d status, %d reset before, %d reset after), %d slowed; %d cuts dropping %d connections and refusing %d",
+		c.Requests, c.Forwarded, c.Failed(), c.Status, c.ResetBefore, c.ResetAfter, c.Slowed, c.Cuts, c.Dropped, c.Refused)
 }
 
 // Proxy is a fault-injecting reverse proxy on a local TCP address.
@@ -88,14 +88,13 @@ type Proxy struct {
 	rp       *httputil.ReverseProxy
 
 	mu     sync.Mutex
-	ln     net.Listener // nil while cut
+	cut    bool
 	conns  map[net.Conn]struct{}
 	faults Faults
 	rng    *rand.Rand
-	closed bool
-	served sync.WaitGroup
+	served chan struct{}
 
-	requests, forwarded, status, resetBefore, resetAfter, slowed, cuts, dropped atomic.Int64
+	requests, forwarded, status, resetBefore, resetAfter, slowed, cuts, dropped, refused atomic.Int64
 }
 
 // quiet drops the HTTP server's and reverse proxy's own logs: every
@@ -120,6 +119,7 @@ func New(upstream string, seed uint64) (*Proxy, error) {
 		addr:     ln.Addr().String(),
 		upstream: u,
 		conns:    map[net.Conn]struct{}{},
+		served:   make(chan struct{}),
 		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 	}
 	p.rp = &httputil.ReverseProxy{
@@ -142,7 +142,10 @@ func New(upstream string, seed uint64) (*Proxy, error) {
 		},
 	}
 	p.server = &http.Server{Handler: http.HandlerFunc(p.serveHTTP), ConnState: p.connState, ReadHeaderTimeout: 10 * time.Second, ErrorLog: quiet}
-	p.serve(ln)
+	go func() {
+		defer close(p.served)
+		_ = p.server.Serve(ln) // returns at Close
+	}()
 	return p, nil
 }
 
@@ -156,46 +159,30 @@ func (p *Proxy) SetFaults(f Faults) {
 	p.faults = f
 }
 
-// Cut makes the upstream unreachable through the proxy: the listener is
-// closed (new connections are refused) and open connections are closed.
+// Cut makes the upstream unreachable through the proxy: open connections
+// are reset, and so is every new one as soon as it is accepted, until
+// Restore. The listener stays open: giving its port up during a cut would
+// let another socket of the machine take it.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln == nil {
+	if p.cut {
 		return
 	}
+	p.cut = true
 	p.cuts.Add(1)
-	_ = p.ln.Close()
-	p.ln = nil
 	for c := range p.conns {
-		_ = c.Close()
+		resetConn(c)
+		delete(p.conns, c)
 		p.dropped.Add(1)
 	}
 }
 
-// Restore ends a cut: the proxy listens again on the same address.
-func (p *Proxy) Restore() error {
+// Restore ends a cut.
+func (p *Proxy) Restore() {
 	p.mu.Lock()
-	if p.ln != nil || p.closed {
-		p.mu.Unlock()
-		return nil
-	}
-	p.mu.Unlock()
-	var ln net.Listener
-	var err error
-	// The port was ours a moment ago; another process taking it in
-	// between is possible but rare, so try a little while.
-	for try := 0; try < 50; try++ {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		return fmt.Errorf("faultproxy: listen again on %s: %w", p.addr, err)
-	}
-	p.serve(ln)
-	return nil
+	defer p.mu.Unlock()
+	p.cut = false
 }
 
 // Counts returns what the proxy did so far.
@@ -203,33 +190,15 @@ func (p *Proxy) Counts() Counts {
 	return Counts{
 		Requests: p.requests.Load(), Forwarded: p.forwarded.Load(),
 		Status: p.status.Load(), ResetBefore: p.resetBefore.Load(), ResetAfter: p.resetAfter.Load(),
-		Slowed: p.slowed.Load(), Cuts: p.cuts.Load(), Dropped: p.dropped.Load(),
+		Slowed: p.slowed.Load(), Cuts: p.cuts.Load(), Dropped: p.dropped.Load(), Refused: p.refused.Load(),
 	}
 }
 
 // Close stops the proxy and closes every connection.
 func (p *Proxy) Close() error {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
 	err := p.server.Close()
-	p.served.Wait()
+	<-p.served
 	return err
-}
-
-func (p *Proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		_ = ln.Close()
-		return
-	}
-	p.ln = ln
-	p.served.Add(1)
-	go func() {
-		defer p.served.Done()
-		_ = p.server.Serve(ln) // returns when a cut or Close closes ln
-	}()
 }
 
 func (p *Proxy) connState(c net.Conn, st http.ConnState) {
@@ -237,8 +206,9 @@ func (p *Proxy) connState(c net.Conn, st http.ConnState) {
 	defer p.mu.Unlock()
 	switch st {
 	case http.StateNew:
-		if p.ln == nil {
-			_ = c.Close() // accepted just before a cut
+		if p.cut {
+			resetConn(c)
+			p.refused.Add(1)
 			return
 		}
 		p.conns[c] = struct{}{}
@@ -339,6 +309,12 @@ func reset(w http.ResponseWriter) {
 	if err != nil {
 		panic(http.ErrAbortHandler)
 	}
+	resetConn(c)
+}
+
+// resetConn closes c with a TCP reset (no linger), as a peer that went
+// away does.
+func resetConn(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetLinger(0)
 	}

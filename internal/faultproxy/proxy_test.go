@@ -56,21 +56,19 @@ func TestForwardsKeepingHost(t *testing.T) {
 	}
 }
 
-func TestCutRefusesAndRestoreServesAgain(t *testing.T) {
+func TestCutResetsAndRestoreServesAgain(t *testing.T) {
 	up, n := upstream(t)
 	p := newProxy(t, up.URL, 1)
 	p.Cut()
 	if _, _, err := get(p); err == nil {
 		t.Fatal("request through a cut proxy succeeded")
 	}
-	if err := p.Restore(); err != nil {
-		t.Fatal(err)
-	}
+	p.Restore()
 	if code, _, err := get(p); err != nil || code != 200 {
 		t.Fatalf("after restore: %d %v", code, err)
 	}
-	if n.Load() != 1 || p.Counts().Cuts != 1 {
-		t.Errorf("upstream served %d, counts %s; want 1 and 1 cut", n.Load(), p.Counts())
+	if c := p.Counts(); n.Load() != 1 || c.Cuts != 1 || c.Refused != 1 {
+		t.Errorf("upstream served %d, counts %s; want 1 and 1 cut refusing 1 connection", n.Load(), c)
 	}
 }
 
@@ -126,5 +124,27 @@ func TestSeededRates(t *testing.T) {
 		if a[i] != b[i] {
 			t.Fatalf("request %d failed differently with the same seed", i)
 		}
+	}
+}
+
+// A cut also resets the connections already open: a client keeping one
+// alive gets an error, not an answer from beyond the cut.
+func TestCutDropsOpenConnections(t *testing.T) {
+	up, n := upstream(t)
+	p := newProxy(t, up.URL, 1)
+	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 10 * time.Second}
+	resp, err := c.Get(p.URL() + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	p.Cut()
+	if resp, err := c.Get(p.URL() + "/x"); err == nil {
+		_ = resp.Body.Close()
+		t.Fatal("a kept-alive connection went through a cut")
+	}
+	if c := p.Counts(); n.Load() != 1 || c.Dropped != 1 {
+		t.Errorf("upstream served %d, counts %s; want 1 and 1 dropped connection", n.Load(), c)
 	}
 }
