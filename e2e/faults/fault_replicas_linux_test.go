@@ -131,10 +131,13 @@ func registry(t *testing.T, admin *client.Client) (pools []string, machines map[
 func TestFaultProvisionerReplicaKilled(t *testing.T) {
 	t.Parallel()
 	const assignInterval = 3 * time.Second
-	// takeoverBound is one assign interval (the follower competes for the
-	// lock at that period) plus the 100 ms polling of /metrics and a
-	// loaded machine's scheduling.
-	const takeoverBound = assignInterval + 2*time.Second
+	// The follower tries the lock every assign interval, so it takes over
+	// at its first try after the kill, within one interval; the bound
+	// allows the try after that too, because on a loaded two-core machine
+	// a try and the /metrics probe that sees it can take a second or more.
+	// A lock held on by the dead replica's session (what this guards
+	// against) would take minutes to go.
+	const takeoverBound = 2 * assignInterval
 	db := testsvc.Postgres(t)
 	q := startQueue(t, devqueue.Config{PollWait: 2 * time.Second}, 6)
 	a := startReplica(t, "a", db, q, assignInterval)
@@ -179,7 +182,7 @@ func TestFaultProvisionerReplicaKilled(t *testing.T) {
 	waitFor(t, time.Minute, "replica b to run the assigner", func() bool { l, _ := b.leading(); return l })
 	took := time.Since(killed)
 	if took > takeoverBound {
-		t.Errorf("replica b took over %s after the kill, want within one assign interval (%s; bound with polling %s)", took.Round(time.Millisecond), assignInterval, takeoverBound)
+		t.Errorf("replica b took over %s after the kill, want within one assign interval (%s; bound on a loaded machine %s)", took.Round(time.Millisecond), assignInterval, takeoverBound)
 	}
 	poolsAfter, machinesAfter := registry(t, admin)
 	if !slices.Equal(poolsBefore, poolsAfter) || fmt.Sprint(machinesBefore) != fmt.Sprint(machinesAfter) {
