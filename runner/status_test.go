@@ -45,3 +45,27 @@ func TestFormatStatusLastTasks(t *testing.T) {
 		t.Errorf("line %q lacks the resolution and exit code", lines[1])
 	}
 }
+
+// TestFormatCheckReportAligns: a long check name does not push its row's
+// columns out of line with the others.
+func TestFormatCheckReportAligns(t *testing.T) {
+	rep := &CheckReport{Verdict: "ok", Checks: []CheckStatus{
+		{Name: "disk", OK: true, Value: "74442 MB free", Threshold: ">= 10240 MB free"},
+		{Name: "check:20-usb-hub-and-attached-phones", OK: false, Value: "exit 1", Threshold: "exit 0", Message: "2 phones missing"},
+	}}
+	var out strings.Builder
+	if err := FormatCheckReport(&out, rep); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(out.String(), "\n"), "\n")
+	if len(lines) != 4 || lines[0] != "checks directory: ok" {
+		t.Fatalf("report:\n%s", out.String())
+	}
+	col := func(line, word string) int { return strings.Index(line, word) }
+	if h, a, b := col(lines[1], "RESULT"), col(lines[2], "ok"), col(lines[3], "failing"); h != a || a != b {
+		t.Errorf("RESULT column at %d, %d, %d:\n%s", h, a, b, out.String())
+	}
+	if h, a, b := col(lines[1], "THRESHOLD"), col(lines[2], ">= 10240"), col(lines[3], "exit 0"); h != a || a != b {
+		t.Errorf("THRESHOLD column at %d, %d, %d:\n%s", h, a, b, out.String())
+	}
+}

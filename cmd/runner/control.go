@@ -115,19 +115,8 @@ func newCheckCommand() *cobra.Command {
 					return err
 				}
 			} else {
-				fmt.Fprintf(out, "checks directory: %s", rep.Verdict)
-				if rep.Check != "" {
-					fmt.Fprintf(out, " (%s: %s)", rep.Check, rep.Output)
-				}
-				fmt.Fprintln(out)
-				for _, ch := range rep.Checks {
-					res := "ok"
-					if ch.Tripped {
-						res = "TRIPPED"
-					} else if !ch.OK {
-						res = "failing"
-					}
-					fmt.Fprintf(out, "  %-12s %-8s %s (%s) %s\n", ch.Name, res, ch.Value, ch.Threshold, ch.Message)
+				if err := runner.FormatCheckReport(out, rep); err != nil {
+					return err
 				}
 			}
 			if !rep.Healthy {
