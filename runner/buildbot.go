@@ -84,7 +84,7 @@ func (r *Runner) poolSource(c *agent.Config, tc agent.Source) (agent.Source, err
 		return tc, nil
 	}
 	if r.cfg.Buildbot.BridgeURL == "" {
-		return nil, fmt.Errorf("runner: the pool's source is %s but runner.buildbot.bridgeURL is not set; set it", source)
+		return nil, fmt.Errorf("the pool's source is %s but runner.buildbot.bridgeURL is not set; set it", source)
 	}
 	cl, err := bbclient.New(r.cfg.Buildbot.BridgeURL, bbclient.Options{Logger: r.log})
 	if err != nil {
@@ -99,7 +99,7 @@ func (r *Runner) poolSource(c *agent.Config, tc agent.Source) (agent.Source, err
 	}
 	bb, err := agent.NewBBSource(bcfg)
 	if err != nil {
-		return nil, fmt.Errorf("runner: Buildbot source: %w", err)
+		return nil, fmt.Errorf("Buildbot source: %w", err)
 	}
 	if source == SourceBuildbot {
 		return bb, nil

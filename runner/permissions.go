@@ -30,7 +30,7 @@ func (r *Runner) securePrivateFiles() error {
 	for _, d := range dirs {
 		repaired, err := platform.MakePrivateDir(d)
 		if err != nil {
-			return fmt.Errorf("runner: keep the runner's files private: %w", err)
+			return fmt.Errorf("keep the runner's files private: %w", err)
 		}
 		r.logRepair(d, repaired)
 	}
@@ -38,7 +38,7 @@ func (r *Runner) securePrivateFiles() error {
 	for _, d := range dirs {
 		entries, err := os.ReadDir(d)
 		if err != nil {
-			return fmt.Errorf("runner: keep the runner's files private: list %s: %w", d, err)
+			return fmt.Errorf("keep the runner's files private: list %s: %w", d, err)
 		}
 		for _, e := range entries {
 			paths = append(paths, filepath.Join(d, e.Name()))

@@ -26,7 +26,7 @@ func (r *Runner) rebootAfterTask(rec TaskRecord) string {
 	case c.AfterEveryTask:
 		return fmt.Sprintf("reboot after every task (task %s ended)", rec.TaskID)
 	case c.AfterTasks > 0 && r.st.TasksSinceBoot >= c.AfterTasks:
-		return fmt.Sprintf("%d tasks since boot (reboot.afterTasks %d)", r.st.TasksSinceBoot, c.AfterTasks)
+		return fmt.Sprintf("%s since boot (reboot.afterTasks %d)", plural(r.st.TasksSinceBoot, "task", "tasks"), c.AfterTasks)
 	case slices.Contains(c.OnExitCodes, rec.ExitCode):
 		return fmt.Sprintf("task %s exited with %d (reboot.onExitCodes)", rec.TaskID, rec.ExitCode)
 	}

@@ -117,7 +117,7 @@ var (
 // New checks the configuration and loads the state file.
 func New(ac *agent.FileConfig, rc *Config, opts Options) (*Runner, error) {
 	if ac == nil || rc == nil {
-		return nil, errors.New("runner: agent and runner configuration are required; load them with runner.Load")
+		return nil, errors.New("runner.New: agent and runner configuration are required; load them with runner.Load")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -176,7 +176,7 @@ func (r *Runner) run(ctx context.Context, stopRun func()) error {
 	}
 	ln, err := platform.ListenControl(r.cfg.ControlSocket)
 	if err != nil {
-		return fmt.Errorf("runner: %w (runner.controlSocket)", err)
+		return fmt.Errorf("control socket: %w (runner.controlSocket)", err)
 	}
 	srv := &http.Server{Handler: r.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	var bg sync.WaitGroup
@@ -190,7 +190,7 @@ func (r *Runner) run(ctx context.Context, stopRun func()) error {
 	if r.cfg.MetricsListen != "" {
 		mln, err := net.Listen("tcp", r.cfg.MetricsListen)
 		if err != nil {
-			return fmt.Errorf("runner: metrics listen on %s (runner.metricsListen): %w", r.cfg.MetricsListen, err)
+			return fmt.Errorf("metrics listen on %s (runner.metricsListen): %w", r.cfg.MetricsListen, err)
 		}
 		msrv := &http.Server{Handler: r.metricsOnlyHandler(), ReadHeaderTimeout: 10 * time.Second}
 		bg.Go(func() { _ = msrv.Serve(mln) })
@@ -359,9 +359,9 @@ func (r *Runner) agentLoop() error {
 			// Tasks were stopped for a reboot; the runner lives on.
 			continue
 		case err != nil:
-			return fmt.Errorf("runner: agent: %w", err)
+			return fmt.Errorf("agent: %w", err)
 		case ctx.Err() == nil:
-			return errors.New("runner: agent stopped by itself")
+			return errors.New("the agent stopped by itself")
 		}
 		return nil
 	}

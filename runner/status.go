@@ -302,7 +302,7 @@ func FormatStatus(w io.Writer, s *Status) error {
 	} else if rb.AfterTasks > 0 {
 		after = fmt.Sprintf("reboot after %d", rb.AfterTasks)
 	}
-	p("reboot policy\t%d tasks since boot (%s); uptime %s (%s)", rb.TasksSinceBoot, after, secs(rb.UptimeSeconds), upMax)
+	p("reboot policy\t%s since boot (%s); uptime %s (%s)", plural(rb.TasksSinceBoot, "task", "tasks"), after, secs(rb.UptimeSeconds), upMax)
 	p("  next reboot\t%s", rb.Next)
 	p("  boot loop\t%d of %d reboots within %s", rb.RecentReboots, rb.BootLoopMax, secs(rb.BootLoopWindowSeconds))
 	if rb.Last != nil {
@@ -312,8 +312,9 @@ func FormatStatus(w io.Writer, s *Status) error {
 		}
 		p("  last reboot\t%s", l)
 	}
-	p("counters\t%d tasks in all, %d infrastructure failures in a row, %d leftover processes killed, %d watchdog restarts",
-		s.Counters.TasksTotal, s.Counters.InfraFailuresInARow, s.Counters.LeftoversKilled, s.Counters.WatchdogRestarts)
+	p("counters\t%s in all, %d infrastructure failures in a row, %s killed, %s",
+		plural(s.Counters.TasksTotal, "task", "tasks"), s.Counters.InfraFailuresInARow,
+		plural(s.Counters.LeftoversKilled, "leftover process", "leftover processes"), plural(s.Counters.WatchdogRestarts, "watchdog restart", "watchdog restarts"))
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -268,7 +268,7 @@ func TestCLIStatusAndControlAgainstDevstack(t *testing.T) {
 
 	stop()
 	code, out, _ := execute(context.Background(), "status", "--config", e.config)
-	if code != 3 || !strings.Contains(out, "NOT RUNNING") || !strings.Contains(out, "1 tasks in all") || !strings.Contains(out, id) {
+	if code != 3 || !strings.Contains(out, "NOT RUNNING") || !strings.Contains(out, "1 task in all") || !strings.Contains(out, id) {
 		t.Errorf("status of a stopped runner: exit %d\n%s", code, out)
 	}
 }
