@@ -33,10 +33,7 @@ func TestStartRemovesUnjournalledTaskFiles(t *testing.T) {
 	mk := func(p string, isDir bool) {
 		t.Helper()
 		if isDir {
-			if err := os.MkdirAll(filepath.Join(p, "checkout"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			return
+			p = filepath.Join(p, "checkout", "build.txt")
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			t.Fatal(err)

@@ -12,9 +12,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -83,7 +85,7 @@ func removeLeftFiles(e JournalEntry) error {
 		if !strings.HasPrefix(filepath.Base(e.TaskDir), taskDirPrefix) || !filepath.IsAbs(e.TaskDir) {
 			return fmt.Errorf("journal entry %s/%d names %q as its task directory; not removing it", e.TaskID, e.RunID, e.TaskDir)
 		}
-		if err := os.RemoveAll(e.TaskDir); err != nil {
+		if err := removeTree(e.TaskDir); err != nil {
 			errs = append(errs, fmt.Errorf("remove task directory: %w", err))
 		}
 	}
@@ -124,10 +126,33 @@ func (a *Agent) removeLeftTaskFiles() {
 		if keep[p] {
 			continue
 		}
-		if err := os.RemoveAll(p); err != nil {
+		if err := removeTree(p); err != nil {
 			a.log.Warn("remove files left by an earlier run", "path", p, "error", err)
 			continue
 		}
 		a.log.Info("removed files left by an earlier run", "path", p)
 	}
+}
+
+// removeTree is os.RemoveAll, with a plain walk as a fallback: Wine's
+// Windows emulation refuses the directory removal os.RemoveAll uses
+// ("Invalid function").
+func removeTree(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil {
+		return nil
+	}
+	var paths []string
+	_ = filepath.WalkDir(path, func(p string, _ fs.DirEntry, _ error) error {
+		paths = append(paths, p)
+		return nil
+	})
+	slices.Reverse(paths)
+	for _, p := range paths {
+		_ = os.Remove(p)
+	}
+	if _, serr := os.Lstat(path); errors.Is(serr, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
