@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/agent/cot"
 	"github.com/labrunner/labrunner/provisioner/client"
 )
 
@@ -23,5 +24,19 @@ func TestPoolWorkerConfigCannotNameTheSigningKey(t *testing.T) {
 	}
 	if got.ChainOfTrust.Ed25519SigningKey != "/var/lib/labrunner/ed25519.key" {
 		t.Errorf("chainOfTrust.ed25519SigningKey = %q: a pool chose the machine's signing key file", got.ChainOfTrust.Ed25519SigningKey)
+	}
+}
+
+func TestChainOfTrustEnvironmentFromRegistration(t *testing.T) {
+	r := &Runner{link: &ProvisionerLink{cfg: LinkConfig{Facts: client.Facts{InstanceID: "i-0abc", InstanceType: "m5.xlarge", Region: "us-west-2"}}}}
+	env := cot.Environment{PrivateIPAddress: "10.0.0.5"}
+	r.describeInstance(&env)
+	if env != (cot.Environment{PrivateIPAddress: "10.0.0.5", InstanceID: "i-0abc", InstanceType: "m5.xlarge", Region: "us-west-2"}) {
+		t.Errorf("environment %+v", env)
+	}
+	hw := cot.Environment{PrivateIPAddress: "10.0.0.6"}
+	(&Runner{}).describeInstance(&hw)
+	if hw != (cot.Environment{PrivateIPAddress: "10.0.0.6"}) {
+		t.Errorf("without a provisioner link: %+v", hw)
 	}
 }

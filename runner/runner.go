@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/agent/cot"
 	"github.com/labrunner/labrunner/platform"
 )
 
@@ -401,6 +402,21 @@ func (r *Runner) adjustAgent(c *agent.Config) {
 	c.Cancel = r.pushCancel.with(c.Cancel)
 	c.RunDone = r.runDone
 	c.Preflight = r.preflight
+	r.describeInstance(&c.ChainOfTrustEnvironment)
+}
+
+// describeInstance adds what the machine's registration knows of its cloud
+// instance (EC2: instance id, type, region) to the chain-of-trust
+// environment, as generic-worker takes them from its provider's metadata.
+func (r *Runner) describeInstance(env *cot.Environment) {
+	r.mu.Lock()
+	link := r.link
+	r.mu.Unlock()
+	if link == nil {
+		return
+	}
+	f := link.cfg.Facts
+	env.InstanceID, env.InstanceType, env.Region = f.InstanceID, f.InstanceType, f.Region
 }
 
 // commit derives the phase, saves the state and wakes waiters. Caller
