@@ -31,9 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -86,123 +84,6 @@ type LinkConfig struct {
 	// credentials are never logged.
 	Logger *slog.Logger
 }
-
-// ProvisionerConfig is the `runner.provisioner` section of the
-// configuration file (docs/config.md); the runner embeds it in Config.
-type ProvisionerConfig struct {
-	// URL is the provisioner's base URL; empty means static credentials.
-	URL string `yaml:"url"`
-	// EnrollmentToken proves the machine's identity off EC2.
-	EnrollmentToken string `yaml:"enrollmentToken"`
-	// StateFile is the link's state (default <stateDir>/provisioner-link.json).
-	StateFile string `yaml:"stateFile"`
-	// HeartbeatInterval is the time between heartbeats (default 30s).
-	HeartbeatInterval Duration `yaml:"heartbeatInterval"`
-	// PollWait is how long one directives long-poll waits (default 30s).
-	PollWait Duration `yaml:"pollWait"`
-	// IMDSEndpoint overrides the EC2 metadata address (tests).
-	IMDSEndpoint string `yaml:"imdsEndpoint"`
-}
-
-// Enabled reports whether a provisioner is configured.
-func (c ProvisionerConfig) Enabled() bool { return c.URL != "" }
-
-// Problems lists the section's mistakes, each naming its key and the fix.
-func (c ProvisionerConfig) Problems() []string {
-	var out []string
-	if p := provisionerURLProblem(c.URL); p != "" {
-		out = append(out, p)
-	}
-	for key, d := range map[string]Duration{"heartbeatInterval": c.HeartbeatInterval, "pollWait": c.PollWait} {
-		if d.bad != "" || d.Duration < 0 {
-			out = append(out, fmt.Sprintf("runner.provisioner.%s: %q is not a positive duration: write e.g. 30s", key, d.bad+durationText(d)))
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func durationText(d Duration) string {
-	if d.bad != "" {
-		return ""
-	}
-	return d.Duration.String()
-}
-
-// LinkConfig collects the machine's facts (and, on EC2, its identity) and
-// returns the link's configuration; the caller adds Snapshot, Handle,
-// OnAssignment and Logger, then calls NewProvisionerLink.
-func (c ProvisionerConfig) LinkConfig(ctx context.Context, stateDir string) (LinkConfig, error) {
-	facts, ec2, err := MachineRegistration(ctx, c.IMDSEndpoint)
-	if err != nil {
-		return LinkConfig{}, err
-	}
-	state := c.StateFile
-	if state == "" && stateDir != "" {
-		state = filepath.Join(stateDir, "provisioner-link.json")
-	}
-	return LinkConfig{
-		URL: c.URL, EnrollmentToken: c.EnrollmentToken, EC2: ec2, Facts: facts, StatePath: state,
-		HeartbeatInterval: c.HeartbeatInterval.Duration, PollWait: c.PollWait.Duration,
-	}, nil
-}
-
-// LinkStatus is the provisioner connection as `runner status` shows it.
-type LinkStatus struct {
-	URL string `json:"url"`
-	// Identity is how the machine registers: "enrollment-token" or "ec2".
-	Identity  string `json:"identity"`
-	MachineID string `json:"machineId,omitempty"`
-	PoolID    string `json:"poolId,omitempty"`
-	// Source and Builders are the pool's kind of work (taskcluster,
-	// buildbot or both) and its Buildbot builders.
-	Source     string   `json:"source,omitempty"`
-	Builders   []string `json:"builders,omitempty"`
-	Registered bool     `json:"registered"`
-	// Connected means the last call to the provisioner succeeded.
-	Connected         bool       `json:"connected"`
-	LastContact       *time.Time `json:"lastContact,omitempty"`
-	LastError         string     `json:"lastError,omitempty"`
-	LastErrorAt       *time.Time `json:"lastErrorAt,omitempty"`
-	LastDirective     int64      `json:"lastDirective"`
-	CredentialsExpire *time.Time `json:"credentialsExpire,omitempty"`
-}
-
-// Summary renders the status on one line for `runner status`.
-func (s LinkStatus) Summary(now time.Time) string {
-	var b strings.Builder
-	switch {
-	case !s.Registered:
-		fmt.Fprintf(&b, "not registered with %s (%s)", s.URL, s.Identity)
-	case s.Connected:
-		fmt.Fprintf(&b, "connected to %s as %s", s.URL, s.MachineID)
-	default:
-		fmt.Fprintf(&b, "DISCONNECTED from %s as %s", s.URL, s.MachineID)
-	}
-	if s.Registered {
-		pool := s.PoolID
-		if pool == "" {
-			pool = "none yet"
-		}
-		fmt.Fprintf(&b, ", pool %s", pool)
-		if s.Source == SourceBuildbot || s.Source == SourceBoth {
-			fmt.Fprintf(&b, " (%s: %s)", s.Source, strings.Join(s.Builders, ", "))
-		}
-	}
-	if s.LastContact != nil {
-		fmt.Fprintf(&b, ", last contact %s ago", now.Sub(*s.LastContact).Round(time.Second))
-	}
-	if s.CredentialsExpire != nil {
-		fmt.Fprintf(&b, ", credentials expire %s", s.CredentialsExpire.UTC().Format(time.RFC3339))
-	}
-	if s.LastError != "" && !s.Connected {
-		fmt.Fprintf(&b, "; last error: %s", s.LastError)
-	}
-	return b.String()
-}
-
-// linkStateVersion is the state file's format version.
-const linkStateVersion = 1
 
 // linkState is the state file's content.
 type linkState struct {
@@ -724,30 +605,4 @@ func (l *ProvisionerLink) saveLocked() error {
 		return fmt.Errorf("write provisioner link state %s: %w", path, werr)
 	}
 	return nil
-}
-
-// provisionerURLProblem checks runner.provisioner.url: https, or plain
-// http only to a provisioner on this machine (devstack, tests), since the
-// machine token travels in every request.
-func provisionerURLProblem(raw string) string {
-	if raw == "" {
-		return ""
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Sprintf("runner.provisioner.url %q: not an absolute URL; write https://provisioner.example.com", raw)
-	}
-	if u.Scheme == "http" && !loopbackHost(u.Hostname()) {
-		return fmt.Sprintf("runner.provisioner.url %q: plain http would send the machine token unencrypted; use https://, or http:// only for a provisioner on this machine (127.0.0.1, ::1, localhost)", raw)
-	}
-	return ""
-}
-
-// loopbackHost reports whether host names this machine.
-func loopbackHost(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
