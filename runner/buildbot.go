@@ -99,7 +99,7 @@ func (r *Runner) poolSource(c *agent.Config, tc agent.Source) (agent.Source, err
 	}
 	bb, err := agent.NewBBSource(bcfg)
 	if err != nil {
-		return nil, fmt.Errorf("Buildbot source: %w", err)
+		return nil, fmt.Errorf("agent.NewBBSource for the Buildbot builders: %w", err)
 	}
 	if source == SourceBuildbot {
 		return bb, nil
