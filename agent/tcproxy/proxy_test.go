@@ -40,7 +40,7 @@ func quietLogger() *slog.Logger {
 // does: the run's credentials, authorized for the task's scopes plus
 // queue:create-artifact:<taskId>/<runId>. rootURL, if set, replaces the
 // stack's URL for the proxy.
-func newFixture(t *testing.T, scopes []string, rootURL string) *fixture {
+func newFixture(t testing.TB, scopes []string, rootURL string) *fixture {
 	t.Helper()
 	s, err := devstack.Start(context.Background(), devstack.Options{Logger: quietLogger()})
 	if err != nil {
