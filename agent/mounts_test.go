@@ -42,6 +42,8 @@ type mountEnv struct {
 	root        *tcqueue.Queue
 	taskQueueID string
 	dir         string
+	// lastTaskID is the task run made last.
+	lastTaskID string
 }
 
 func newMountEnv(t *testing.T) *mountEnv {
@@ -61,9 +63,10 @@ func newMountEnv(t *testing.T) *mountEnv {
 	return &mountEnv{t: t, stack: s, root: tcqueue.New(&creds, s.RootURL), taskQueueID: "lab-test/m-" + suffix, dir: testTempDir(t)}
 }
 
-// startAgent runs an agent on the env's task queue until the test ends.
-func (e *mountEnv) startAgent() {
-	a, err := New(Config{
+// startAgent runs an agent on the env's task queue until the test ends;
+// adjust may change its configuration first.
+func (e *mountEnv) startAgent(adjust ...func(*Config)) {
+	cfg := Config{
 		Source: NewTCSource(TCSourceConfig{
 			RootURL: e.stack.RootURL, Credentials: e.stack.Credentials, TaskQueueID: e.taskQueueID,
 			WorkerGroup: "lab", WorkerID: "mounts-test", RetryFor: time.Minute,
@@ -72,7 +75,11 @@ func (e *mountEnv) startAgent() {
 		TasksDir: filepath.Join(e.dir, "tasks"), Version: "test", IdlePollWait: 10 * time.Millisecond,
 		KillGrace: 2 * time.Second, Logger: quietMountLogger(),
 		PurgeCache: NewPurgeCache(e.stack.RootURL, e.taskQueueID, func() tcclient.Credentials { return e.stack.Credentials }),
-	})
+	}
+	for _, f := range adjust {
+		f(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -156,6 +163,7 @@ func (e *mountEnv) run(payload map[string]any, scopes, deps []string) (tcqueue.R
 	raw, _ := json.Marshal(payload)
 	now := time.Now().UTC()
 	id := slugid.Nice()
+	e.lastTaskID = id
 	_, err := e.root.CreateTask(id, &tcqueue.TaskDefinitionRequest{
 		TaskQueueID: e.taskQueueID, Created: tcclient.Time(now), Deadline: tcclient.Time(now.Add(time.Hour)),
 		Expires: tcclient.Time(now.Add(48 * time.Hour)), Payload: raw, Scopes: scopes, Dependencies: deps,
