@@ -3,7 +3,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -16,25 +15,8 @@ import (
 	"time"
 
 	"github.com/labrunner/labrunner/internal/devqueue"
+	"github.com/labrunner/labrunner/internal/testsvc"
 )
-
-// lockedBuffer is a log destination safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // leaveRun claims a task as an agent that then vanished would have: the
 // run is running, journalled, with its task directory and a log holding
@@ -113,7 +95,7 @@ func TestRecoveredLogUploadIsBounded(t *testing.T) {
 	if err := os.MkdirAll(cfg.TasksDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testsvc.LogBuffer
 	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	cfg.RecoverUploadFor = time.Second
 	left := leaveRun(t, e, cfg)

@@ -3,32 +3,17 @@
 package runner
 
 import (
-	"bytes"
+	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/labrunner/labrunner/internal/testsvc"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A runner started over files an older version left open (umask 022)
 // makes them private and logs each repair; what it creates is private too.
@@ -52,7 +37,7 @@ func TestRunnerRepairsOpenFilesAtStart(t *testing.T) {
 	if err := os.WriteFile(linkFile, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testsvc.LogBuffer
 	rn := e.start(Options{Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	_ = rn
 
@@ -62,6 +47,11 @@ func TestRunnerRepairsOpenFilesAtStart(t *testing.T) {
 	}
 	for p, m := range want {
 		fi, err := os.Stat(p)
+		if (p == leftDir || p == leftLog) && errors.Is(err, fs.ErrNotExist) {
+			// The agent removes at its start what no journal entry needs:
+			// gone is as private as can be (the repair is logged below).
+			continue
+		}
 		if err != nil {
 			t.Errorf("%s: %v", p, err)
 			continue

@@ -3,45 +3,16 @@
 package runner
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/labrunner/labrunner/internal/testsvc"
 )
-
-// logBuffer collects a runner's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// count is how many lines carry msg.
-func (b *logBuffer) count(msg string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := 0
-	for _, line := range strings.Split(b.buf.String(), "\n") {
-		if strings.Contains(line, " msg="+msg+" ") || strings.Contains(line, ` msg="`+msg+`" `) {
-			n++
-		}
-	}
-	return n
-}
-
-func (b *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
 
 // TestHealthQuarantineKeepsSinceAndLogsOncePerChange: while the same
 // checks stay tripped, samples with new values update the reason but
@@ -63,8 +34,8 @@ func TestHealthQuarantineKeepsSinceAndLogsOncePerChange(t *testing.T) {
 		}
 		return v, nil
 	}
-	logs := &logBuffer{}
-	rn := e.start(Options{Logger: logs.logger(), Probes: Probes{DiskFree: probe, MemAvailable: func() (uint64, error) { return memFree.Load(), nil }}})
+	logs := &testsvc.LogBuffer{}
+	rn := e.start(Options{Logger: logs.Logger(slog.LevelInfo), Probes: Probes{DiskFree: probe, MemAvailable: func() (uint64, error) { return memFree.Load(), nil }}})
 	ctx := context.Background()
 
 	disk.free.Store(10 * mb)
@@ -82,7 +53,7 @@ func TestHealthQuarantineKeepsSinceAndLogsOncePerChange(t *testing.T) {
 	if s.Quarantine != nil && s.Quarantine.Reason == reason {
 		t.Errorf("reason %q did not follow the latest sample", reason)
 	}
-	if got := logs.count("quarantined"); got != 1 {
+	if got := logs.CountMessage("quarantined"); got != 1 {
 		t.Errorf(`"quarantined" logged %d times for one trip, want 1`, got)
 	}
 
@@ -95,7 +66,7 @@ func TestHealthQuarantineKeepsSinceAndLogsOncePerChange(t *testing.T) {
 	}
 	n = disk.samples.Load()
 	waitUntil(t, "3 more samples", func() bool { return disk.samples.Load() >= n+3 }, nil)
-	if got := logs.count("quarantined"); got != 2 {
+	if got := logs.CountMessage("quarantined"); got != 2 {
 		t.Errorf(`"quarantined" logged %d times for two changes, want 2`, got)
 	}
 
@@ -104,7 +75,7 @@ func TestHealthQuarantineKeepsSinceAndLogsOncePerChange(t *testing.T) {
 	e.waitStatus(rn, "released", func(s *Status) bool { return s.Quarantine == nil })
 	// A sample between the two stores above may have seen one check
 	// cleared and not the other, which is a change too: count from here.
-	released := logs.count("quarantined")
+	released := logs.CountMessage("quarantined")
 	disk.free.Store(10 * mb)
 	s = e.waitStatus(rn, "quarantined again", func(s *Status) bool { return s.Quarantine != nil })
 	if !s.Quarantine.Since.After(since) {
@@ -112,7 +83,7 @@ func TestHealthQuarantineKeepsSinceAndLogsOncePerChange(t *testing.T) {
 	}
 	n = disk.samples.Load()
 	waitUntil(t, "3 more samples", func() bool { return disk.samples.Load() >= n+3 }, nil)
-	if got := logs.count("quarantined") - released; got != 1 {
+	if got := logs.CountMessage("quarantined") - released; got != 1 {
 		t.Errorf(`"quarantined" logged %d times for a new trip after a release, want 1`, got)
 	}
 }
@@ -125,8 +96,8 @@ func TestCheckQuarantineKeepsSinceAcrossReruns(t *testing.T) {
 	runs := filepath.Join(t.TempDir(), "runs")
 	writeCheck(t, dir, "10-gpu", "exit 0")
 	e := newEnv(t, map[string]any{"checks": map[string]any{"dir": dir, "interval": "1s"}})
-	logs := &logBuffer{}
-	rn := e.start(Options{Logger: logs.logger()})
+	logs := &testsvc.LogBuffer{}
+	rn := e.start(Options{Logger: logs.Logger(slog.LevelInfo)})
 	writeCheck(t, dir, "10-gpu", "echo x >> "+runs+"; echo no GPU found; exit 3")
 	if _, err := rn.client.Check(context.Background()); err != nil {
 		t.Fatal(err)
@@ -142,7 +113,7 @@ func TestCheckQuarantineKeepsSinceAcrossReruns(t *testing.T) {
 		t.Errorf("quarantine %+v; want the check's, since %v", s.Quarantine, since)
 	}
 	for _, msg := range []string{"quarantined", "check asked to stop (EXIT)"} {
-		if got := logs.count(msg); got != 1 {
+		if got := logs.CountMessage(msg); got != 1 {
 			t.Errorf("%q logged %d times for one EXIT, want 1", msg, got)
 		}
 	}

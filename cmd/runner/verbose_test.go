@@ -3,32 +3,14 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/labrunner/labrunner/internal/testsvc"
 )
-
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRunVerboseLogsDebugLines: `runner run -v` shows what the runner is
 // doing between tasks (each claimWork answer), which info level leaves out.
@@ -42,7 +24,7 @@ func TestRunVerboseLogsDebugLines(t *testing.T) {
 		raw, _ := json.Marshal(args)
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), mainArgsEnv+"="+string(raw))
-		var out lockedBuffer
+		var out testsvc.LogBuffer
 		cmd.Stderr = &out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
