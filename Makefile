@@ -16,7 +16,7 @@ LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench services tools taskcluster-cli clean
+.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench bench-compare bench-quick services tools taskcluster-cli clean
 
 all: cross
 
@@ -87,9 +87,24 @@ cross:
 		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o dist/$$os-$$arch/ ./cmd/... || exit 1; \
 	done
 
-## bench: every benchmark; results are recorded in docs/benchmarks.md.
+## bench: every benchmark, then the labrunner / generic-worker comparison,
+## which rewrites its table in docs/benchmarks.md.
 bench: services
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	$(MAKE) bench-compare
+
+# The comparison harness (internal/benchcompare, Linux only): labrunner's
+# agent and generic-worker against one devstack, binaries and logs in
+# .cache/bench/. bench-quick (one round, small counts) leaves the doc alone.
+BENCHCOMPARE := $(GO) test -count=1 -v -run '^TestCompareWorkers$$' ./internal/benchcompare/
+
+## bench-compare: three rounds, writes the table into docs/benchmarks.md.
+bench-compare:
+	LABRUNNER_BENCH_COMPARE=full LABRUNNER_BENCH_DOC=$(CURDIR)/docs/benchmarks.md $(BENCHCOMPARE) -timeout 30m
+
+## bench-quick: one round with small counts, printing the table only.
+bench-quick:
+	LABRUNNER_BENCH_COMPARE=quick $(BENCHCOMPARE) -timeout 10m
 
 clean:
 	rm -rf dist bin

@@ -1,0 +1,128 @@
+//go:build linux
+
+package benchcompare
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// mode is how much a comparison run measures.
+type mode struct {
+	name         string
+	rounds       int
+	idleWindow   time.Duration
+	latencyTasks int
+	noopTasks    map[string]int // by worker: generic-worker spends ≥ 5 s a task
+}
+
+var modes = map[string]mode{
+	"quick": {name: "quick", rounds: 1, idleWindow: 5 * time.Second, latencyTasks: 3,
+		noopTasks: map[string]int{Labrunner: 20, GenericWorker: 3}},
+	"full": {name: "full", rounds: 3, idleWindow: 60 * time.Second, latencyTasks: 10,
+		noopTasks: map[string]int{Labrunner: 100, GenericWorker: 8}},
+}
+
+// TestCompareWorkers is the comparison harness: LABRUNNER_BENCH_COMPARE=quick
+// or full runs it, LABRUNNER_BENCH_DOC=path writes the table into that
+// markdown file between the markers, LABRUNNER_BENCH_DIR (default
+// <module>/.cache/bench) holds the binaries and each worker's files and log.
+func TestCompareWorkers(t *testing.T) {
+	m, ok := modes[os.Getenv("LABRUNNER_BENCH_COMPARE")]
+	if !ok {
+		t.Skip("LABRUNNER_BENCH_COMPARE is not quick or full (`make bench-compare`, `make bench-quick`)")
+	}
+	dir := os.Getenv("LABRUNNER_BENCH_DIR")
+	if dir == "" {
+		dir = filepath.Join(goOut(t, ".", "list", "-m", "-f", "{{.Dir}}"), ".cache", "bench")
+	}
+	load := loadAverage()
+	built := time.Now()
+	b := buildBinaries(t, dir)
+	t.Logf("built devstack, runner, generic-worker, livelog, taskcluster-proxy in %s", time.Since(built).Round(time.Second))
+	runDir := filepath.Join(dir, "run-"+time.Now().UTC().Format("20060102T150405"))
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startDevstack(t, b, runDir)
+	cmdCost := commandCost(t)
+
+	latP50 := Row{Figure: "createTask → command started, idle worker, p50", Unit: "ms"}
+	latP99 := Row{Figure: "createTask → command started, idle worker, p99", Unit: "ms",
+		Note: fmt.Sprintf("%d tasks a round (nearest rank: the p99 of fewer than 100 is their maximum)", m.latencyTasks)}
+	noop1 := Row{Figure: "no-op tasks per second, capacity 1", Unit: "tasks/s", HigherIsBetter: true,
+		Note: fmt.Sprintf("labrunner %d tasks, generic-worker %d a round; generic-worker lets ≥ 5 s pass between claimWork calls (not configurable)", m.noopTasks[Labrunner], m.noopTasks[GenericWorker])}
+	over := Row{Figure: "worker time per no-op task beyond the command", Unit: "ms",
+		Note: "per-task time minus /bin/true run directly (" + strconv.FormatFloat(float64(cmdCost.Microseconds())/1000, 'f', 1, 64) + " ms); includes generic-worker's claimWork spacing"}
+	noop4 := Row{Figure: "no-op tasks per second, capacity 4", Unit: "tasks/s", HigherIsBetter: true,
+		Note: "generic-worker v44 runs one task at a time"}
+	rss := Row{Figure: "idle RSS (peak, worker's process tree)", Unit: "MB",
+		Note: "labrunner's includes its live log server, which generic-worker starts per task"}
+	cpu := Row{Figure: "idle CPU", Unit: "% of a core", Note: fmt.Sprintf("over %s", m.idleWindow)}
+
+	ws := workers()
+	for round := range m.rounds {
+		order := ws
+		if round%2 == 1 {
+			order = []worker{ws[1], ws[0]}
+		}
+		for _, w := range order {
+			wdir := func(scenario string) (string, string) {
+				wt := queueName(w.name, round, scenario)
+				d := filepath.Join(runDir, wt)
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				return d, wt
+			}
+			d, wt := wdir("idle")
+			p := w.start(t, s, b, d, wt, 1)
+			r, c := idleFootprint(p, m.idleWindow)
+			rss.Add(w.name, r)
+			cpu.Add(w.name, c)
+			lat := startLatencies(t, s, w, p, wt, d, m.latencyTasks)
+			latP50.Add(w.name, Percentile(lat, 50))
+			latP99.Add(w.name, Percentile(lat, 99))
+			p.stop()
+			t.Logf("round %d %s: idle RSS %.1f MB, CPU %.3f %%, start latency ms %v", round, w.name, r, c, lat)
+
+			d, wt = wdir("noop1")
+			perSec, ms := noopThroughput(t, s, b, w, d, wt, m.noopTasks[w.name], 1)
+			noop1.Add(w.name, perSec)
+			over.Add(w.name, ms-float64(cmdCost.Microseconds())/1000)
+			t.Logf("round %d %s: capacity 1: %.2f tasks/s, %.1f ms a task", round, w.name, perSec, ms)
+			if w.maxCapacity >= 4 {
+				d, wt = wdir("noop4")
+				perSec, ms = noopThroughput(t, s, b, w, d, wt, m.noopTasks[w.name], 4)
+				noop4.Add(w.name, perSec)
+				t.Logf("round %d %s: capacity 4: %.2f tasks/s, %.1f ms a task", round, w.name, perSec, ms)
+			}
+		}
+	}
+
+	machine := Machine{
+		Date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), GoVersion: runtime.Version(),
+		OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: strconv.Itoa(runtime.NumCPU()), LoadAverage: load,
+		GenericWorkerVersion: b.gwVersion, Rounds: m.rounds, Mode: m.name,
+	}
+	table := Markdown(machine, []Row{latP50, latP99, noop1, over, noop4, rss, cpu})
+	fmt.Println(table)
+	if doc := os.Getenv("LABRUNNER_BENCH_DOC"); doc != "" {
+		raw, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatalf("read %s: %v", doc, err)
+		}
+		out, err := ReplaceSection(string(raw), table)
+		if err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		if err := os.WriteFile(doc, []byte(out), 0o644); err != nil {
+			t.Fatalf("write %s: %v", doc, err)
+		}
+	}
+}

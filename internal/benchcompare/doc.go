@@ -1,0 +1,13 @@
+// Package benchcompare measures labrunner's agent (`runner run`) and
+// Taskcluster's generic-worker (simple engine, the version pinned in go.mod)
+// side by side against one `devstack serve`, in alternating rounds with a
+// fresh worker and task queue for each scenario, and writes the medians and
+// the ratios labrunner / generic-worker into docs/benchmarks.md between
+// markers.
+//
+// The harness is the Linux-only test TestCompareWorkers, which runs only
+// when LABRUNNER_BENCH_COMPARE is set (`make bench-compare`, `make
+// bench-quick`); docs/benchmarks.md describes each scenario. This file's
+// package code is the part that does not depend on the OS: summarising
+// rounds and rendering the table.
+package benchcompare
