@@ -9,6 +9,7 @@ package tcproxy
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,9 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	tcurls "github.com/taskcluster/taskcluster-lib-urls"
 )
+
+// MaxBodyBytes bounds a request body the proxy forwards.
+const MaxBodyBytes = 32 << 20
 
 // apiPath is upstream's routes.go pattern, applied to the escaped path.
 var apiPath = regexp.MustCompile(`^/api/([^/]*)/([^/]*)/(.*)$`)
@@ -81,7 +85,14 @@ func withQuery(raw string) string {
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, target *url.URL) {
 	w.Header().Set("X-Taskcluster-Endpoint", target.String())
 	p.log.Debug("taskcluster-proxy request", "method", r.Method, "endpoint", target.String())
-	body, err := io.ReadAll(r.Body)
+	// The body is held for retries; a bound keeps a task from filling the
+	// agent's memory (Taskcluster API bodies are small JSON documents).
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		http.Error(w, fmt.Sprintf("Request body over %d bytes: Taskcluster API requests are small JSON documents; upload large content to the URL the API hands out instead", MaxBodyBytes), http.StatusRequestEntityTooLarge)
+		return
+	}
 	if err != nil {
 		http.Error(w, fmt.Sprintf("Failed to generate proxy request (could not read http body) - %v", err), http.StatusInternalServerError)
 		return

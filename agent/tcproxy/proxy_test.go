@@ -186,6 +186,11 @@ func TestProxyRefusesOtherHostsAndBadPaths(t *testing.T) {
 	if resp, _ := f.do(t, http.MethodGet, "/credentials", ""); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /credentials: %s; want 405", resp.Status)
 	}
+	huge := strings.Repeat("x", MaxBodyBytes+1)
+	// Refused by the proxy itself, before anything is sent on.
+	if resp, body := f.do(t, http.MethodPost, "/api/queue/v1/task/"+f.taskID+"/runs/0/artifacts/public/huge", huge); resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(body, "Request body over") {
+		t.Errorf("a body over MaxBodyBytes: %s %.200s; want the proxy's 413", resp.Status, body)
+	}
 	if resp, _ := f.do(t, http.MethodPut, "/credentials", "not json"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("PUT /credentials with a bad body: %s; want 400", resp.Status)
 	}
