@@ -19,19 +19,25 @@ type mode struct {
 	idleWindow   time.Duration
 	latencyTasks int
 	noopTasks    map[string]int // by worker: generic-worker spends ≥ 5 s a task
+	cancelTasks  int            // labrunner with Pulse; the others cancel one a round
+	// cancelGiveUp bounds the wait for a cancelled task's processes to go
+	// (generic-worker notices at its next reclaim, minutes later).
+	cancelGiveUp time.Duration
 }
 
 var modes = map[string]mode{
 	"quick": {name: "quick", rounds: 1, idleWindow: 5 * time.Second, latencyTasks: 3,
-		noopTasks: map[string]int{Labrunner: 20, GenericWorker: 3}},
-	"full": {name: "full", rounds: 3, idleWindow: 60 * time.Second, latencyTasks: 10,
-		noopTasks: map[string]int{Labrunner: 100, GenericWorker: 8}},
+		noopTasks: map[string]int{Labrunner: 20, GenericWorker: 3}, cancelTasks: 3, cancelGiveUp: 15 * time.Second},
+	"full": {name: "full", rounds: 3, idleWindow: 60 * time.Second, latencyTasks: 8,
+		noopTasks: map[string]int{Labrunner: 100, GenericWorker: 6}, cancelTasks: 10, cancelGiveUp: 35 * time.Second},
 }
 
 // TestCompareWorkers is the comparison harness: LABRUNNER_BENCH_COMPARE=quick
 // or full runs it, LABRUNNER_BENCH_DOC=path writes the table into that
 // markdown file between the markers, LABRUNNER_BENCH_DIR (default
-// <module>/.cache/bench) holds the binaries and each worker's files and log.
+// <module>/.cache/bench) holds the binaries and each worker's files and log,
+// LABRUNNER_BENCH_PULSE (default amqp://guest:guest@127.0.0.1:5672, the
+// RabbitMQ of `make services`) is where devstack publishes Pulse messages.
 func TestCompareWorkers(t *testing.T) {
 	m, ok := modes[os.Getenv("LABRUNNER_BENCH_COMPARE")]
 	if !ok {
@@ -49,7 +55,11 @@ func TestCompareWorkers(t *testing.T) {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := startDevstack(t, b, runDir)
+	pulseURL := os.Getenv("LABRUNNER_BENCH_PULSE")
+	if pulseURL == "" {
+		pulseURL = "amqp://guest:guest@127.0.0.1:5672"
+	}
+	s := startDevstack(t, b, runDir, pulseURL)
 	cmdCost := commandCost(t)
 
 	latP50 := Row{Figure: "createTask → command started, idle worker, p50", Unit: "ms"}
@@ -61,6 +71,11 @@ func TestCompareWorkers(t *testing.T) {
 		Note: "per-task time minus /bin/true run directly (" + strconv.FormatFloat(float64(cmdCost.Microseconds())/1000, 'f', 1, 64) + " ms); includes generic-worker's claimWork spacing"}
 	noop4 := Row{Figure: "no-op tasks per second, capacity 4", Unit: "tasks/s", HigherIsBetter: true,
 		Note: "generic-worker v44 runs one task at a time"}
+	giveUp := m.cancelGiveUp.String()
+	cancelPulse := Row{Figure: "cancelTask → the task's process tree gone, labrunner with Pulse", Unit: "ms",
+		Note: fmt.Sprintf("labrunner p50 of %d a round; generic-worker has no Pulse cancellation, so its cell is the row below's", m.cancelTasks)}
+	cancelPoll := Row{Figure: "cancelTask → the task's process tree gone, without Pulse", Unit: "ms",
+		Note: "one a round; labrunner polls a running task's status every cancelPollInterval (default 30 s); generic-worker notices at its next reclaim, the harness gives up after " + giveUp}
 	rss := Row{Figure: "idle RSS (peak, worker's process tree)", Unit: "MB",
 		Note: "labrunner's includes its live log server, which generic-worker starts per task"}
 	cpu := Row{Figure: "idle CPU", Unit: "% of a core", Note: fmt.Sprintf("over %s", m.idleWindow)}
@@ -81,7 +96,7 @@ func TestCompareWorkers(t *testing.T) {
 				return d, wt
 			}
 			d, wt := wdir("idle")
-			p := w.start(t, s, b, d, wt, 1)
+			p := w.start(t, s, b, d, wt, startOpts{capacity: 1})
 			r, c := idleFootprint(p, m.idleWindow)
 			rss.Add(w.name, r)
 			cpu.Add(w.name, c)
@@ -96,6 +111,37 @@ func TestCompareWorkers(t *testing.T) {
 			noop1.Add(w.name, perSec)
 			over.Add(w.name, ms-float64(cmdCost.Microseconds())/1000)
 			t.Logf("round %d %s: capacity 1: %.2f tasks/s, %.1f ms a task", round, w.name, perSec, ms)
+			if w.name == Labrunner {
+				d, wt = wdir("cancel")
+				p = w.start(t, s, b, d, wt, startOpts{capacity: 1, pulse: true})
+				var lat []float64
+				for i := range m.cancelTasks {
+					ms, gone := cancelToGone(t, s, w, p, wt, d, i, m.cancelGiveUp)
+					if !gone {
+						t.Fatalf("labrunner with Pulse: a cancelled task's process outlived %s; log:\n%s", m.cancelGiveUp, p.tail())
+					}
+					lat = append(lat, ms)
+				}
+				p.stop()
+				cancelPulse.Add(w.name, Percentile(lat, 50))
+				t.Logf("round %d %s: cancel with Pulse, ms %v", round, w.name, lat)
+			}
+			d, wt = wdir("cancelpoll")
+			p = w.start(t, s, b, d, wt, startOpts{capacity: 1})
+			ms, gone := cancelToGone(t, s, w, p, wt, d, 0, m.cancelGiveUp)
+			p.stop()
+			rows := []*Row{&cancelPoll}
+			if w.name == GenericWorker {
+				rows = append(rows, &cancelPulse)
+			}
+			for _, r := range rows {
+				if gone {
+					r.Add(w.name, ms)
+				} else {
+					r.AddAtLeast(w.name, ms)
+				}
+			}
+			t.Logf("round %d %s: cancel without Pulse: %.1f ms (gone: %v)", round, w.name, ms, gone)
 			if w.maxCapacity >= 4 {
 				d, wt = wdir("noop4")
 				perSec, ms = noopThroughput(t, s, b, w, d, wt, m.noopTasks[w.name], 4)
@@ -110,7 +156,7 @@ func TestCompareWorkers(t *testing.T) {
 		OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: strconv.Itoa(runtime.NumCPU()), LoadAverage: load,
 		GenericWorkerVersion: b.gwVersion, Rounds: m.rounds, Mode: m.name,
 	}
-	table := Markdown(machine, []Row{latP50, latP99, noop1, over, noop4, rss, cpu})
+	table := Markdown(machine, []Row{latP50, latP99, cancelPulse, cancelPoll, noop1, over, noop4, rss, cpu})
 	fmt.Println(table)
 	if doc := os.Getenv("LABRUNNER_BENCH_DOC"); doc != "" {
 		raw, err := os.ReadFile(doc)

@@ -28,7 +28,10 @@ type Row struct {
 	// HigherIsBetter says which way the ratio favours labrunner.
 	HigherIsBetter bool
 	Values         map[string][]float64 // by worker name
-	Note           string               // a difference that could not be removed
+	// AtLeast marks a worker whose median is a lower bound: some round
+	// gave up waiting at the value recorded (see AddAtLeast).
+	AtLeast map[string]bool
+	Note    string // a difference that could not be removed
 }
 
 // Add records one round's value for worker.
@@ -37,6 +40,16 @@ func (r *Row) Add(worker string, v float64) {
 		r.Values = map[string][]float64{}
 	}
 	r.Values[worker] = append(r.Values[worker], v)
+}
+
+// AddAtLeast records that the round gave up waiting after v: the true
+// value is larger, and the table shows the median as a lower bound.
+func (r *Row) AddAtLeast(worker string, v float64) {
+	r.Add(worker, v)
+	if r.AtLeast == nil {
+		r.AtLeast = map[string]bool{}
+	}
+	r.AtLeast[worker] = true
 }
 
 // Median is the median of vs (the mean of the middle two for an even
@@ -93,35 +106,63 @@ func Markdown(m Machine, rows []Row) string {
 	b.WriteString("| figure | labrunner | generic-worker | labrunner / generic-worker | note |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Figure,
-			cell(r.Values[Labrunner], r.Unit), cell(r.Values[GenericWorker], r.Unit), ratioCell(r), r.Note)
+			cell(r, Labrunner), cell(r, GenericWorker), ratioCell(r), r.Note)
 	}
 	return b.String()
 }
 
-func cell(vs []float64, unit string) string {
+func cell(r Row, worker string) string {
+	vs := r.Values[worker]
 	if len(vs) == 0 {
 		return "not measured"
 	}
-	return fmt.Sprintf("%s %s", format(Median(vs)), unit)
+	bound := ""
+	if r.AtLeast[worker] {
+		bound = "> "
+	}
+	return fmt.Sprintf("%s%s %s", bound, format(Median(vs)), r.Unit)
 }
 
+// ratioCell is the ratio with who is ahead. A lower bound on one side
+// turns the ratio into an inequality (and leaves the verdict open when the
+// bound does not settle it); bounds on both sides leave nothing to say.
 func ratioCell(r Row) string {
 	q := r.Ratio()
-	if math.IsNaN(q) {
+	labMore, gwMore := r.AtLeast[Labrunner], r.AtLeast[GenericWorker]
+	if math.IsNaN(q) || (labMore && gwMore) {
 		return "–"
 	}
-	better := q < 1
-	if r.HigherIsBetter {
-		better = q > 1
-	}
-	verdict := "labrunner behind"
+	// ahead: the true ratio favours labrunner (below 1 for a time, above 1
+	// for a rate).
+	ahead := func(v float64) bool { return v < 1 != r.HigherIsBetter && v != 1 }
+	rel, verdict := "", "labrunner behind"
 	switch {
+	case gwMore: // the true ratio is below q
+		rel = "< "
+		switch {
+		case !r.HigherIsBetter && q <= 1:
+			verdict = "labrunner ahead"
+		case r.HigherIsBetter && q <= 1:
+			verdict = "labrunner behind"
+		default:
+			verdict = "not settled"
+		}
+	case labMore: // the true ratio is above q
+		rel = "> "
+		switch {
+		case r.HigherIsBetter && q >= 1:
+			verdict = "labrunner ahead"
+		case !r.HigherIsBetter && q >= 1:
+			verdict = "labrunner behind"
+		default:
+			verdict = "not settled"
+		}
 	case q == 1:
 		verdict = "even"
-	case better:
+	case ahead(q):
 		verdict = "labrunner ahead"
 	}
-	return fmt.Sprintf("%s× (%s)", format(q), verdict)
+	return fmt.Sprintf("%s%s× (%s)", rel, format(q), verdict)
 }
 
 // format prints three significant digits, without exponent for the

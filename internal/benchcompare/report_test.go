@@ -110,3 +110,29 @@ func TestBenchmarksDocHasMarkers(t *testing.T) {
 		t.Fatalf("docs/benchmarks.md: %v", err)
 	}
 }
+
+func TestLowerBounds(t *testing.T) {
+	cancel := Row{Figure: "cancel", Unit: "ms"}
+	cancel.Add(Labrunner, 5)
+	cancel.AddAtLeast(GenericWorker, 30000)
+	slowLab := Row{Figure: "slow", Unit: "ms"}
+	slowLab.AddAtLeast(Labrunner, 100)
+	slowLab.Add(GenericWorker, 10)
+	open := Row{Figure: "open", Unit: "ms"}
+	open.Add(Labrunner, 100)
+	open.AddAtLeast(GenericWorker, 10)
+	both := Row{Figure: "both", Unit: "ms"}
+	both.AddAtLeast(Labrunner, 1)
+	both.AddAtLeast(GenericWorker, 1)
+	table := Markdown(Machine{}, []Row{cancel, slowLab, open, both})
+	for _, want := range []string{
+		"| cancel | 5.00 ms | > 30000 ms | < 0.000167× (labrunner ahead) |",
+		"| slow | > 100 ms | 10.0 ms | > 10.0× (labrunner behind) |",
+		"| open | 100 ms | > 10.0 ms | < 10.0× (not settled) |",
+		"| both | > 1.00 ms | > 1.00 ms | – |",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,24 +71,31 @@ func (s *stack) waitResolved(t testing.TB, id string, p *proc, timeout time.Dura
 	}
 }
 
-// readStamp waits for a task's command to write `date +%s%N` into path.
-func readStamp(t testing.TB, path string, p *proc, timeout time.Duration) time.Time {
+// readNumber waits for a task's command to write a decimal number and a
+// newline into path.
+func readNumber(t testing.TB, path string, p *proc, timeout time.Duration) int64 {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		raw, err := os.ReadFile(path)
 		if err == nil && strings.HasSuffix(string(raw), "\n") {
-			ns, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+			n, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
 			if err != nil {
-				t.Fatalf("timestamp in %s: %v", path, err)
+				t.Fatalf("number in %s: %v", path, err)
 			}
-			return time.Unix(0, ns)
+			return n
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no timestamp in %s after %s; worker log:\n%s", path, timeout, p.tail())
+			t.Fatalf("nothing in %s after %s; worker log:\n%s", path, timeout, p.tail())
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// readStamp waits for a task's command to write `date +%s%N` into path.
+func readStamp(t testing.TB, path string, p *proc, timeout time.Duration) time.Time {
+	t.Helper()
+	return time.Unix(0, readNumber(t, path, p, timeout))
 }
 
 // idleFootprint samples the worker's process tree every 0.5 s over window,
@@ -147,7 +155,7 @@ func noopThroughput(t testing.TB, s *stack, b binaries, w worker, dir, workerTyp
 	for i := range ids {
 		ids[i] = s.createTask(t, workerType, map[string]any{"command": [][]string{{"/bin/true"}}, "maxRunTime": 60})
 	}
-	p := w.start(t, s, b, dir, workerType, capacity)
+	p := w.start(t, s, b, dir, workerType, startOpts{capacity: capacity})
 	defer p.stop()
 	timeout := 60*time.Second + time.Duration(n)*10*time.Second
 	// The queue hands tasks out in creation order; with capacity > 1 any of
@@ -180,4 +188,42 @@ func (s *stack) waitAnyResolved(t testing.TB, ids []string, p *proc, timeout tim
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// alive says whether pid is a live (not zombie) process.
+func alive(pid int) bool {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	rest := string(raw)[strings.LastIndexByte(string(raw), ')')+1:]
+	f := strings.Fields(rest)
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
+// cancelToGone runs a task whose shell starts `sleep 300` in the
+// background and waits, calls cancelTask once the sleep's pid is known,
+// and polls (1 ms) until that process is gone: the time in ms, and false
+// if it outlived giveUp (then the harness kills it, and the value is
+// giveUp). The worker is then left settle to resolve and clean up.
+func cancelToGone(t testing.TB, s *stack, w worker, p *proc, workerType, dir string, i int, giveUp time.Duration) (ms float64, gone bool) {
+	t.Helper()
+	pidFile := filepath.Join(dir, fmt.Sprintf("pid-%d", i))
+	id := s.createTask(t, workerType, shPayload(fmt.Sprintf("sleep 300 & echo $! > %s; wait", pidFile)))
+	pid := int(readNumber(t, pidFile, p, 60*time.Second))
+	t0 := time.Now()
+	if _, err := s.queue.CancelTask(id); err != nil {
+		t.Fatalf("cancelTask %s: %v", id, err)
+	}
+	for alive(pid) {
+		if time.Since(t0) > giveUp {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // the task's own sleep
+			time.Sleep(w.settle)
+			return float64(giveUp.Milliseconds()), false
+		}
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(t0)
+	time.Sleep(w.settle)
+	return float64(elapsed.Microseconds()) / 1000, true
 }

@@ -145,20 +145,21 @@ func (p *proc) tail() string {
 
 // stack is a running `devstack serve` and a root client of its queue.
 type stack struct {
-	rootURL string
-	creds   tcclient.Credentials
-	queue   *tcqueue.Queue
+	pulseURL string // RabbitMQ, where the dev queue publishes Pulse messages
+	rootURL  string
+	creds    tcclient.Credentials
+	queue    *tcqueue.Queue
 }
 
-// startDevstack runs `devstack serve` on a free port and reads the
-// environment it prints.
-func startDevstack(t testing.TB, b binaries, dir string) *stack {
+// startDevstack runs `devstack serve` on a free port, publishing Pulse
+// messages to RabbitMQ at pulseURL, and reads the environment it prints.
+func startDevstack(t testing.TB, b binaries, dir, pulseURL string) *stack {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startProc(t, dir, filepath.Join(dir, "devstack.log"), w, b.devstack, "serve", "--listen", "127.0.0.1:0", "--dir", filepath.Join(dir, "devstack"))
+	p := startProc(t, dir, filepath.Join(dir, "devstack.log"), w, b.devstack, "serve", "--listen", "127.0.0.1:0", "--dir", filepath.Join(dir, "devstack"), "--pulse", pulseURL)
 	w.Close()
 	env := map[string]string{}
 	lines := make(chan string)
@@ -187,7 +188,7 @@ func startDevstack(t testing.TB, b binaries, dir string) *stack {
 		for range lines { // keep the pipe drained
 		}
 	}()
-	s := &stack{rootURL: env["TASKCLUSTER_ROOT_URL"], creds: tcclient.Credentials{ClientID: env["TASKCLUSTER_CLIENT_ID"], AccessToken: env["TASKCLUSTER_ACCESS_TOKEN"]}}
+	s := &stack{pulseURL: pulseURL, rootURL: env["TASKCLUSTER_ROOT_URL"], creds: tcclient.Credentials{ClientID: env["TASKCLUSTER_CLIENT_ID"], AccessToken: env["TASKCLUSTER_ACCESS_TOKEN"]}}
 	s.queue = tcqueue.New(&s.creds, s.rootURL)
 	if err := s.queue.Ping(); err != nil {
 		t.Fatalf("ping the dev queue at %s: %v", s.rootURL, err)

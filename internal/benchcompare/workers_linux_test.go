@@ -23,7 +23,15 @@ type worker struct {
 	// maxCapacity is the most tasks it runs at once (generic-worker v44
 	// has no capacity setting: one at a time).
 	maxCapacity int
-	start       func(t testing.TB, s *stack, b binaries, dir, workerType string, capacity int) *proc
+	start       func(t testing.TB, s *stack, b binaries, dir, workerType string, o startOpts) *proc
+}
+
+// startOpts is what a scenario asks of the worker it starts.
+type startOpts struct {
+	capacity int
+	// pulse subscribes labrunner to the queue's task-exception messages
+	// (pulseURL) for fast cancellation; generic-worker has no such thing.
+	pulse bool
 }
 
 const provisionerID = "lab-bench"
@@ -48,17 +56,21 @@ func writeJSON(t testing.TB, path string, v any) {
 
 // startLabrunner runs `runner run` with a live log server, as an operator
 // would (docs/config.md).
-func startLabrunner(t testing.TB, s *stack, b binaries, dir, workerType string, capacity int) *proc {
+func startLabrunner(t testing.TB, s *stack, b binaries, dir, workerType string, o startOpts) *proc {
 	t.Helper()
 	cfg := filepath.Join(dir, "runner.yml") // JSON is YAML
-	writeJSON(t, cfg, map[string]any{
+	c := map[string]any{
 		"rootURL":     s.rootURL,
 		"credentials": map[string]string{"clientId": s.creds.ClientID, "accessToken": s.creds.AccessToken},
 		"taskQueueId": provisionerID + "/" + workerType, "workerGroup": "bench", "workerId": workerType,
-		"capacity": capacity,
+		"capacity": max(o.capacity, 1),
 		"stateDir": filepath.Join(dir, "state"), "tasksDir": filepath.Join(dir, "tasks"),
 		"livelog": map[string]string{"listen": "127.0.0.1:0", "publicURL": "http://127.0.0.1:1"},
-	})
+	}
+	if o.pulse {
+		c["pulseURL"] = s.pulseURL
+	}
+	writeJSON(t, cfg, c)
 	return startProc(t, dir, filepath.Join(dir, "runner.log"), nil, b.runner, "run", "--config", cfg)
 }
 
@@ -85,10 +97,10 @@ func freePortPair(t testing.TB) int {
 
 // startGenericWorker runs generic-worker (simple engine) with its live log,
 // with the configuration keys of `generic-worker --help` at v44.23.4.
-func startGenericWorker(t testing.TB, s *stack, b binaries, dir, workerType string, capacity int) *proc {
+func startGenericWorker(t testing.TB, s *stack, b binaries, dir, workerType string, o startOpts) *proc {
 	t.Helper()
-	if capacity != 1 {
-		t.Fatalf("generic-worker runs one task at a time, not %d", capacity)
+	if o.capacity > 1 {
+		t.Fatalf("generic-worker runs one task at a time, not %d", o.capacity)
 	}
 	key := filepath.Join(dir, "ed25519.key")
 	kp := startProc(t, dir, filepath.Join(dir, "keypair.log"), nil, b.genericWorker, "new-ed25519-keypair", "--file", key)
