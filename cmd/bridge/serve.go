@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/internal/sqlutil"
 	"github.com/labrunner/labrunner/internal/stdlog"
 
 	"github.com/labrunner/labrunner/bridge"
@@ -38,6 +39,7 @@ func newServeCommand() *cobra.Command {
 			}
 			cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			stdlog.Route(cfg.Logger, slog.LevelDebug)
+			sqlutil.RouteMySQLLog(cfg.Logger)
 			return serve(cmd.Context(), cfg)
 		},
 	}

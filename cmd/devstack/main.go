@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/labrunner/labrunner/internal/sqlutil"
 	"github.com/labrunner/labrunner/internal/stdlog"
 
 	"github.com/labrunner/labrunner/internal/version"
@@ -74,6 +75,7 @@ func (f *stackFlags) stackOptions() tcstack.Options {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	stdlog.Route(logger, slog.LevelDebug)
+	sqlutil.RouteMySQLLog(logger)
 	return tcstack.Options{
 		Listen:      f.listen,
 		PulseURL:    f.pulseURL,
