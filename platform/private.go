@@ -69,9 +69,9 @@ func RestrictToServiceAccount(path string) (repaired string, err error) {
 	return repaired, nil
 }
 
-// PrepareTaskDir makes a run's task directory. For now it belongs to the
-// runner's account, like its other files; running tasks as a separate task
-// user will hand it to that user here.
+// PrepareTaskDir makes a run's task directory, the runner's like its other
+// files; in per-task mode TaskUser.Own hands it to the task user once its
+// mounts are in place.
 func PrepareTaskDir(dir string) error {
 	if _, err := MakePrivateDir(dir); err != nil {
 		return fmt.Errorf("task directory: %w", err)

@@ -8,12 +8,18 @@ import (
 )
 
 // restrictToServiceAccount sets 0700 on a directory and removes the group
-// and other bits of anything else (a file stays executable if it was).
+// and other bits of anything else (a file stays executable if it was). A
+// directory of mode 0711 is left so: task users pass through it to their
+// task directories (TaskUser.Own) but can list, read or write nothing in
+// it.
 func restrictToServiceAccount(path string, fi os.FileInfo) (string, error) {
 	perm := fi.Mode().Perm()
 	want := perm&^0o077 | PrivateFileMode
 	if fi.IsDir() {
 		want = PrivateDirMode
+		if perm == PrivateDirMode|0o011 {
+			return "", nil
+		}
 	}
 	if perm == want {
 		return "", nil
