@@ -86,6 +86,9 @@ type Config struct {
 	ChainOfTrustEnvironment cot.Environment
 	// KeepTaskDirs keeps each run's directory and log file after it ends.
 	KeepTaskDirs bool
+	// TaskUser is the account task commands run as (default
+	// platform.DefaultTaskUserMode); New refuses a mode the OS cannot do.
+	TaskUser platform.TaskUserMode
 	// RecoverUploadFor bounds the upload of the saved log of each run left
 	// by a previous agent, before that run is resolved (default 2 minutes).
 	RecoverUploadFor time.Duration
@@ -138,6 +141,12 @@ func New(cfg Config) (*Agent, error) {
 	cfg.TasksDir = abs
 	if cfg.RecoverUploadFor == 0 {
 		cfg.RecoverUploadFor = 2 * time.Minute
+	}
+	if cfg.TaskUser == "" {
+		cfg.TaskUser = platform.DefaultTaskUserMode
+	}
+	if err := platform.CheckTaskUserMode(cfg.TaskUser); err != nil {
+		return nil, fmt.Errorf("agent: taskUser: %w", err)
 	}
 	// The tasks directory and each task's are the runner's (see
 	// platform.MakePrivateDir).

@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/labrunner/labrunner/agent/cot"
+	"github.com/labrunner/labrunner/platform"
 )
 
 // FileConfig is the agent's standalone configuration file.
@@ -66,6 +67,9 @@ type FileConfig struct {
 	KeepTaskDirs bool `yaml:"keepTaskDirs"`
 	// ChainOfTrust configures features.chainOfTrust.
 	ChainOfTrust FileChainOfTrust `yaml:"chainOfTrust"`
+	// TaskUser is the account task commands run as: per-task, console or
+	// service (default service; docs/operations.md, "Task users").
+	TaskUser string `yaml:"taskUser"`
 }
 
 // FileChainOfTrust configures the signing of chain-of-trust documents.
@@ -189,6 +193,9 @@ func (c *FileConfig) applyDefaults() {
 	if c.Capacity == 0 {
 		c.Capacity = 1
 	}
+	if c.TaskUser == "" {
+		c.TaskUser = string(platform.DefaultTaskUserMode)
+	}
 	if c.CachesDir == "" && c.StateDir != "" {
 		c.CachesDir = filepath.Join(c.StateDir, "caches")
 	}
@@ -284,6 +291,11 @@ func (c *FileConfig) validate(assigned bool) []string {
 		if _, err := cot.ReadPrivateKey(path); err != nil {
 			add("chainOfTrust.ed25519SigningKey: %v; make a key with `runner new-ed25519-keypair --file %s`, or remove the key to refuse chain-of-trust tasks", err, path)
 		}
+	}
+	if m, err := platform.ParseTaskUserMode(c.TaskUser); err != nil {
+		add("taskUser: %v", err)
+	} else if err := platform.CheckTaskUserMode(m); err != nil {
+		add("taskUser: %v", err)
 	}
 	for key, d := range map[string]Duration{"idlePollWait": c.IdlePollWait, "errorPollWait": c.ErrorPollWait, "reclaimMargin": c.ReclaimMargin, "cancelPollInterval": c.CancelPollInterval, "killGrace": c.KillGrace} {
 		switch {

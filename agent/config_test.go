@@ -1,9 +1,12 @@
 package agent
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 func TestParseConfigValid(t *testing.T) {
@@ -71,5 +74,27 @@ func TestParseConfigRejectsUnknownKeysAndBadDurations(t *testing.T) {
 	msg := err.Error()
 	if !strings.Contains(msg, "workerID") || !strings.Contains(msg, "soon") {
 		t.Errorf("error does not name the unknown key and the bad duration:\n%s", msg)
+	}
+}
+
+// taskUser defaults to service; a wrong mode, or one the OS cannot do, is
+// a problem naming the key.
+func TestParseConfigTaskUser(t *testing.T) {
+	base := "rootURL: https://tc.example.com\ncredentials: {clientId: c, accessToken: a}\ntaskQueueId: lab/hw\nworkerGroup: g\nworkerId: w\nstateDir: /s\ntasksDir: /t\n"
+	c, err := ParseConfig([]byte(base))
+	if err != nil || c.TaskUser != "service" {
+		t.Fatalf("default taskUser = %v, %v; want service", c, err)
+	}
+	_, err = ParseConfig([]byte(base + "taskUser: root\n"))
+	if err == nil || !strings.Contains(err.Error(), `taskUser: "root" is not a task-user mode; use per-task, console or service`) {
+		t.Errorf("taskUser: root gave %v", err)
+	}
+	_, err = ParseConfig([]byte(base + "taskUser: console\n"))
+	if err == nil || !strings.Contains(err.Error(), "taskUser: ") || !strings.Contains(err.Error(), "not supported yet on "+runtime.GOOS) {
+		t.Errorf("taskUser: console gave %v; want not supported yet", err)
+	}
+	c, err = ParseConfig([]byte(base + "taskUser: per-task\n"))
+	if supported := platform.CheckTaskUserMode(platform.TaskUserPerTask) == nil; supported != (err == nil) {
+		t.Errorf("taskUser: per-task gave %v, %v (supported here: %v)", c, err, supported)
 	}
 }

@@ -281,6 +281,12 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 	limit := time.NewTimer(spec.MaxRunTime)
 	defer limit.Stop()
 	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir, TempDir: taskTempDir(taskDir), ProxyURL: proxyURL})
+	user, err := a.startTaskUser(taskDir, tl)
+	if err != nil {
+		o.internal = err
+		return o
+	}
+	defer a.endTaskUser(user, tl)
 	n := spec.CommandCount()
 	for i := range n {
 		command := commandAt(spec, i)
@@ -288,6 +294,9 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 		if err != nil {
 			o.internal = err
 			return o
+		}
+		if user != nil {
+			user.RunAs(cmd)
 		}
 		cmd.Stdout = tl
 		cmd.Stderr = tl

@@ -19,6 +19,7 @@ import (
 
 	"github.com/labrunner/labrunner/agent/mounts"
 	"github.com/labrunner/labrunner/internal/pulse"
+	"github.com/labrunner/labrunner/platform"
 )
 
 // RunStandalone runs an agent from a validated configuration until ctx is
@@ -67,6 +68,11 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 		KeepTaskDirs:  c.KeepTaskDirs,
 		Logger:        log,
 	}
+	mode, err := platform.ParseTaskUserMode(c.TaskUser)
+	if err != nil {
+		return fmt.Errorf("taskUser: %w", err)
+	}
+	cfg.TaskUser = mode
 
 	if path := c.ChainOfTrust.Ed25519SigningKey; path != "" {
 		key, err := loadSigningKey(path, log)
@@ -128,7 +134,10 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 	if err != nil {
 		return err
 	}
-	log.Info("agent started", "taskQueueId", c.TaskQueueID, "workerGroup", c.WorkerGroup, "workerId", c.WorkerID, "capacity", cfg.Capacity)
+	log.Info("agent started", "taskQueueId", c.TaskQueueID, "workerGroup", c.WorkerGroup, "workerId", c.WorkerID, "capacity", cfg.Capacity, "taskUser", string(cfg.TaskUser))
+	if cfg.TaskUser == platform.TaskUserService {
+		log.Warn("tasks run as the runner's own account (taskUser: service): a task can read the runner's credentials and change the machine for later tasks; set taskUser: per-task where the OS supports it (docs/operations.md, Task users)")
+	}
 	return a.Run(ctx)
 }
 

@@ -40,3 +40,22 @@ func TestChainOfTrustEnvironmentFromRegistration(t *testing.T) {
 		t.Errorf("without a provisioner link: %+v", hw)
 	}
 }
+
+// A pool's workerConfig may set taskUser; a value that is no mode keeps
+// the file's.
+func TestPoolWorkerConfigSetsTaskUser(t *testing.T) {
+	base := &agent.FileConfig{StateDir: "/s", TasksDir: "/t", Capacity: 1, TaskUser: "service"}
+	r := &Runner{baseCfg: base, log: slog.New(slog.DiscardHandler)}
+	assign := func(wc string) string {
+		return r.assignedConfig(client.Assignment{PoolID: "p", TaskQueueID: "lab/hw", WorkerConfig: json.RawMessage(wc)}).TaskUser
+	}
+	if got := assign(`{"taskUser": "per-task"}`); got != "per-task" {
+		t.Errorf("workerConfig taskUser per-task gave %q", got)
+	}
+	if got := assign(`{"taskUser": "admin"}`); got != "service" {
+		t.Errorf("workerConfig taskUser admin gave %q, want the file's service", got)
+	}
+	if got := assign(`{"capacity": 2}`); got != "service" {
+		t.Errorf("workerConfig without taskUser gave %q, want the file's service", got)
+	}
+}

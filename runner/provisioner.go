@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/platform"
 	"github.com/labrunner/labrunner/provisioner/client"
 )
 
@@ -93,6 +94,7 @@ func (r *Runner) onAssignment(a client.Assignment) {
 	sameSource := source == r.assignedSource && slices.Equal(builders, r.assignedBuilders)
 	r.assignedSource, r.assignedBuilders = source, builders
 	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = ac.WorkerGroup, ac.WorkerID, ac.TaskQueueID
+	r.st.TaskUser = ac.TaskUser
 	if r.loopCfg != nil && (!sameAgentSetup(r.loopCfg, ac) || !sameSource) {
 		r.log.Info("new assignment: the agent restarts with it once idle", "pool", a.PoolID, "source", source, "taskQueueId", ac.TaskQueueID, "builders", builders)
 		r.restartPending = true
@@ -112,6 +114,12 @@ func (r *Runner) assignedConfig(a client.Assignment) *agent.FileConfig {
 			c = *r.baseCfg
 		}
 		c.StateDir, c.TasksDir = r.baseCfg.StateDir, r.baseCfg.TasksDir
+		if mode, err := platform.ParseTaskUserMode(c.TaskUser); err != nil {
+			r.log.Warn("the pool's workerConfig has a bad taskUser; the file's is used", "pool", a.PoolID, "error", err, "taskUser", r.baseCfg.TaskUser)
+			c.TaskUser = r.baseCfg.TaskUser
+		} else {
+			c.TaskUser = string(mode)
+		}
 		// The signing key is the machine's secret: only its own file names it.
 		c.ChainOfTrust = r.baseCfg.ChainOfTrust
 	}

@@ -51,6 +51,8 @@ type State struct {
 	WorkerGroup string `json:"workerGroup"`
 	WorkerID    string `json:"workerId"`
 	TaskQueueID string `json:"taskQueueId"`
+	// TaskUser is the account tasks run as (agent's taskUser).
+	TaskUser string `json:"taskUser,omitempty"`
 	// Phase is starting, booting, idle, running, draining, drained,
 	// rebooting, quarantined or stopped.
 	Phase string `json:"state"`

@@ -23,8 +23,12 @@ type Status struct {
 	Version       string        `json:"version"`
 	Service       ServiceStatus `json:"service"`
 	Machine       MachineStatus `json:"machine"`
-	State         string        `json:"state"`
-	Draining      bool          `json:"draining"`
+	// TaskUser is the account tasks run as: per-task, console or service
+	// (docs/operations.md, "Task users"); empty in a status read from a
+	// state file written before the field existed.
+	TaskUser string `json:"taskUser"`
+	State    string `json:"state"`
+	Draining bool   `json:"draining"`
 	// DrainReason says who asked for the drain and why (while draining).
 	DrainReason string `json:"drainReason,omitempty"`
 	// Polling is true while a claim (claimWork, or the bridge's claim) is
@@ -138,6 +142,7 @@ func BuildStatus(st State, cfg *Config, version string, running bool, now time.T
 		Version:       version,
 		Service:       ServiceStatus{Running: running, StateFile: cfg.StateFile, ControlSocket: cfg.ControlSocket},
 		Machine:       MachineStatus{Hostname: host, WorkerGroup: st.WorkerGroup, WorkerID: st.WorkerID, TaskQueueID: st.TaskQueueID, UptimeSeconds: uptime.Seconds()},
+		TaskUser:      st.TaskUser,
 		State:         st.Phase,
 		Draining:      st.Draining,
 		DrainReason:   st.DrainReason,
@@ -260,6 +265,9 @@ func FormatStatus(w io.Writer, s *Status) error {
 		}
 	}
 	p("state\t%s", state)
+	if s.TaskUser != "" {
+		p("task user\t%s", describeTaskUser(s.TaskUser))
+	}
 	if len(s.CurrentTasks) == 0 {
 		p("current task\tnone")
 	}
@@ -381,4 +389,17 @@ func plural(n int, one, many string) string {
 		return "1 " + one
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// describeTaskUser is the task-user mode with what it means.
+func describeTaskUser(mode string) string {
+	switch mode {
+	case "service":
+		return "service (tasks run as the runner's own account: no isolation)"
+	case "per-task":
+		return "per-task (a fresh account for each task)"
+	case "console":
+		return "console (the console's logged-in user)"
+	}
+	return mode
 }

@@ -1,0 +1,58 @@
+package runner
+
+import (
+	"log/slog"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/labrunner/labrunner/internal/testsvc"
+)
+
+// A runner in per-task mode says so in its status, and a task it runs
+// from the queue cannot read the runner's state file nor its
+// configuration: the task fails.
+func TestPerTaskRunnerKeepsItsFilesFromTasks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("per-task users are made with useradd and need root; run the tests as root (CI does)")
+	}
+	e := newEnv(t, nil)
+	e.ac.TaskUser = "per-task"
+	var logs testsvc.LogBuffer
+	rn := e.start(Options{Logger: logs.Logger(slog.LevelInfo)})
+	s := e.waitStatus(rn, "status after start", func(*Status) bool { return true })
+	if s.TaskUser != "per-task" {
+		t.Errorf("status taskUser = %q, want per-task", s.TaskUser)
+	}
+	for _, f := range []string{e.rc.StateFile, e.configPath} {
+		if got := e.waitResolved(e.createTask("cat " + f)); got != "failed" {
+			t.Errorf("a task reading %s ended %s, want failed (permission denied)", f, got)
+		}
+	}
+	if strings.Contains(logs.String(), "taskUser: service") {
+		t.Errorf("the runner warned about service mode in per-task mode:\n%s", logs.String())
+	}
+}
+
+// By default tasks run as the runner's account: the status says so and
+// the runner warns at start.
+func TestServiceModeIsShownAndWarned(t *testing.T) {
+	e := newEnv(t, nil)
+	var logs testsvc.LogBuffer
+	rn := e.start(Options{Logger: logs.Logger(slog.LevelInfo)})
+	s := e.waitStatus(rn, "status after start", func(*Status) bool { return true })
+	if s.TaskUser != "service" {
+		t.Errorf("status taskUser = %q, want service", s.TaskUser)
+	}
+	waitUntil(t, "the service-mode warning", func() bool {
+		return strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "taskUser: service")
+	}, logs.String)
+	var out strings.Builder
+	if err := FormatStatus(&out, s); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`\ntask user +service \(tasks run as the runner's own account: no isolation\)\n`).MatchString(out.String()) {
+		t.Errorf("runner status does not show the task-user mode:\n%s", out.String())
+	}
+}
