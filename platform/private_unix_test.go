@@ -115,3 +115,38 @@ func TestRestrictToServiceAccountRefusesSharedDirsAndSkipsLinks(t *testing.T) {
 		t.Errorf("a symbolic link was followed: its target is now %04o", m)
 	}
 }
+
+// A directory that others may only pass through (0711, what task users
+// need on the way to their task directories) counts as private; one they
+// may list or write is repaired to 0700.
+func TestRestrictToServiceAccountDirectories(t *testing.T) {
+	dir := testTempDir(t)
+	for _, c := range []struct {
+		name       string
+		mode, want os.FileMode
+	}{
+		{"private", 0o700, 0o700},
+		{"passable", 0o711, 0o711},
+		{"listable", 0o755, 0o700},
+		{"writable", 0o733, 0o700},
+		{"groupOnly", 0o710, 0o700},
+	} {
+		p := filepath.Join(dir, c.name)
+		if err := os.Mkdir(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, c.mode); err != nil {
+			t.Fatal(err)
+		}
+		repaired, err := RestrictToServiceAccount(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := mode(t, p); m != c.want {
+			t.Errorf("%s: mode %04o -> %04o, want %04o", c.name, c.mode, m, c.want)
+		}
+		if (repaired == "") != (c.mode == c.want) {
+			t.Errorf("%s: repaired = %q", c.name, repaired)
+		}
+	}
+}

@@ -95,3 +95,32 @@ func TestTaskUserLife(t *testing.T) {
 		t.Errorf("home %s still exists after Remove: %v", u.Home, err)
 	}
 }
+
+// A directory of another account that task users could not pass is not
+// opened behind its owner's back: Own says which and how to fix it.
+func TestTaskUserOwnRefusesAnotherAccountsDirectory(t *testing.T) {
+	needRoot(t)
+	u, err := NewTaskUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_, _ = u.KillProcesses()
+		_ = u.Remove()
+	}()
+	closed := filepath.Join(testTempDir(t), "closed")
+	dir := filepath.Join(closed, "task")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(closed, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	err = u.Own(dir)
+	if err == nil || !strings.Contains(err.Error(), closed+" (mode 0700) belongs to another account") || !strings.Contains(err.Error(), "chmod o+x") {
+		t.Errorf("Own below another account's 0700 directory: %v; want that directory named with the fix", err)
+	}
+	if m := mode(t, closed); m != 0o700 {
+		t.Errorf("the other account's directory was changed to %04o", m)
+	}
+}
