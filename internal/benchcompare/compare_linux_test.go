@@ -28,8 +28,8 @@ type mode struct {
 var modes = map[string]mode{
 	"quick": {name: "quick", rounds: 1, idleWindow: 5 * time.Second, latencyTasks: 3,
 		noopTasks: map[string]int{Labrunner: 20, GenericWorker: 3}, cancelTasks: 3, cancelGiveUp: 15 * time.Second},
-	"full": {name: "full", rounds: 3, idleWindow: 60 * time.Second, latencyTasks: 8,
-		noopTasks: map[string]int{Labrunner: 100, GenericWorker: 6}, cancelTasks: 10, cancelGiveUp: 35 * time.Second},
+	"full": {name: "full", rounds: 3, idleWindow: 30 * time.Second, latencyTasks: 8,
+		noopTasks: map[string]int{Labrunner: 100, GenericWorker: 5}, cancelTasks: 10, cancelGiveUp: 35 * time.Second},
 }
 
 // TestCompareWorkers is the comparison harness: LABRUNNER_BENCH_COMPARE=quick
@@ -76,6 +76,16 @@ func TestCompareWorkers(t *testing.T) {
 		Note: fmt.Sprintf("labrunner p50 of %d a round; generic-worker has no Pulse cancellation, so its cell is the row below's", m.cancelTasks)}
 	cancelPoll := Row{Figure: "cancelTask → the task's process tree gone, without Pulse", Unit: "ms",
 		Note: "one a round; labrunner polls a running task's status every cancelPollInterval (default 30 s); generic-worker notices at its next reclaim, the harness gives up after " + giveUp}
+	logRSS := Row{Figure: "peak RSS while a task prints 50 MB of log (worker's process tree)", Unit: "MB",
+		Note: "includes the task's own `yes` and `head` (the same on both sides) and generic-worker's livelog process"}
+	logTime := Row{Figure: "task printing 50 MB of log: createTask → resolved", Unit: "s",
+		Note: "log streamed live, then uploaded to devstack (gzip on both sides)"}
+	termExit := Row{Figure: "SIGTERM → worker exited, with a task running", Unit: "ms",
+		Note: "labrunner with runner.drainGrace 100ms (its default, 10 min, lets running tasks finish first), then it stops the task (SIGTERM to its process group, killGrace); generic-worker handles only SIGINT, so SIGTERM ends it at once; the harness gives up after 30 s"}
+	termProcs := Row{Figure: "task processes left running after that SIGTERM", Unit: "",
+		Note: "the task's background `sleep`"}
+	termFiles := Row{Figure: "entries left in tasksDir after that SIGTERM", Unit: "",
+		Note: "task directories and logs; the killed task's on generic-worker's side"}
 	rss := Row{Figure: "idle RSS (peak, worker's process tree)", Unit: "MB",
 		Note: "labrunner's includes its live log server, which generic-worker starts per task"}
 	cpu := Row{Figure: "idle CPU", Unit: "% of a core", Note: fmt.Sprintf("over %s", m.idleWindow)}
@@ -142,6 +152,27 @@ func TestCompareWorkers(t *testing.T) {
 				}
 			}
 			t.Logf("round %d %s: cancel without Pulse: %.1f ms (gone: %v)", round, w.name, ms, gone)
+			d, wt = wdir("log50")
+			p = w.start(t, s, b, d, wt, startOpts{capacity: 1})
+			time.Sleep(3 * time.Second) // start-up, as for the idle footprint
+			peak, secs := logPeak(t, s, p, wt, 50)
+			p.stop()
+			logRSS.Add(w.name, peak)
+			logTime.Add(w.name, secs)
+			t.Logf("round %d %s: 50 MB log: peak RSS %.1f MB, %.1f s", round, w.name, peak, secs)
+
+			d, wt = wdir("sigterm")
+			p = w.start(t, s, b, d, wt, startOpts{capacity: 1, drainGrace: 100 * time.Millisecond})
+			left := sigtermWithTask(t, s, p, wt, d, filepath.Join(d, "tasks"), 30*time.Second)
+			if left.exited {
+				termExit.Add(w.name, left.exitMS)
+			} else {
+				termExit.AddAtLeast(w.name, left.exitMS)
+			}
+			termProcs.Add(w.name, float64(left.processes))
+			termFiles.Add(w.name, float64(left.taskDirents))
+			t.Logf("round %d %s: SIGTERM with a task: %+v", round, w.name, left)
+
 			if w.maxCapacity >= 4 {
 				d, wt = wdir("noop4")
 				perSec, ms = noopThroughput(t, s, b, w, d, wt, m.noopTasks[w.name], 4)
@@ -156,7 +187,7 @@ func TestCompareWorkers(t *testing.T) {
 		OS: runtime.GOOS + "/" + runtime.GOARCH, CPUs: strconv.Itoa(runtime.NumCPU()), LoadAverage: load,
 		GenericWorkerVersion: b.gwVersion, Rounds: m.rounds, Mode: m.name,
 	}
-	table := Markdown(machine, []Row{latP50, latP99, cancelPulse, cancelPoll, noop1, over, noop4, rss, cpu})
+	table := Markdown(machine, []Row{latP50, latP99, cancelPulse, cancelPoll, noop1, over, noop4, rss, cpu, logRSS, logTime, termExit, termProcs, termFiles})
 	fmt.Println(table)
 	if doc := os.Getenv("LABRUNNER_BENCH_DOC"); doc != "" {
 		raw, err := os.ReadFile(doc)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -175,8 +176,9 @@ func format(v float64) string {
 		return fmt.Sprintf("%.1f", v)
 	case a >= 1:
 		return fmt.Sprintf("%.2f", v)
-	default:
-		return fmt.Sprintf("%.3g", v)
+	default: // three significant digits, never as an exponent
+		r, _ := strconv.ParseFloat(fmt.Sprintf("%.3g", v), 64)
+		return strconv.FormatFloat(r, 'f', -1, 64)
 	}
 }
 

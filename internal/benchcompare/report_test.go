@@ -124,9 +124,13 @@ func TestLowerBounds(t *testing.T) {
 	both := Row{Figure: "both", Unit: "ms"}
 	both.AddAtLeast(Labrunner, 1)
 	both.AddAtLeast(GenericWorker, 1)
-	table := Markdown(Machine{}, []Row{cancel, slowLab, open, both})
+	tiny := Row{Figure: "tiny", Unit: "ms"}
+	tiny.Add(Labrunner, 0.0000123)
+	tiny.Add(GenericWorker, 1)
+	table := Markdown(Machine{}, []Row{cancel, slowLab, open, both, tiny})
 	for _, want := range []string{
 		"| cancel | 5.00 ms | > 30000 ms | < 0.000167× (labrunner ahead) |",
+		"| tiny | 0.0000123 ms | 1.00 ms | 0.0000123× (labrunner ahead) |",
 		"| slow | > 100 ms | 10.0 ms | > 10.0× (labrunner behind) |",
 		"| open | 100 ms | > 10.0 ms | < 10.0× (not settled) |",
 		"| both | > 1.00 ms | > 1.00 ms | – |",

@@ -32,6 +32,9 @@ type startOpts struct {
 	// pulse subscribes labrunner to the queue's task-exception messages
 	// (pulseURL) for fast cancellation; generic-worker has no such thing.
 	pulse bool
+	// drainGrace is labrunner's runner.drainGrace: how long a stop lets
+	// running tasks go on (default 10 min); generic-worker has none.
+	drainGrace time.Duration
 }
 
 const provisionerID = "lab-bench"
@@ -69,6 +72,9 @@ func startLabrunner(t testing.TB, s *stack, b binaries, dir, workerType string, 
 	}
 	if o.pulse {
 		c["pulseURL"] = s.pulseURL
+	}
+	if o.drainGrace > 0 {
+		c["runner"] = map[string]string{"drainGrace": o.drainGrace.String()}
 	}
 	writeJSON(t, cfg, c)
 	return startProc(t, dir, filepath.Join(dir, "runner.log"), nil, b.runner, "run", "--config", cfg)
