@@ -181,6 +181,21 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 	}
 	// Released on the way out; once marked resolved it no longer matters.
 	defer b.tables.releaseBuild(context.WithoutCancel(ctx), brid, number)
+	done, err := b.reportBuild(ctx, row, brid, number, result, props, logURL)
+	if err != nil || !done {
+		return err
+	}
+	return b.tables.markResolved(ctx, brid, number)
+}
+
+// reportBuild reports build number of brid, which ended with result, to the
+// run the row follows: claim, artifacts, resolution, then the row is moved
+// (RETRY) or deleted. done=false means the build needs no mark (the task is
+// gone). A final result the queue refused because the run's claim expired
+// meanwhile goes to the run the queue added for it, so that run is not left
+// pending with a request that is already complete (docs/bridge.md, "A
+// build that ends after its run's claim expired").
+func (b *Bridge) reportBuild(ctx context.Context, row store.Task, brid int64, number int, result schedulerdb.Result, props map[string]BuildProperty, logURL string) (done bool, err error) {
 	log := b.log.With("taskId", row.TaskID, "brid", brid, "result", result.String())
 	// Buildbot's started event may come after this one, and the run must be
 	// claimed before it can be resolved.
@@ -189,36 +204,52 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 	}
 	if row, err = b.store.GetTaskByBRID(ctx, brid); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return nil
+			return false, nil
 		}
-		return err
+		return false, err
 	}
 	taskID, runID := row.TaskID, row.RunID
 	if result == schedulerdb.Retry {
 		// A RETRY handled once already (the instance died before marking
 		// it) has moved the row on: acting again would retry the new run.
-		done, err := b.retryApplied(ctx, brid, number, taskID, runID)
+		applied, err := b.retryApplied(ctx, brid, number, taskID, runID)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if done {
-			return b.tables.markResolved(ctx, brid, number)
+		if applied {
+			return true, nil
 		}
 	}
 	task, err := b.tc(ctx).Task(taskID)
 	if err != nil {
 		if httpStatus(err) == http.StatusNotFound {
 			_, err := b.store.DeleteByBuildRequest(ctx, brid)
-			return err
+			return false, err
 		}
-		return err
+		return false, err
 	}
-	if err := b.uploadArtifacts(ctx, taskID, runID, time.Time(task.Expires), result, props, logURL); err != nil {
-		return err
-	}
-	keep, err := b.resolve(ctx, taskID, runID, result)
-	if err != nil {
-		return err
+	var keep bool
+	for attempt := 0; ; attempt++ {
+		if err := b.uploadArtifacts(ctx, taskID, runID, time.Time(task.Expires), result, props, logURL); err != nil {
+			return false, err
+		}
+		var refused bool
+		keep, refused, err = b.resolve(ctx, taskID, runID, result)
+		if err != nil {
+			return false, err
+		}
+		if !refused || keep || attempt == 2 {
+			break
+		}
+		next, err := b.followExpiredClaim(ctx, row, brid, runID)
+		if err != nil {
+			return false, err
+		}
+		if next < 0 {
+			break
+		}
+		log.Info("run's claim expired before the build's result was reported; reporting it to the run the queue added", "runId", runID, "newRunId", next)
+		runID = next
 	}
 	if result == schedulerdb.Retry {
 		// Point the row at the run rerunTask made now, so that the next
@@ -226,11 +257,11 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 		if st, err := b.tc(ctx).Status(taskID); err == nil {
 			if latest := len(st.Status.Runs) - 1; latest > runID && st.Status.Runs[latest].State == "pending" {
 				if _, err := b.store.UpdateRunID(ctx, brid, latest); err != nil {
-					return err
+					return false, err
 				}
 			}
 		} else if !tcRefused(err) {
-			return err
+			return false, err
 		}
 	}
 	// The row goes before the mark: a copy handled after a crash between
@@ -238,21 +269,47 @@ func (b *Bridge) finishRequest(ctx context.Context, brid int64, number int, resu
 	// that nothing would delete.
 	if !keep {
 		if _, err := b.store.DeleteByBuildRequest(ctx, brid); err != nil {
-			return err
+			return false, err
 		}
 	}
-	if err := b.tables.markResolved(ctx, brid, number); err != nil {
-		return err
-	}
 	log.Info("build finished", "runId", runID, "rowKept", keep)
-	return nil
+	return true, nil
+}
+
+// followExpiredClaim returns the run that the queue added after run runID's
+// claim expired, once the row follows it and it is claimed, or -1 when
+// runID was resolved otherwise (or the new run is not pending any more).
+func (b *Bridge) followExpiredClaim(ctx context.Context, row store.Task, brid int64, runID int) (int, error) {
+	st, err := b.tc(ctx).Status(row.TaskID)
+	if err != nil {
+		if tcRefused(err) {
+			return -1, nil
+		}
+		return -1, err
+	}
+	runs := st.Status.Runs
+	latest := len(runs) - 1
+	if runID >= latest || runs[runID].State != "exception" || runs[runID].ReasonResolved != "claim-expired" {
+		return -1, nil
+	}
+	if runs[latest].State != "pending" && !(runs[latest].State == "running" && runs[latest].WorkerGroup == b.cfg.Taskcluster.WorkerGroup && runs[latest].WorkerID == b.cfg.Taskcluster.WorkerID) {
+		return -1, nil
+	}
+	if _, err := b.store.UpdateRunID(ctx, brid, latest); err != nil {
+		return -1, err
+	}
+	row.RunID = latest
+	if err := b.claimRun(ctx, row, brid, latest); err != nil {
+		return -1, err
+	}
+	return latest, nil
 }
 
 // resolve applies the result mapping (docs/bridge.md, "BB listener and the
 // result mapping") and reports whether the row stays. A resolution the queue
 // refuses (the run is already resolved, for example by a duplicate of this
-// message) counts as done.
-func (b *Bridge) resolve(ctx context.Context, taskID string, runID int, result schedulerdb.Result) (keep bool, err error) {
+// message) counts as done, and refused says so.
+func (b *Bridge) resolve(ctx context.Context, taskID string, runID int, result schedulerdb.Result) (keep, refused bool, err error) {
 	q := b.tc(ctx)
 	run := strconv.Itoa(runID)
 	refusedOK := func(action string, err error) error {
@@ -261,6 +318,7 @@ func (b *Bridge) resolve(ctx context.Context, taskID string, runID int, result s
 			return nil
 		}
 		if tcRefused(err) {
+			refused = true
 			b.log.Warn("resolution refused; the run is already resolved", "taskId", taskID, "runId", runID, "action", action, "err", err)
 			return nil
 		}
@@ -269,39 +327,44 @@ func (b *Bridge) resolve(ctx context.Context, taskID string, runID int, result s
 	switch result {
 	case schedulerdb.Success:
 		_, err = q.ReportCompleted(taskID, run)
-		return false, refusedOK("completed", err)
+		err = refusedOK("completed", err)
+		return false, refused, err
 	case schedulerdb.Warnings, schedulerdb.Failure:
 		_, err = q.ReportFailed(taskID, run)
-		return false, refusedOK("failed", err)
+		err = refusedOK("failed", err)
+		return false, refused, err
 	case schedulerdb.Exception:
-		return false, refusedOK("exception", b.reportException(ctx, taskID, runID, "malformed-payload"))
+		err = refusedOK("exception", b.reportException(ctx, taskID, runID, "malformed-payload"))
+		return false, refused, err
 	case schedulerdb.Retry:
 		if err := refusedOK("exception", b.reportException(ctx, taskID, runID, "malformed-payload")); err != nil {
-			return true, err
+			return true, refused, err
 		}
 		// A task whose newest run is pending or running is left as it is by
 		// rerunTask, so a repeated call adds no run.
 		_, err = q.RerunTask(taskID)
-		return true, refusedOK("rerun", err)
+		err = refusedOK("rerun", err)
+		return true, refused, err
 	case schedulerdb.Cancelled:
 		st, err := q.Status(taskID)
 		if err != nil {
 			if tcRefused(err) {
-				return false, nil
+				return false, true, nil
 			}
-			return false, err
+			return false, false, err
 		}
 		if runState(&st.Status, runID) == "running" {
 			_, err = q.CancelTask(taskID)
-			return false, refusedOK("cancel", err)
+			err = refusedOK("cancel", err)
+			return false, refused, err
 		}
-		return false, nil
+		return false, true, nil
 	case schedulerdb.Skipped:
 		b.log.Warn("SKIPPED build result should not happen; row kept", "taskId", taskID)
-		return true, nil
+		return true, false, nil
 	}
 	b.log.Warn("WEIRD build result; row kept", "taskId", taskID, "result", int(result))
-	return true, nil
+	return true, false, nil
 }
 
 // earlierBuildsHandled holds back the log_uploaded of build number of brid

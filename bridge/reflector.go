@@ -270,6 +270,18 @@ func (b *Bridge) lostFinishes(ctx context.Context, brids, skip []int64) []int64 
 // finishFromSchedulerDB handles a lost log_uploaded as if it had come:
 // the last build of brid, the request's result, the buildset's
 // properties. A copy of the real message later finds the build handled.
+//
+// Earlier finished builds of the request ended RETRY (nothing else puts a
+// request back for another build) and Buildbot has run it again since; a
+// log_uploaded of theirs that has not come by now is lost too, and waiting
+// for it would hold the request's result back for ever while the run's
+// claim expires. They are marked handled without acting: the last build's
+// result is the task's.
+//
+// A last build already handled whose row is still there was reported to a
+// run whose claim had expired: its result goes to the run the row now
+// follows (docs/bridge.md, "A build that ends after its run's claim
+// expired").
 func (b *Bridge) finishFromSchedulerDB(ctx context.Context, brid int64) error {
 	br, err := b.sdb.BuildRequest(ctx, brid)
 	if err != nil {
@@ -287,6 +299,83 @@ func (b *Bridge) finishFromSchedulerDB(ctx context.Context, brid int64) error {
 	for name, p := range props {
 		bp[name] = BuildProperty{Value: p.Value, Source: p.Source}
 	}
+	last := builds[len(builds)-1]
+	for _, bl := range builds[:len(builds)-1] {
+		if bl.FinishTime == nil {
+			continue
+		}
+		_, resolved, err := b.tables.buildRun(ctx, brid, bl.Number, -1)
+		if err != nil {
+			return err
+		}
+		if !resolved {
+			b.log.Warn("no log_uploaded for an earlier build of a completed request; its RETRY is superseded", "brid", brid, "number", bl.Number)
+			if err := b.tables.markResolved(ctx, brid, bl.Number); err != nil {
+				return err
+			}
+		}
+	}
+	_, resolved, err := b.tables.buildRun(ctx, brid, last.Number, -1)
+	if err != nil {
+		return err
+	}
+	if resolved {
+		if !finalResult(*br.Results) {
+			return nil // the row stays by the result mapping
+		}
+		row, err := b.store.GetTaskByBRID(ctx, brid)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		b.log.Warn("completed request's row follows a newer run; reporting the result to it", "taskId", row.TaskID, "runId", row.RunID, "brid", brid, "result", br.Results.String())
+		_, err = b.reportBuild(ctx, row, brid, last.Number, *br.Results, bp, "")
+		return err
+	}
 	b.log.Warn("no log_uploaded for a completed request; resolving from the SchedulerDB", "brid", brid, "result", br.Results.String())
-	return b.finishRequest(ctx, brid, builds[len(builds)-1].Number, *br.Results, bp, "")
+	return b.finishRequest(ctx, brid, last.Number, *br.Results, bp, "")
+}
+
+// settleCompleted gives the run a row follows the result of its build
+// request when the request is already complete: the task's newest run came
+// (after claim-expired) once the build had ended. When the build's
+// log_uploaded is still to come, it claims and resolves that run itself; a
+// handled or lost one is made up for from the SchedulerDB.
+func (b *Bridge) settleCompleted(ctx context.Context, brid int64) error {
+	br, err := b.sdb.BuildRequest(ctx, brid)
+	if errors.Is(err, schedulerdb.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	// claimed_at 0: cancelled before it started, which the reflector
+	// handles (cancelTask).
+	if !br.Complete || br.ClaimedAt == 0 || br.Results == nil || !finalResult(*br.Results) {
+		return nil
+	}
+	builds, err := b.sdb.Builds(ctx, brid)
+	if err != nil || len(builds) == 0 {
+		return err
+	}
+	_, resolved, err := b.tables.buildRun(ctx, brid, builds[len(builds)-1].Number, -1)
+	if err != nil {
+		return err
+	}
+	lost := br.CompleteAt != nil && *br.CompleteAt < b.now().Add(-b.cfg.Reflector.LostEventAfter).Unix()
+	if !resolved && !lost {
+		return nil
+	}
+	return b.finishFromSchedulerDB(ctx, brid)
+}
+
+// finalResult reports results after which the BB listener deletes the row.
+func finalResult(r schedulerdb.Result) bool {
+	switch r {
+	case schedulerdb.Success, schedulerdb.Warnings, schedulerdb.Failure, schedulerdb.Exception, schedulerdb.Cancelled:
+		return true
+	}
+	return false
 }

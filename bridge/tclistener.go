@@ -12,7 +12,9 @@ package bridge
 //	    row, same run, brid set                 -> ignore (duplicate)
 //	    row without brid                        -> finish its injection (its own
 //	                                               run's scheduled is the key)
-//	    row, older run                          -> updateRunId only
+//	    row, older run                          -> updateRunId; request already
+//	                                               complete -> its result resolves
+//	                                               the new run (settleCompleted)
 //	    no row                                  -> insert row; run still pending?
 //	                                               inject, set brid; else drop row
 //
@@ -98,9 +100,14 @@ func (b *Bridge) handlePending(ctx context.Context, d pulse.Delivery) error {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return err
-	case row.RunID > runID || (row.RunID == runID && row.BuildRequestID != nil):
-		log.Debug("duplicate or older task-pending ignored", "rowRunId", row.RunID)
+	case row.RunID > runID:
+		log.Debug("older task-pending ignored", "rowRunId", row.RunID)
 		return nil
+	case row.RunID == runID && row.BuildRequestID != nil:
+		// A copy, or the message again after its handling failed part way:
+		// the request may have completed before this run came.
+		log.Debug("duplicate task-pending", "rowRunId", row.RunID)
+		return b.settleCompleted(ctx, *row.BuildRequestID)
 	default:
 		return b.advanceRow(ctx, &st.Status, task, payload, row, runID)
 	}
@@ -158,7 +165,9 @@ func (b *Bridge) advanceRow(ctx context.Context, st *tcqueue.TaskStatusStructure
 		}
 		b.log.Info("new run of a known task", "taskId", row.TaskID, "runId", runID, "brid", *row.BuildRequestID, "moved", moved)
 	}
-	return nil
+	// A run the queue added after claim-expired may come when the build
+	// has already ended: nothing else would claim or resolve it.
+	return b.settleCompleted(ctx, *row.BuildRequestID)
 }
 
 // inject writes the build request for a run whose row exists and binds it.
