@@ -393,7 +393,7 @@ func (b *Bridge) earlierBuildsHandled(ctx context.Context, brid int64, number in
 // rowForRequest returns the row of build request brid. A build may start
 // (and even finish) between the injection's commit and the moment the row
 // records its brid; such a row, still unbound, is bound here rather than
-// the event being dropped.
+// the event being dropped, when brid is the request of the row's run.
 func (b *Bridge) rowForRequest(ctx context.Context, brid int64) (store.Task, error) {
 	row, err := b.store.GetTaskByBRID(ctx, brid)
 	if !errors.Is(err, store.ErrNotFound) {
@@ -409,6 +409,20 @@ func (b *Bridge) rowForRequest(ctx context.Context, brid int64) (store.Task, err
 	taskID := strings.TrimPrefix(bs.ExternalIDString, schedulerdb.ExternalIDPrefix)
 	unbound, terr := b.store.GetTask(ctx, taskID)
 	if terr != nil || unbound.BuildRequestID != nil {
+		return row, err
+	}
+	// Only the request injected for the row's own run (submitted_at is that
+	// run's scheduled): a late event of an older request of the task (its
+	// row gone, a rerun's row being injected) must not take the new row.
+	st, serr := b.tc(ctx).Status(taskID)
+	if serr != nil {
+		if tcRefused(serr) {
+			return row, err
+		}
+		return row, serr
+	}
+	if unbound.RunID >= len(st.Status.Runs) || time.Time(st.Status.Runs[unbound.RunID].Scheduled).Unix() != bs.SubmittedAt {
+		b.log.Debug("event of another run's request; the unbound row is left to its injection", "taskId", taskID, "runId", unbound.RunID, "brid", brid)
 		return row, err
 	}
 	bound, serr := b.store.SetBuildRequestID(ctx, taskID, unbound.RunID, brid)

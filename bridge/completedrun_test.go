@@ -3,11 +3,14 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/labrunner/labrunner/bridge/client"
 	"github.com/labrunner/labrunner/bridge/schedulerdb"
+	"github.com/labrunner/labrunner/bridge/store"
+	"github.com/labrunner/labrunner/internal/pulse"
 )
 
 // The order TestClaimExpiredWhileBuildRuns does not cover: the build
@@ -63,6 +66,65 @@ func TestRequestCompleteBeforeNewRun(t *testing.T) {
 		}
 		if st := e.status(taskID); len(st.Runs) != 2 {
 			t.Errorf("task has %d runs, want 2: %+v", len(st.Runs), st.Runs)
+		}
+	})
+}
+
+// A late copy of an old request's build event, handled while the row of a
+// newer run (a rerun after the task completed) is still being injected,
+// must not bind that row to the old, complete request: the new run would
+// get the old result and its own request would be left to nobody.
+func TestLateEventDoesNotBindNewerRun(t *testing.T) {
+	forEachSetup(t, func(t *testing.T, s setup) {
+		e := newEnv(t, s, envOpts{})
+		rb := e.start()
+		taskID := e.createTask(payload(goodBuilder), nil)
+		brid := *e.waitRow(taskID).BuildRequestID
+		a := e.agent(rb, "agent-1")
+		build := a.claim()
+		a.finish(client.Success, nil, "")
+		e.waitRun(taskID, 0, "completed", "completed")
+		waitFor(t, "row deleted", func() bool { return e.noRow(taskID) })
+		rb.stop() // nothing else handles messages from here on
+		b := e.newBridge()
+		t.Cleanup(func() { _ = b.Close() })
+		st := b.Store()
+
+		ctx := context.Background()
+		// Injection keys a request by the run's scheduled second: the rerun
+		// comes in a later second, as any rerun by a person does.
+		time.Sleep(time.Until(time.Time(e.status(taskID).Runs[0].Scheduled).Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
+		if _, err := e.q.RerunTask(taskID); err != nil {
+			t.Fatalf("rerunTask: %v", err)
+		}
+		// The TC listener has inserted run 1's row and not yet bound it.
+		if _, created, err := st.Create(ctx, store.NewTask{TaskID: taskID, RunID: 1, Created: time.Now()}); err != nil || !created {
+			t.Fatalf("create run 1's row: %v %v", created, err)
+		}
+		p := BuildPayload{Build: BuildStatus{BuilderName: goodBuilder, Number: build.BuildNumber,
+			Properties: [][]json.RawMessage{PropertyTriple("taskId", taskID, "bbb")}}, RequestIDs: []int64{brid}}
+		key := "build." + BuilderRoutingWord(goodBuilder) + "." + strconv.Itoa(build.BuildNumber) + ".started"
+		body, err := NewBuildMessage(e.cfg.BBListener.Exchange, key, "agent-1", build.Incarnation, p, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := pulse.NewDelivery(e.cfg.BBListener.Exchange, key, body, true, nil, func() error { return nil }, func(bool) error { return nil })
+		if err := b.handleStarted(ctx, d); err != nil {
+			t.Fatalf("late started: %v", err)
+		}
+		row, err := st.GetTask(ctx, taskID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.RunID != 1 || row.BuildRequestID != nil {
+			bound := int64(-1)
+			if row.BuildRequestID != nil {
+				bound = *row.BuildRequestID
+			}
+			t.Errorf("run 1's row = run %d brid %d, want run 1 still without a build request (not the old request %d)", row.RunID, bound, brid)
+		}
+		if runs := e.status(taskID).Runs; runs[1].State != "pending" {
+			t.Errorf("run 1 is %s, want pending (no build of it has started)", runs[1].State)
 		}
 	})
 }
