@@ -1,6 +1,9 @@
+//go:build !linux
+
 package platform
 
-// Task users are not implemented yet here: CheckTaskUserMode refuses
+// Task users are not implemented yet on Windows and macOS (each gets a
+// taskuser_<os>.go of its own when they are): CheckTaskUserMode refuses
 // per-task and console, so these are never reached by a runner that
 // started.
 
