@@ -40,6 +40,10 @@ func TestInjectBatchesGiveEachCallerItsOwnRows(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = other.Close() })
+			// The noise needs no more than a few connections; unbounded, its
+			// 120 writers and the injections together came near MariaDB's
+			// max_connections (151) while other packages' tests used it too.
+			other.SQL().SetMaxOpenConns(4)
 
 			const n = 120 // more than one batch
 			results := make([]Injected, n)
