@@ -119,20 +119,11 @@ type running struct {
 	done   chan error
 }
 
-// start runs a runner until the test ends (or stop).
+// start runs a runner until the test ends (or stop) and waits until its
+// boot checks are done.
 func (e *testEnv) start(opts Options) *running {
 	e.t.Helper()
-	if opts.Logger == nil {
-		opts.Logger = testLogger()
-	}
-	r, err := New(e.ac, e.rc, opts)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	rn := &running{r: r, client: NewClient(e.rc.ControlSocket), cancel: cancel, done: make(chan error, 1)}
-	go func() { rn.done <- r.Run(ctx) }()
-	e.t.Cleanup(func() { rn.stop(e.t) })
+	rn := e.launch(opts)
 	e.waitStatus(rn, "runner booted", func(s *Status) bool { return s.State != PhaseBooting })
 	return rn
 }
