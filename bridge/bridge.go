@@ -14,6 +14,7 @@ package bridge
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -113,9 +114,12 @@ func New(ctx context.Context, cfg Config) (*Bridge, error) {
 	}
 	b.store.SetClock(b.now)
 	// database/sql keeps 2 idle connections by default: with dozens of
-	// handlers in flight that means a new connection per statement.
-	for _, db := range []interface{ SetMaxIdleConns(int) }{b.store.SQL(), b.sdb.SQL()} {
-		db.SetMaxIdleConns(64)
+	// handlers in flight that means a new connection per statement. Idle
+	// connections are kept up to the open bound, which is what protects the
+	// shared SchedulerDB from a busy bridge.
+	for db, n := range map[*sql.DB]int{b.store.SQL(): cfg.BBBDB.MaxOpenConns, b.sdb.SQL(): cfg.SchedulerDB.MaxOpenConns} {
+		db.SetMaxOpenConns(n)
+		db.SetMaxIdleConns(n)
 	}
 	if b.tables, err = openOwnTables(ctx, b.store.SQL(), storeDialect); err != nil {
 		return nil, err

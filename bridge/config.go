@@ -80,6 +80,12 @@ type TaskclusterConfig struct {
 type DBConfig struct {
 	Dialect string `yaml:"dialect"`
 	DSN     string `yaml:"dsn"`
+	// MaxOpenConns bounds this instance's connections to the database
+	// (default 32, the reflector's default concurrency). The SchedulerDB is
+	// shared with the Buildbot masters and MySQL refuses connections past
+	// its max_connections (151 by default), so each bridge instance takes a
+	// bounded share; statements past the bound wait for a free connection.
+	MaxOpenConns int `yaml:"max_open_conns"`
 }
 
 // PulseConfig is the Pulse connection and queue naming.
@@ -170,6 +176,11 @@ func (c *Config) applyDefaults() {
 	def(&c.Taskcluster.WorkerID, "buildbot-bridge")
 	def(&c.BBBDB.Dialect, "sqlite")
 	def(&c.SchedulerDB.Dialect, "sqlite")
+	for _, db := range []*DBConfig{&c.BBBDB, &c.SchedulerDB} {
+		if db.MaxOpenConns == 0 {
+			db.MaxOpenConns = 32
+		}
+	}
 	def(&c.Pulse.QueueBasename, "queue/buildbot-bridge")
 	def(&c.Pulse.DeadLetterExchange, "exchange/buildbot-bridge/v1/dead-letter")
 	if c.Pulse.Prefetch == 0 {
@@ -230,6 +241,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Reflector.ReclaimThreshold <= 0 || c.Reflector.Interval <= 0 {
 		errs = append(errs, errors.New("reflector.interval and reflector.reclaim_threshold must be positive durations such as 60s"))
+	}
+	for key, n := range map[string]int{"bbb_db.max_open_conns": c.BBBDB.MaxOpenConns, "buildbot_scheduler_db.max_open_conns": c.SchedulerDB.MaxOpenConns} {
+		if n < 1 {
+			errs = append(errs, fmt.Errorf("%s is %d: use at least 1 (default 32)", key, n))
+		}
 	}
 	if c.Retry.Attempts < 1 {
 		errs = append(errs, fmt.Errorf("retry.attempts is %d: use at least 1", c.Retry.Attempts))
