@@ -61,25 +61,42 @@ func decodeAssign(data []byte) (client.AssignRequest, *apiError) {
 	return a, validatePoolID("poolId", a.PoolID)
 }
 
-// machineAction loads the machine, runs f under the assigner's lock (so a
-// pass does not move it meanwhile), then after (if any) outside it for
-// slow remote calls, and answers with the machine's detail.
-func (s *Server) machineAction(w http.ResponseWriter, r *http.Request, f func(ctx context.Context, m *MachineRecord) ([]string, *apiError), after ...func(ctx context.Context, m *MachineRecord) []string) *apiError {
-	id := r.PathValue("id")
-	ctx := r.Context()
+// machineActionFunc changes one machine under the assigner's lock;
+// after, when set, runs outside it for slow remote calls. Both return
+// warnings for the answer.
+type machineActionFunc struct {
+	under func(ctx context.Context, m *MachineRecord) ([]string, *apiError)
+	after func(ctx context.Context, m *MachineRecord) []string
+}
+
+// applyAction loads machine id, runs a.under under the assigner's lock (so
+// a pass does not move it meanwhile), then a.after outside it. The API
+// and the dashboard's forms both act through it.
+func (s *Server) applyAction(ctx context.Context, id string, a machineActionFunc) ([]string, *apiError) {
 	s.assignMu.Lock()
 	m, err := s.store.GetMachine(ctx, id)
 	if err != nil {
 		s.assignMu.Unlock()
-		return storeError("machine", err)
+		return nil, storeError("machine", err)
 	}
-	warnings, aerr := f(ctx, m)
+	warnings, aerr := a.under(ctx, m)
 	s.assignMu.Unlock()
 	if aerr != nil {
-		return aerr
+		return nil, aerr
 	}
-	for _, a := range after {
-		warnings = append(warnings, a(ctx, m)...)
+	if a.after != nil {
+		warnings = append(warnings, a.after(ctx, m)...)
+	}
+	return warnings, nil
+}
+
+// answerAction applies a to the machine in the path and answers with the
+// machine's detail.
+func (s *Server) answerAction(w http.ResponseWriter, r *http.Request, a machineActionFunc) *apiError {
+	id := r.PathValue("id")
+	warnings, aerr := s.applyAction(r.Context(), id, a)
+	if aerr != nil {
+		return aerr
 	}
 	d, aerr := s.machineDetail(r, id)
 	if aerr != nil {
@@ -107,7 +124,13 @@ func (s *Server) quarantineMachine(w http.ResponseWriter, r *http.Request, p *pr
 	if aerr != nil {
 		return aerr
 	}
-	return s.machineAction(w, r, func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
+	return s.answerAction(w, r, s.quarantineAction(req, p))
+}
+
+// quarantineAction quarantines a machine until req.Until and mirrors it on
+// the queue.
+func (s *Server) quarantineAction(req client.QuarantineRequest, p *principal) machineActionFunc {
+	return machineActionFunc{under: func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
 		m.QuarantinedUntil, m.QuarantineReason = &req.Until, req.Reason
 		if err := s.store.SaveMachine(ctx, m); err != nil {
 			return nil, storeError("save machine", err)
@@ -120,9 +143,9 @@ func (s *Server) quarantineMachine(w http.ResponseWriter, r *http.Request, p *pr
 		}
 		s.changed()
 		return nil, nil
-	}, func(ctx context.Context, m *MachineRecord) []string {
+	}, after: func(ctx context.Context, m *MachineRecord) []string {
 		return s.mirrorQuarantine(ctx, m, req.Until)
-	})
+	}}
 }
 
 func (s *Server) unquarantineMachine(w http.ResponseWriter, r *http.Request, p *principal) *apiError {
@@ -134,7 +157,12 @@ func (s *Server) unquarantineMachine(w http.ResponseWriter, r *http.Request, p *
 	if aerr != nil {
 		return aerr
 	}
-	return s.machineAction(w, r, func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
+	return s.answerAction(w, r, s.unquarantineAction(req, p))
+}
+
+// unquarantineAction lifts a machine's quarantine, here and on the queue.
+func (s *Server) unquarantineAction(req client.ActionRequest, p *principal) machineActionFunc {
+	return machineActionFunc{under: func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
 		m.QuarantinedUntil, m.QuarantineReason = nil, ""
 		if err := s.store.SaveMachine(ctx, m); err != nil {
 			return nil, storeError("save machine", err)
@@ -147,10 +175,10 @@ func (s *Server) unquarantineMachine(w http.ResponseWriter, r *http.Request, p *
 		}
 		s.changed()
 		return nil, nil
-	}, func(ctx context.Context, m *MachineRecord) []string {
+	}, after: func(ctx context.Context, m *MachineRecord) []string {
 		// A past date lifts the queue's quarantine.
 		return s.mirrorQuarantine(ctx, m, s.now().Add(-time.Minute))
-	})
+	}}
 }
 
 // mirrorQuarantine sets the queue's quarantine of m's worker; a failure is
@@ -180,20 +208,26 @@ func (s *Server) simpleDirectiveAction(kind, action string) handlerFunc {
 		if aerr != nil {
 			return aerr
 		}
-		return s.machineAction(w, r, func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
-			if kind == client.DirectiveDrain {
-				m.Draining = true
-				if err := s.store.SaveMachine(ctx, m); err != nil {
-					return nil, storeError("save machine", err)
-				}
-				s.changed()
-			}
-			if err := s.queueDirective(ctx, m.MachineID, client.Directive{Kind: kind, Reason: req.Reason}); err != nil {
-				return nil, storeError("queue directive", err)
-			}
-			return nil, s.record(ctx, m, action, p, req.Reason)
-		})
+		return s.answerAction(w, r, s.directiveAction(kind, action, req, p))
 	}
+}
+
+// directiveAction queues a reboot or drain directive (a drain also marks
+// the machine draining until an assign ends it).
+func (s *Server) directiveAction(kind, action string, req client.ActionRequest, p *principal) machineActionFunc {
+	return machineActionFunc{under: func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
+		if kind == client.DirectiveDrain {
+			m.Draining = true
+			if err := s.store.SaveMachine(ctx, m); err != nil {
+				return nil, storeError("save machine", err)
+			}
+			s.changed()
+		}
+		if err := s.queueDirective(ctx, m.MachineID, client.Directive{Kind: kind, Reason: req.Reason}); err != nil {
+			return nil, storeError("queue directive", err)
+		}
+		return nil, s.record(ctx, m, action, p, req.Reason)
+	}}
 }
 
 func (s *Server) assignMachine(w http.ResponseWriter, r *http.Request, p *principal) *apiError {
@@ -205,11 +239,21 @@ func (s *Server) assignMachine(w http.ResponseWriter, r *http.Request, p *princi
 	if aerr != nil {
 		return aerr
 	}
-	pool, err := s.store.GetPool(r.Context(), req.PoolID)
-	if err != nil {
-		return storeError("pool", err)
+	a, aerr := s.assignAction(r.Context(), req, p)
+	if aerr != nil {
+		return aerr
 	}
-	return s.machineAction(w, r, func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
+	return s.answerAction(w, r, a)
+}
+
+// assignAction moves a machine to req.PoolID (drain first, as the
+// assigner does) after checking the pool's constraints.
+func (s *Server) assignAction(ctx context.Context, req client.AssignRequest, p *principal) (machineActionFunc, *apiError) {
+	pool, err := s.store.GetPool(ctx, req.PoolID)
+	if err != nil {
+		return machineActionFunc{}, storeError("pool", err)
+	}
+	return machineActionFunc{under: func(ctx context.Context, m *MachineRecord) ([]string, *apiError) {
 		mt := compileConstraints(pool.Spec.Constraints)
 		if why := mt.mismatch(&m.Facts); why != "" {
 			return nil, errStatus(http.StatusConflict, "Ineligible", "machine %s does not fit pool %s: %s", m.MachineID, pool.PoolID, why)
@@ -221,5 +265,5 @@ func (s *Server) assignMachine(w http.ResponseWriter, r *http.Request, p *princi
 			return nil, storeError("assign", err)
 		}
 		return nil, nil
-	})
+	}}, nil
 }
