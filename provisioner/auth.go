@@ -60,6 +60,28 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal,
 		return nil, errStatus(http.StatusUnauthorized, "AuthenticationRequired", "send `Authorization: Bearer <token>` with an admin, read-only or machine token")
 	}
 	h := hashToken(tok)
+	if strings.HasPrefix(tok, machineTokenPrefix) && !s.isStatic(h) {
+		return s.authenticateMachine(ctx, h)
+	}
+	return s.tokenPrincipal(ctx, h)
+}
+
+// isStatic reports whether h is the hash of a token from the config.
+func (s *Server) isStatic(h []byte) bool {
+	found := false
+	for i := range s.static {
+		if subtle.ConstantTimeCompare(s.static[i].hash, h) == 1 {
+			found = true
+		}
+	}
+	return found
+}
+
+// tokenPrincipal finds the admin, read-only or enrollment token whose
+// hash is h: one from the config or one created through the API. A
+// dashboard session re-checks its token through it on every request, so
+// that an expired token ends its sessions.
+func (s *Server) tokenPrincipal(ctx context.Context, h []byte) (*principal, *apiError) {
 	var match *staticToken
 	for i := range s.static {
 		// No early exit, so the loop's duration does not depend on which
@@ -70,9 +92,6 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal,
 	}
 	if match != nil {
 		return &principal{kind: match.kind, name: match.name}, nil
-	}
-	if strings.HasPrefix(tok, machineTokenPrefix) {
-		return s.authenticateMachine(ctx, h)
 	}
 	t, err := s.store.TokenByHash(ctx, h)
 	if err == nil {

@@ -35,6 +35,11 @@ type Config struct {
 	// created through the API.
 	AdminTokens    []string
 	ReadOnlyTokens []string
+	// DashboardSecret signs the dashboard's session cookies (at least 32
+	// characters, the same on every replica). Empty: a random key per
+	// process, so sign-ins end when it restarts and hold only on the
+	// replica that made them.
+	DashboardSecret string
 	// EC2Certificates maps an AWS region to the PEM certificate that signs
 	// its instance identity documents; EC2Accounts, when set, limits
 	// registration to these account ids.

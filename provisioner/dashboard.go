@@ -2,9 +2,10 @@ package provisioner
 
 import (
 	"bytes"
-	_ "embed"
+	"embed"
 	"html/template"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labrunner/labrunner/provisioner/client"
@@ -14,28 +15,49 @@ import (
 // name, and a read-only or admin token as the password.
 const dashboardChallenge = `Basic realm="labrunner provisioner"`
 
-//go:embed dashboard.html
-var dashboardHTML string
+// dashboardFiles are the pages' templates: dashboard.html holds the
+// frame (head, nav, foot) and the main pages; other dashboard*.html files
+// add pages of their own.
+//
+//go:embed dashboard*.html
+var dashboardFiles embed.FS
 
 // dashboardTemplates are the pages; html/template escapes every value.
-var dashboardTemplates = template.Must(template.New("dashboard").Parse(dashboardHTML))
+var dashboardTemplates = template.Must(template.New("dashboard").ParseFS(dashboardFiles, "dashboard*.html"))
 
-// page is one dashboard page: render returns the template to execute
-// and its data, for a caller already admitted.
+// page is one dashboard page: render returns the template to execute and
+// its data, for a caller already admitted; c (who is looking, the flash
+// message) goes into the data so that the frame can show it.
 type page struct {
 	pattern string
-	render  func(r *http.Request) (name string, data any, aerr *apiError)
+	render  func(r *http.Request, c chrome) (name string, data any, aerr *apiError)
 }
+
+// chrome is what every page shows around its content.
+type chrome struct {
+	Title string
+	// Refresh makes the page reload itself every 30 s (not for those
+	// who may act: a reload would lose a half-filled form).
+	Refresh bool
+	Now     string
+	// Viewer is who looks (nil on the sign-in and error pages).
+	Viewer *viewer
+	// Flash is the outcome of the last action.
+	Flash    string
+	FlashBad bool
+}
+
+// AutoRefresh reports whether the page reloads itself.
+func (c chrome) AutoRefresh() bool { return c.Refresh && (c.Viewer == nil || !c.Viewer.CanAct) }
 
 // errorView is the data of the error page.
 type errorView struct {
-	Title   string
-	Refresh bool
+	chrome
 	Status  int
 	Message string
 }
 
-// mountDashboard serves the dashboard's pages on mux.
+// mountDashboard serves the dashboard's pages, sign-in and forms on mux.
 func (s *Server) mountDashboard(mux *http.ServeMux) {
 	for _, pg := range s.dashboardRoutes() {
 		mux.Handle("GET "+pg.pattern, s.servePage(pg))
@@ -43,66 +65,113 @@ func (s *Server) mountDashboard(mux *http.ServeMux) {
 	mux.HandleFunc("GET /dashboard/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/dashboard", http.StatusFound)
 	})
+	for pattern, h := range map[string]http.HandlerFunc{
+		"GET /dashboard/login":    s.serveLogin,
+		"POST /dashboard/login":   s.login,
+		"POST /dashboard/logout":  s.logout,
+		"POST /dashboard/actions": s.dashboardActions,
+	} {
+		mux.Handle(pattern, s.timed(pattern, h))
+	}
+}
+
+// timed sets the pages' security headers and records the request in the
+// API latency metric under route.
+func (s *Server) timed(route string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() { s.metrics.observeRequest(route, sw.status, time.Since(start)) }()
+		hd := sw.Header()
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		// same-origin, not no-referrer: with no-referrer a browser sends
+		// "Origin: null" with form posts, and the same-origin check needs
+		// the real origin.
+		hd.Set("Referrer-Policy", "same-origin")
+		h(sw, r)
+	})
 }
 
 // servePage admits the caller, renders the page and records the request
 // in the API latency metric.
 func (s *Server) servePage(pg page) http.Handler {
-	route := "GET " + pg.pattern
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		defer func() { s.metrics.observeRequest(route, sw.status, time.Since(start)) }()
-		h := sw.Header()
-		h.Set("Cache-Control", "no-store")
-		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		if aerr := s.dashboardAuth(r); aerr != nil {
+	return s.timed("GET "+pg.pattern, func(w http.ResponseWriter, r *http.Request) {
+		v, aerr := s.pageViewer(r)
+		if aerr != nil {
 			if aerr.status == http.StatusUnauthorized {
-				h.Set("WWW-Authenticate", dashboardChallenge)
+				w.Header().Set("WWW-Authenticate", dashboardChallenge)
 			}
-			s.writeErrorPage(sw, aerr)
+			s.writeErrorPage(w, aerr)
 			return
 		}
-		name, data, aerr := pg.render(r)
+		if v == nil {
+			http.Redirect(w, r, "/dashboard/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		c := chrome{Now: stamp(s.now()), Viewer: v}
+		if f, ok := s.takeFlash(w, r); ok {
+			c.Flash, c.FlashBad = f.Message, f.Bad
+		}
+		name, data, aerr := pg.render(r, c)
 		if aerr != nil {
 			if aerr.status >= 500 {
 				s.log.Error("dashboard request failed", "route", pg.pattern, "error", aerr.msg)
 			}
-			s.writeErrorPage(sw, aerr)
+			s.writeErrorPage(w, aerr)
 			return
 		}
-		s.writePage(sw, http.StatusOK, name, data)
+		s.writePage(w, http.StatusOK, name, data)
 	})
 }
 
+// pageViewer admits a page's caller: a session cookie, or a token sent as
+// HTTP Basic password or bearer (scripts; they see no forms). With none
+// of them it returns nil, and the caller is sent to sign in.
+func (s *Server) pageViewer(r *http.Request) (*viewer, *apiError) {
+	v, aerr, err := s.sessionViewer(r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if err == nil {
+		return v, nil
+	}
+	if r.Header.Get("Authorization") == "" {
+		return nil, nil
+	}
+	p, aerr := s.dashboardAuth(r)
+	if aerr != nil {
+		return nil, aerr
+	}
+	return &viewer{Who: p.name, Kind: p.kind, p: p}, nil
+}
+
 // dashboardAuth admits admin and read-only tokens, sent as the password of
-// HTTP Basic auth (what a browser can send) or as a bearer token. Every
-// refusal is a 401 with a Basic challenge, so that a browser asks again.
-func (s *Server) dashboardAuth(r *http.Request) *apiError {
+// HTTP Basic auth or as a bearer token. Every refusal is a 401.
+func (s *Server) dashboardAuth(r *http.Request) (*principal, *apiError) {
 	if _, pass, ok := r.BasicAuth(); ok {
 		if pass == "" {
-			return errStatus(http.StatusUnauthorized, "AuthenticationRequired", "sign in with a read-only or admin token as the password (any user name)")
+			return nil, errStatus(http.StatusUnauthorized, "AuthenticationRequired", "send a read-only or admin token as the password (any user name), or sign in at /dashboard/login")
 		}
 		// authenticate reads the bearer header; the clone keeps the
 		// caller's request as it came.
 		r = r.Clone(r.Context())
 		r.Header.Set("Authorization", "Bearer "+pass)
 	} else if bearer(r) == "" {
-		return errStatus(http.StatusUnauthorized, "AuthenticationRequired", "sign in with a read-only or admin token as the password (any user name), or send `Authorization: Bearer <token>`")
+		return nil, errStatus(http.StatusUnauthorized, "AuthenticationRequired", "send `Authorization: Bearer <token>` with a read-only or admin token, or sign in at /dashboard/login")
 	}
 	p, aerr := s.authenticate(r.Context(), r)
 	if aerr != nil {
 		if aerr.status == http.StatusForbidden {
 			aerr.status = http.StatusUnauthorized
 		}
-		return aerr
+		return nil, aerr
 	}
 	if p.kind != client.TokenAdmin && p.kind != client.TokenReadOnly {
-		return errStatus(http.StatusUnauthorized, "Forbidden", "the dashboard needs a read-only or admin token; %s is a %s token", p.name, p.kind)
+		return nil, errStatus(http.StatusUnauthorized, "Forbidden", "the dashboard needs a read-only or admin token; %s is a %s token", p.name, p.kind)
 	}
-	return nil
+	return p, nil
 }
 
 // writePage renders a page whole before sending it, so that a template
@@ -120,5 +189,5 @@ func (s *Server) writePage(w http.ResponseWriter, status int, name string, data 
 }
 
 func (s *Server) writeErrorPage(w http.ResponseWriter, aerr *apiError) {
-	s.writePage(w, aerr.status, "error", errorView{Title: http.StatusText(aerr.status), Status: aerr.status, Message: aerr.Error()})
+	s.writePage(w, aerr.status, "error", errorView{chrome: chrome{Title: http.StatusText(aerr.status)}, Status: aerr.status, Message: aerr.Error()})
 }

@@ -136,7 +136,6 @@ func TestDashboardAuth(t *testing.T) {
 		name, auth string
 		want       int
 	}{
-		{"no credentials", "", 401},
 		{"wrong token as password", basic("ops", "nope-nope-nope-nope"), 401},
 		{"empty password", basic("ops", ""), 401},
 		{"wrong bearer token", "Bearer nope-nope-nope-nope", 401},
@@ -146,6 +145,13 @@ func TestDashboardAuth(t *testing.T) {
 		{"read-only token, no user name", basic("", dashReadOnly), 200},
 		{"read-only bearer token", "Bearer " + dashReadOnly, 200},
 		{"admin token as password", basic("ops", testAdminToken), 200},
+	}
+	for _, path := range []string{"/dashboard", "/dashboard/machines/lx-bb"} {
+		// A browser without credentials is sent to the sign-in form.
+		resp, _ := e.get(path, "")
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/dashboard/login?next="+url.QueryEscape(path) {
+			t.Errorf("GET %s without credentials: %d to %q, want 303 to the sign-in form", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

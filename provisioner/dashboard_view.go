@@ -17,11 +17,11 @@ import (
 
 // indexView is the data of the dashboard's main page.
 type indexView struct {
-	Title string
-	// Refresh makes the page reload itself every 30 s.
-	Refresh  bool
-	Now      string
-	Pool     string // the ?pool= filter of the machines table
+	chrome
+	// Return is where an action's form sends the browser back to.
+	Return   string
+	PoolIDs  []string // the pools machines can be moved to
+	Pool     string   // the ?pool= filter of the machines table
 	Pools    []poolView
 	Machines []machineView
 	Totals   totalsView
@@ -63,9 +63,9 @@ type machineView struct {
 
 // machineDetailView is the data of one machine's page.
 type machineDetailView struct {
-	Title   string
-	Refresh bool
-	Now     string
+	chrome
+	Return  string
+	PoolIDs []string
 	machineView
 	Facts    [][2]string
 	Health   []client.HealthResult
@@ -81,7 +81,7 @@ type actionView struct {
 
 // dashboardIndex is the main page: every pool with its sizing, and the
 // machines (of one pool with ?pool=).
-func (s *Server) dashboardIndex(r *http.Request) (string, any, *apiError) {
+func (s *Server) dashboardIndex(r *http.Request, c chrome) (string, any, *apiError) {
 	ctx := r.Context()
 	pools, err := s.store.ListPools(ctx)
 	if err != nil {
@@ -92,7 +92,8 @@ func (s *Server) dashboardIndex(r *http.Request) (string, any, *apiError) {
 		return "", nil, storeError("list machines", err)
 	}
 	now := s.now()
-	v := indexView{Title: "labrunner provisioner", Refresh: true, Now: stamp(now), Pool: r.URL.Query().Get("pool")}
+	c.Title, c.Refresh = "labrunner provisioner", true
+	v := indexView{chrome: c, Return: r.URL.RequestURI(), Pool: r.URL.Query().Get("pool")}
 	sizes, aerr := s.sizeAll(ctx, pools, machines)
 	if aerr != nil {
 		return "", nil, aerr
@@ -106,6 +107,7 @@ func (s *Server) dashboardIndex(r *http.Request) (string, any, *apiError) {
 		}
 		pv.AboveMax = pv.Sizing.RecommendedCapacity > p.Spec.MaxCapacity
 		v.Pools = append(v.Pools, pv)
+		v.PoolIDs = append(v.PoolIDs, p.PoolID)
 	}
 	sort.SliceStable(machines, func(i, j int) bool {
 		a, b := machines[i].PoolID, machines[j].PoolID
@@ -170,14 +172,23 @@ func (s *Server) sizeAll(ctx context.Context, pools []client.Pool, machines []*M
 
 // dashboardMachine is one machine's page with its recorded actions, read
 // as GET /api/v1/machines/{id} reads it.
-func (s *Server) dashboardMachine(r *http.Request) (string, any, *apiError) {
+func (s *Server) dashboardMachine(r *http.Request, c chrome) (string, any, *apiError) {
 	d, aerr := s.machineDetail(r, r.PathValue("id"))
 	if aerr != nil {
 		return "", nil, aerr
 	}
 	now := s.now()
-	v := machineDetailView{Title: "machine " + d.MachineID, Refresh: true, Now: stamp(now),
-		machineView: s.machineRow(d.Machine, nil, now), Health: d.Health}
+	c.Title, c.Refresh = "machine "+d.MachineID, true
+	v := machineDetailView{chrome: c, Return: r.URL.RequestURI(), machineView: s.machineRow(d.Machine, nil, now), Health: d.Health}
+	if c.Viewer != nil && c.Viewer.CanAct {
+		pools, err := s.store.ListPools(r.Context())
+		if err != nil {
+			return "", nil, storeError("list pools", err)
+		}
+		for _, p := range pools {
+			v.PoolIDs = append(v.PoolIDs, p.PoolID)
+		}
+	}
 	f := d.Facts
 	for _, kv := range [][2]string{
 		{"hostname", f.Hostname}, {"os", f.OS}, {"os version", f.OSVersion}, {"arch", f.Arch}, {"model", f.Model},

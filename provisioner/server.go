@@ -28,6 +28,8 @@ type Server struct {
 	tc      *taskcluster
 
 	authCache authCache
+	// dashKey signs dashboard sessions and form tokens.
+	dashKey []byte
 	// cancelReady is closed once the task-exception consumer is bound.
 	cancelReady chan struct{}
 	// kick wakes the assigner early after a change (pool edited, machine
@@ -69,14 +71,22 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("provisioner config: %w", err)
 	}
+	dashKey, err := dashboardKey(cfg.DashboardSecret)
+	if err != nil {
+		return nil, fmt.Errorf("provisioner config: %w", err)
+	}
+	if cfg.DashboardSecret == "" && cfg.Store.Shared() {
+		cfg.Logger.Warn("dashboardSecret is not set: dashboard sign-ins hold only on the replica that made them; set the same dashboardSecret on every replica")
+	}
 	s := &Server{
-		cfg:    cfg,
-		store:  cfg.Store,
-		log:    cfg.Logger,
-		static: static,
-		notify: newNotifier(),
-		ec2:    ec2,
-		kick:   make(chan struct{}, 1),
+		cfg:     cfg,
+		store:   cfg.Store,
+		log:     cfg.Logger,
+		static:  static,
+		notify:  newNotifier(),
+		ec2:     ec2,
+		dashKey: dashKey,
+		kick:    make(chan struct{}, 1),
 
 		cancelReady: make(chan struct{}),
 		tc:          newTaskcluster(cfg),

@@ -30,7 +30,9 @@ type fileConfig struct {
 	RootURL        string   `yaml:"rootUrl"`
 	AdminTokens    []string `yaml:"adminTokens"`
 	ReadOnlyTokens []string `yaml:"readOnlyTokens"`
-	Credentials    struct {
+	// DashboardSecret signs dashboard sign-ins (same on every replica).
+	DashboardSecret string `yaml:"dashboardSecret"`
+	Credentials     struct {
 		Default *tcCreds           `yaml:"default"`
 		Pools   map[string]tcCreds `yaml:"pools"`
 	} `yaml:"credentials"`
@@ -81,6 +83,7 @@ func loadConfig(path string) (*fileConfig, error) {
 func (fc *fileConfig) toConfig(logger *slog.Logger) (provisioner.Config, error) {
 	cfg := provisioner.Config{
 		DB: fc.DB, RootURL: fc.RootURL, AdminTokens: fc.AdminTokens, ReadOnlyTokens: fc.ReadOnlyTokens,
+		DashboardSecret: fc.DashboardSecret,
 		EC2Certificates: fc.EC2.Certificates, EC2Accounts: fc.EC2.Accounts, PulseQueue: fc.PulseQueue, Logger: logger,
 	}
 	if fc.Credentials.Default != nil {
@@ -144,6 +147,9 @@ func newServeCommand() *cobra.Command {
 		}
 		if env := os.Getenv("LABRUNNER_PROVISIONER_ADMIN_TOKENS"); env != "" {
 			fc.AdminTokens = append(fc.AdminTokens, strings.Split(env, ",")...)
+		}
+		if env := os.Getenv("LABRUNNER_PROVISIONER_DASHBOARD_SECRET"); env != "" {
+			fc.DashboardSecret = env
 		}
 		if fc.DB == "" {
 			return errors.New("no database: pass --db (a SQLite path or postgres:// URL) or set db in --config")
