@@ -33,7 +33,13 @@ import (
 // token or EC2 identity refused) is recorded and fail is called, which
 // stops the runner.
 func (r *Runner) startLink(ctx context.Context, bg *sync.WaitGroup, fail func()) (*ProvisionerLink, func(), error) {
-	lc, err := r.cfg.Provisioner.LinkConfig(ctx, r.baseCfg.StateDir)
+	var lc LinkConfig
+	var err error
+	if r.facts != nil {
+		lc = r.cfg.Provisioner.linkConfigFor(*r.facts, nil, r.baseCfg.StateDir)
+	} else {
+		lc, err = r.cfg.Provisioner.LinkConfig(ctx, r.baseCfg.StateDir)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("runner.provisioner: %w", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"path/filepath"
 	"slices"
+
+	"github.com/labrunner/labrunner/provisioner/client"
 )
 
 // ProvisionerConfig is the `runner.provisioner` section of the
@@ -59,6 +61,12 @@ func (c ProvisionerConfig) LinkConfig(ctx context.Context, stateDir string) (Lin
 	if err != nil {
 		return LinkConfig{}, err
 	}
+	return c.linkConfigFor(facts, ec2, stateDir), nil
+}
+
+// linkConfigFor is the link's configuration for a machine described by
+// facts (and ec2, on EC2).
+func (c ProvisionerConfig) linkConfigFor(facts client.Facts, ec2 *client.EC2Identity, stateDir string) LinkConfig {
 	state := c.StateFile
 	if state == "" && stateDir != "" {
 		state = filepath.Join(stateDir, "provisioner-link.json")
@@ -66,7 +74,7 @@ func (c ProvisionerConfig) LinkConfig(ctx context.Context, stateDir string) (Lin
 	return LinkConfig{
 		URL: c.URL, EnrollmentToken: c.EnrollmentToken, EC2: ec2, Facts: facts, StatePath: state,
 		HeartbeatInterval: c.HeartbeatInterval.Duration, PollWait: c.PollWait.Duration,
-	}, nil
+	}
 }
 
 // provisionerURLProblem checks runner.provisioner.url: https, or plain

@@ -31,6 +31,7 @@ import (
 	"github.com/labrunner/labrunner/agent"
 	"github.com/labrunner/labrunner/agent/cot"
 	"github.com/labrunner/labrunner/platform"
+	"github.com/labrunner/labrunner/provisioner/client"
 )
 
 // Options are what New needs besides the configuration.
@@ -43,6 +44,11 @@ type Options struct {
 	Probes Probes
 	// Now replaces the clock (tests).
 	Now func() time.Time
+	// Facts, when set, are what the machine registers with instead of the
+	// facts collected from the computer (and no EC2 identity is sought):
+	// the demo runs several runners on one computer, which would
+	// otherwise register as one machine under one hostname and serial.
+	Facts *client.Facts
 }
 
 // Runner runs the agent for the machine's life as a service.
@@ -60,6 +66,7 @@ type Runner struct {
 	log              *slog.Logger
 	probes           Probes
 	now              func() time.Time
+	facts            *client.Facts
 	store            *StateStore
 	metrics          *metrics
 
@@ -129,7 +136,7 @@ func New(ac *agent.FileConfig, rc *Config, opts Options) (*Runner, error) {
 		opts.Version = "dev"
 	}
 	r := &Runner{
-		baseCfg: ac, cfg: rc, version: opts.Version, log: opts.Logger, probes: opts.Probes, now: opts.Now,
+		baseCfg: ac, cfg: rc, version: opts.Version, log: opts.Logger, probes: opts.Probes, now: opts.Now, facts: opts.Facts,
 		store: NewStateStore(rc.StateFile), changed: make(chan struct{}), booting: true,
 		pushCancel: newPushCancelWatcher(),
 	}
