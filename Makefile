@@ -28,7 +28,7 @@ print-ldflags:
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
-## demo: start the whole system in one process and run a hello-world task.
+## demo: the whole system in one process (devstack, three runners) through a scripted scenario; exit 0 if every outcome was the expected one.
 demo:
 	$(GO) run ./cmd/devstack demo
 

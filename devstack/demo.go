@@ -1,286 +1,258 @@
 package devstack
 
 // The demo is `make demo`: the whole system in one process on embedded
-// defaults. It starts the devstack, runs an agent for the demo pool beside
-// it, submits a hello-world task with the real Taskcluster client, and shows
-// what a lab operator and a task author would look at: the Pulse messages,
-// the task's resolution and its log.
+// defaults. It starts the devstack (dev queue, provisioner, one bridge),
+// three real runners enrolled with an enrollment token, applies a native
+// Taskcluster pool and a Buildbot pool, then plays a scenario
+// (demo_scenario.go) and checks that every outcome is the expected one:
+//
+//	start ──▶ pools ──▶ enroll lab-1, lab-2, lab-3 ──▶ mixed graph and a cancel
+//	   ──▶ a failing check quarantines a machine, the repair releases it
+//	   ──▶ lab-1 reboots after 2 tasks and comes back ──▶ demand moves lab-1
+//	   ──▶ summary table, one machine's `runner status`, total time
+//	   ──▶ stop everything, or (Keep) leave it running for the dashboard
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
-	"github.com/taskcluster/slugid-go/slugid"
-	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
-	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
-	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueueevents"
-
-	"github.com/labrunner/labrunner/agent"
-	"github.com/labrunner/labrunner/internal/pulse"
 	"github.com/labrunner/labrunner/platform"
+	"github.com/labrunner/labrunner/provisioner/client"
+	"github.com/labrunner/labrunner/runner"
 )
 
-// The demo pool's names.
+// The demo's native pool's task queue: `devstack task submit` sends tasks
+// there by default, where the demo's test machines claim them.
 const (
 	ProvisionerID = "labrunner-dev"
-	WorkerType    = "hello"
+	WorkerType    = "tests"
 	TaskQueueID   = ProvisionerID + "/" + WorkerType
+)
+
+// The demo's pools and builder.
+const (
+	BuildsPool  = "demo-builds"
+	TestsPool   = "demo-tests"
+	demoBuilder = "demo-compile"
+	// bridgeQueue is the task queue the devstack's bridge serves.
+	bridgeQueue = "buildbot-bridge/buildbot-bridge"
 )
 
 // DemoOptions configures a demo run.
 type DemoOptions struct {
-	// System configures the devstack.
+	// System configures the devstack; BuildersFile, AssignInterval and
+	// MoveInterval are the demo's unless set.
 	System Options
-	// WorkDir holds the agent's state and task directories (default: a new
-	// temporary directory, removed at the end).
+	// WorkDir holds the machines' directories and the demo's log (default:
+	// a new temporary directory, removed when the demo stops, unless it
+	// failed).
 	WorkDir string
-	// Serve keeps the stack and the agent running after the demo until ctx
-	// is done.
-	Serve bool
+	// Short plays the smaller graph (one test task per build instead of
+	// two), for `go test -short`.
+	Short bool
+	// Keep leaves the stack and the machines running after the scenario:
+	// RunDemo returns a Demo whose Close stops them. The dashboard's
+	// browser tests use it to get a populated system.
+	Keep bool
 }
 
-// RunDemo runs the demo, writing what happens to out.
-func RunDemo(ctx context.Context, out io.Writer, opts DemoOptions) error {
-	logger := opts.System.Stack.Logger
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		opts.System.Stack.Logger = logger
-	}
-	workDir := opts.WorkDir
-	if workDir == "" {
+// Demo is a demo's system and what became of its scenario. With
+// DemoOptions.Keep everything still runs until Close.
+type Demo struct {
+	// System is the devstack: RootURL, root Credentials, Provisioner,
+	// Bridge, AdminToken.
+	System *System
+	// DashboardURL is the provisioner's dashboard; log in with any user
+	// name and AdminToken (or ReadOnlyToken) as the password.
+	DashboardURL string
+	// AdminToken and ReadOnlyToken are provisioner tokens.
+	AdminToken, ReadOnlyToken string
+	// Machines are the three lab machines (lab-1 builds, lab-2 and lab-3
+	// test); their runners run while the demo is kept.
+	Machines []*DemoMachine
+	// MachineIDs maps a machine's name to its provisioner machine id.
+	MachineIDs map[string]string
+	// Tasks are the scenario's tasks, in the order they were submitted.
+	Tasks []DemoTask
+	// Outcomes are the scenario's expectations and what happened.
+	Outcomes []DemoOutcome
+	// Elapsed is the scenario's time, from start to the summary.
+	Elapsed time.Duration
+	// WorkDir holds the machines and demo.log.
+	WorkDir string
+
+	removeDir string
+	closed    bool
+}
+
+// ErrUnexpectedOutcome is returned (wrapped) when an outcome of the
+// scenario was not the expected one.
+var ErrUnexpectedOutcome = errors.New("the demo did not go as expected")
+
+// RunDemo starts everything, plays the scenario and writes what happens
+// to out. It returns an error wrapping ErrUnexpectedOutcome if any outcome
+// was not the expected one. Unless opts.Keep, everything is stopped
+// before it returns; with Keep (and no error) the caller owns the Demo
+// and must Close it.
+func RunDemo(ctx context.Context, out io.Writer, opts DemoOptions) (*Demo, error) {
+	d := &Demo{WorkDir: opts.WorkDir}
+	if d.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "labrunner-demo-")
 		if err != nil {
-			return fmt.Errorf("demo work directory: %w", err)
+			return nil, fmt.Errorf("demo work directory: %w", err)
 		}
-		defer os.RemoveAll(dir)
-		workDir = dir
+		d.WorkDir, d.removeDir = dir, dir
+	} else if err := os.MkdirAll(d.WorkDir, 0o700); err != nil {
+		return nil, fmt.Errorf("demo work directory: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			_ = d.Close()
+		}
+	}()
+	logFile, logger, err := demoLogger(d.WorkDir, opts.System.Stack.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if logFile != nil {
+		defer logFile.Close()
+	}
+	opts.System.Stack.Logger = logger
+	if opts.System.BuildersFile == "" {
+		path := filepath.Join(d.WorkDir, "builders.yaml")
+		if err := writeBuilders(path); err != nil {
+			return nil, fmt.Errorf("demo builders.yaml: %w", err)
+		}
+		opts.System.BuildersFile = path
+	}
+	if opts.System.AssignInterval == 0 {
+		opts.System.AssignInterval = 200 * time.Millisecond
+	}
+	if opts.System.MoveInterval == 0 {
+		opts.System.MoveInterval = time.Second
 	}
 
+	rep := newReporter(out)
+	rep.step("starting the devstack (dev queue, provisioner, bridge)")
 	s, err := Start(ctx, opts.System)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer s.Close()
-	PrintEnv(out, s)
+	d.System, d.AdminToken = s, s.AdminToken
+	d.DashboardURL = s.RootURL + "/dashboard"
+	rep.println("devstack at %s (logs: %s)", s.RootURL, filepath.Join(d.WorkDir, "demo.log"))
 
-	agentCtx, stopAgent := context.WithCancel(ctx)
-	agentDone, err := startAgent(agentCtx, s, workDir, logger)
-	if err != nil {
-		stopAgent()
-		return err
+	sc := &scenario{d: d, rep: rep, short: opts.Short, log: logger}
+	runErr := sc.run(ctx)
+	rep.endProgress()
+	d.Elapsed = time.Since(rep.start)
+	d.Outcomes = rep.outcomes
+	d.Tasks = sc.summary(ctx)
+	fmt.Fprintln(out)
+	printTasks(out, d.Tasks)
+	for _, t := range d.Tasks {
+		if t.Result != t.Expected {
+			rep.expect(false, "task "+t.Name+" ends "+t.Expected, "it ended "+t.Result)
+			d.Outcomes = rep.outcomes
+		}
 	}
-	defer func() { stopAgent(); <-agentDone }()
-	fmt.Fprintf(out, "\nagent demo/demo-1 is claiming from %s\n", TaskQueueID)
+	if len(d.Machines) > 0 {
+		m := d.Machines[0]
+		fmt.Fprintf(out, "\n$ runner status --config %s\n", m.ConfigFile)
+		if st, err := m.Status(ctx); err != nil {
+			rep.expect(false, "runner status answers", err.Error())
+			d.Outcomes = rep.outcomes
+		} else {
+			_ = runner.FormatStatus(out, st)
+		}
+	}
+	failed := rep.failed()
+	fmt.Fprintf(out, "\n%d outcomes checked, %d unexpected; total %.1f s\n", len(d.Outcomes), failed, d.Elapsed.Seconds())
+	switch {
+	case runErr != nil:
+		d.keepWorkDir(out)
+		return d, fmt.Errorf("%w: %v", ErrUnexpectedOutcome, runErr)
+	case failed > 0:
+		d.keepWorkDir(out)
+		return d, fmt.Errorf("%w: %d of %d outcomes", ErrUnexpectedOutcome, failed, len(d.Outcomes))
+	}
+	if opts.Keep {
+		keep = true
+		d.printLogin(out)
+	}
+	return d, nil
+}
 
-	events, err := watch(ctx, s.Bus)
-	if err != nil {
-		return err
+// demoLogger is the logger the services and runners use: the caller's, or
+// demo.log in the work directory (the demo's own output stays readable).
+func demoLogger(workDir string, given *slog.Logger) (*os.File, *slog.Logger, error) {
+	if given != nil {
+		return nil, given, nil
 	}
-	taskID, err := SubmitHelloWorld(ctx, s)
+	f, err := os.OpenFile(filepath.Join(workDir, "demo.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return nil, nil, fmt.Errorf("demo log: %w", err)
 	}
-	fmt.Fprintf(out, "submitted hello-world task %s\n\n", taskID)
+	return f, slog.New(slog.NewTextHandler(f, nil)), nil
+}
 
-	if err := followTask(ctx, out, events, taskID); err != nil {
-		return err
+// keepWorkDir keeps a failed demo's directory (and its log) for a look.
+func (d *Demo) keepWorkDir(out io.Writer) {
+	if d.removeDir != "" {
+		d.removeDir = ""
+		fmt.Fprintf(out, "kept %s (demo.log, the machines' state) to see what went wrong\n", d.WorkDir)
 	}
-	if err := printLog(ctx, out, s, taskID); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\ninspect it: curl %s/api/queue/v1/task/%s/status\n", s.RootURL, taskID)
-	if !opts.Serve {
+}
+
+// printLogin tells a person where to look while the demo is kept.
+func (d *Demo) printLogin(out io.Writer) {
+	fmt.Fprintf(out, `
+Everything keeps running; Ctrl-C stops it.
+  dashboard   %s
+              user: any name; password: the admin token %s
+              (read-only: %s)
+  environment (for the provisioner CLI, devstack task submit, taskcluster):
+`, d.DashboardURL, d.AdminToken, d.ReadOnlyToken)
+	var env bytes.Buffer
+	PrintEnv(&env, d.System)
+	fmt.Fprint(out, indent(env.String(), "    "))
+	fmt.Fprintf(out, "  a machine   runner status --config %s\n", d.Machines[0].ConfigFile)
+}
+
+// Close stops the machines (each drains) and the devstack, and removes a
+// temporary work directory.
+func (d *Demo) Close() error {
+	if d.closed {
 		return nil
 	}
-	fmt.Fprintf(out, `
-devstack and the agent keep running; Ctrl-C stops. Submit your own task from
-another terminal with the variables above (docs/devstack.md):
-
-  export TASKCLUSTER_ROOT_URL=%s TASKCLUSTER_CLIENT_ID=%s TASKCLUSTER_ACCESS_TOKEN=…
-  echo '{"command": [["echo", "my first task"]], "maxRunTime": 60}' | go run ./cmd/devstack task submit -
-`, s.RootURL, s.Credentials.ClientID)
-	<-ctx.Done()
-	return nil
+	d.closed = true
+	for _, m := range d.Machines {
+		m.halt()
+	}
+	var err error
+	if d.System != nil {
+		err = d.System.Close()
+	}
+	if d.removeDir != "" {
+		err = errors.Join(err, os.RemoveAll(d.removeDir))
+	}
+	return err
 }
 
-// startAgent runs an agent for the demo pool with a live log server on a
-// free loopback port; the returned channel closes when the agent has stopped.
-func startAgent(ctx context.Context, s *System, workDir string, logger *slog.Logger) (<-chan struct{}, error) {
-	journal, err := agent.OpenJournal(filepath.Join(workDir, "state", "journal"))
+// baseFacts are this computer's facts, which the demo machines share but
+// for their hostnames (and serial, which would make them one machine).
+func baseFacts(ctx context.Context) (client.Facts, error) {
+	mf, err := platform.CollectMachineFacts(ctx)
 	if err != nil {
-		return nil, err
+		return client.Facts{}, fmt.Errorf("machine facts: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("live log listener: %w", err)
-	}
-	logs := agent.NewLiveLogServer()
-	logServer := &http.Server{Handler: logs, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = logServer.Serve(ln) }()
-
-	cancels := agent.NewPulseCancelWatcher(s.Bus, "queue/demo/cancellations", ProvisionerID, WorkerType, "demo", "demo-1", logger)
-	a, err := agent.New(agent.Config{
-		Source: agent.NewTCSource(agent.TCSourceConfig{
-			RootURL:     s.RootURL,
-			Credentials: s.Credentials,
-			TaskQueueID: TaskQueueID,
-			WorkerGroup: "demo",
-			WorkerID:    "demo-1",
-			Logger:      logger,
-		}),
-		Cancel:        cancels,
-		Journal:       journal,
-		LiveLogServer: logs,
-		LiveLogURL:    "http://" + ln.Addr().String(),
-		WorkerGroup:   "demo",
-		WorkerID:      "demo-1",
-		RootURL:       s.RootURL,
-		TasksDir:      filepath.Join(workDir, "tasks"),
-		Version:       "demo",
-		Logger:        logger,
-	})
-	if err != nil {
-		_ = logServer.Close()
-		return nil, err
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); _ = cancels.Run(ctx) }()
-	go func() {
-		defer wg.Done()
-		if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			logger.Error("demo agent", "error", err)
-		}
-	}()
-	go func() { wg.Wait(); _ = logServer.Close(); close(done) }()
-	return done, nil
-}
-
-// SubmitHelloWorld creates a hello-world task for the demo pool with
-// client-go, exactly as a decision task would, and returns its taskId.
-func SubmitHelloWorld(ctx context.Context, s *System) (string, error) {
-	q := tcqueue.New(&s.Credentials, s.RootURL)
-	q.Context = ctx
-	taskID := slugid.Nice()
-	now := time.Now()
-	def := &tcqueue.TaskDefinitionRequest{
-		TaskQueueID: TaskQueueID,
-		Created:     tcclient.Time(now),
-		Deadline:    tcclient.Time(now.Add(time.Hour)),
-		Expires:     tcclient.Time(now.Add(24 * time.Hour)),
-		Metadata: tcqueue.TaskMetadata{
-			Name:        "hello world",
-			Description: "The labrunner demo's first task.",
-			Owner:       "demo@labrunner.invalid",
-			Source:      "https://github.com/labrunner/labrunner",
-		},
-		Payload: helloPayload(),
-	}
-	if _, err := q.CreateTask(taskID, def); err != nil {
-		return "", fmt.Errorf("createTask: %w", err)
-	}
-	return taskID, nil
-}
-
-// helloPayload is a generic-worker payload in this machine's command style.
-func helloPayload() json.RawMessage {
-	var command any = [][]string{{"echo", "hello world"}}
-	if platform.TaskCommandStyle() == platform.CmdLineCommands {
-		command = []string{"echo hello world"}
-	}
-	payload, _ := json.Marshal(map[string]any{"command": command, "maxRunTime": 60})
-	return payload
-}
-
-// watch subscribes to every queue message about the demo pool.
-func watch(ctx context.Context, bus pulse.Consumer) (<-chan pulse.Delivery, error) {
-	var bindings []pulse.Binding
-	for _, b := range []interface {
-		RoutingKey() string
-		ExchangeName() string
-	}{
-		tcqueueevents.TaskDefined{RoutingKeyKind: "primary", ProvisionerID: ProvisionerID, WorkerType: WorkerType},
-		tcqueueevents.TaskPending{RoutingKeyKind: "primary", ProvisionerID: ProvisionerID, WorkerType: WorkerType},
-		tcqueueevents.TaskRunning{RoutingKeyKind: "primary", ProvisionerID: ProvisionerID, WorkerType: WorkerType},
-		tcqueueevents.TaskCompleted{RoutingKeyKind: "primary", ProvisionerID: ProvisionerID, WorkerType: WorkerType},
-		tcqueueevents.TaskFailed{RoutingKeyKind: "primary", ProvisionerID: ProvisionerID, WorkerType: WorkerType},
-		tcqueueevents.TaskException{RoutingKeyKind: "primary", ProvisionerID: ProvisionerID, WorkerType: WorkerType},
-	} {
-		bindings = append(bindings, pulse.Binding{Exchange: b.ExchangeName(), RoutingKeyPattern: b.RoutingKey()})
-	}
-	events := make(chan pulse.Delivery, 64)
-	ready := make(chan struct{})
-	var once sync.Once
-	opts := pulse.ConsumeOptions{
-		Queue: "queue/demo/watch", Exclusive: true, Prefetch: 1,
-		Ready: func() { once.Do(func() { close(ready) }) },
-	}
-	go func() {
-		_ = bus.Consume(ctx, opts, bindings, func(_ context.Context, d pulse.Delivery) {
-			events <- d // before the ack, so that with prefetch 1 the order is kept
-			_ = d.Ack()
-		})
-	}()
-	select {
-	case <-ready:
-		return events, nil
-	case <-time.After(10 * time.Second):
-		return nil, errors.New("the Pulse subscription did not bind within 10 s")
-	}
-}
-
-// followTask prints the Pulse messages about taskID until it resolves.
-func followTask(ctx context.Context, out io.Writer, events <-chan pulse.Delivery, taskID string) error {
-	timeout := time.After(2 * time.Minute)
-	for {
-		select {
-		case d := <-events:
-			var msg struct {
-				Status struct {
-					TaskID string `json:"taskId"`
-					State  string `json:"state"`
-				} `json:"status"`
-			}
-			if json.Unmarshal(d.Body, &msg) != nil || msg.Status.TaskID != taskID {
-				continue
-			}
-			name := d.Exchange[len("exchange/taskcluster-queue/v1/"):]
-			fmt.Fprintf(out, "pulse %-15s task state %s\n", name, msg.Status.State)
-			switch name {
-			case "task-completed":
-				return nil
-			case "task-failed", "task-exception":
-				return fmt.Errorf("the hello-world task ended %s", msg.Status.State)
-			}
-		case <-timeout:
-			return fmt.Errorf("task %s did not resolve within 2 minutes", taskID)
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// printLog downloads the task's log artifact, as Treeherder would, and
-// prints it.
-func printLog(ctx context.Context, out io.Writer, s *System, taskID string) error {
-	q := tcqueue.New(nil, s.RootURL)
-	q.Context = ctx
-	buf, _, _, err := q.DownloadArtifactToBuf(taskID, 0, agent.LiveLogName)
-	if err != nil {
-		return fmt.Errorf("download %s: %w", agent.LiveLogName, err)
-	}
-	fmt.Fprintf(out, "\n--- %s ---\n%s", agent.LiveLogName, bytes.TrimLeft(buf, "\n"))
-	return nil
+	return client.Facts{OS: mf.OS, OSVersion: mf.OSVersion, Arch: mf.Arch, Model: mf.Model, CPUs: mf.CPUs, MemoryMB: mf.MemoryMB, DiskGB: mf.DiskGB}, nil
 }

@@ -2,8 +2,8 @@
 // one root URL, for `devstack serve`, `make demo` and end-to-end tests: the
 // Taskcluster-compatible dev queue and Pulse (package internal/devstack),
 // the provisioner on SQLite under /api/v1/, one Buildbot Bridge on SQLite
-// and the same bus (its master API under /api/v1/master/), and the demo's
-// agent. Unlike
+// and the same bus (its master API under /api/v1/master/), and the demo
+// (three in-process runners played through a scenario, demo.go). Unlike
 // internal/devstack it imports the services, so their own tests cannot use
 // it; they use internal/devstack.
 package devstack
@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/labrunner/labrunner/bridge"
 	tcstack "github.com/labrunner/labrunner/internal/devstack"
@@ -36,6 +37,11 @@ type Options struct {
 	// BuildersFile is the bridge's builders.yaml (what agents run for each
 	// Buildbot builder); empty accepts every builder name with no steps.
 	BuildersFile string
+	// AssignInterval and MoveInterval tune the provisioner's assigner
+	// (its period, and the least time between two moves of a machine);
+	// zero keeps the provisioner's defaults. The demo shortens both so
+	// that a move happens within seconds.
+	AssignInterval, MoveInterval time.Duration
 }
 
 // System is a running devstack.
@@ -110,6 +116,8 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 			AdminTokens:        []string{sys.AdminToken},
 			Pulse:              s.Bus,
 			BuildbotDemand:     bridgeDemand{sys},
+			AssignInterval:     opts.AssignInterval,
+			MoveInterval:       opts.MoveInterval,
 			Logger:             logger.With("component", "provisioner"),
 		})
 		if err != nil {

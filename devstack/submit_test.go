@@ -4,12 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/labrunner/labrunner/agent"
 	tcstack "github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/platform"
 )
@@ -81,4 +88,58 @@ func TestBuildTaskDefinition(t *testing.T) {
 			t.Errorf("%s: accepted", bad)
 		}
 	}
+}
+
+// startAgent runs an agent (demo/demo-1) for the demo's tests pool with a live log server on a
+// free loopback port; the returned channel closes when the agent has stopped.
+func startAgent(ctx context.Context, s *System, workDir string, logger *slog.Logger) (<-chan struct{}, error) {
+	journal, err := agent.OpenJournal(filepath.Join(workDir, "state", "journal"))
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("live log listener: %w", err)
+	}
+	logs := agent.NewLiveLogServer()
+	logServer := &http.Server{Handler: logs, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = logServer.Serve(ln) }()
+
+	cancels := agent.NewPulseCancelWatcher(s.Bus, "queue/demo/cancellations", ProvisionerID, WorkerType, "demo", "demo-1", logger)
+	a, err := agent.New(agent.Config{
+		Source: agent.NewTCSource(agent.TCSourceConfig{
+			RootURL:     s.RootURL,
+			Credentials: s.Credentials,
+			TaskQueueID: TaskQueueID,
+			WorkerGroup: "demo",
+			WorkerID:    "demo-1",
+			Logger:      logger,
+		}),
+		Cancel:        cancels,
+		Journal:       journal,
+		LiveLogServer: logs,
+		LiveLogURL:    "http://" + ln.Addr().String(),
+		WorkerGroup:   "demo",
+		WorkerID:      "demo-1",
+		RootURL:       s.RootURL,
+		TasksDir:      filepath.Join(workDir, "tasks"),
+		Version:       "demo",
+		Logger:        logger,
+	})
+	if err != nil {
+		_ = logServer.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = cancels.Run(ctx) }()
+	go func() {
+		defer wg.Done()
+		if err := a.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("demo agent", "error", err)
+		}
+	}()
+	go func() { wg.Wait(); _ = logServer.Close(); close(done) }()
+	return done, nil
 }

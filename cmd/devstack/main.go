@@ -50,6 +50,7 @@ func newRootCommand() *cobra.Command {
 type stackFlags struct {
 	listen, pulseURL, clientID, accessToken string
 	dir, adminToken, builders               string
+	workDir                                 string
 	verbose                                 bool
 }
 
@@ -113,20 +114,45 @@ func newServeCommand() *cobra.Command {
 
 func newDemoCommand() *cobra.Command {
 	var f stackFlags
-	var once bool
+	var keep, short bool
 	cmd := &cobra.Command{
-		Use:   "demo",
-		Short: "start the stack and an agent, and run a hello-world task through them",
-		Args:  cobra.NoArgs,
+		Use:   "demo [--keep]",
+		Short: "run the whole system with three runners through a scripted scenario; exit 0 if every outcome was the expected one",
+		Long: `Start the devstack and three in-process runners (lab-1, lab-2, lab-3),
+apply a Buildbot pool and a Taskcluster pool, and play the scenario: a
+bridge-routed build feeding native tests, a cancelled task, a failing
+check that quarantines a machine until it is repaired, a reboot after N
+tasks, and a move between pools on demand (docs/devstack.md). It prints a
+progress line, a summary table and one machine's runner status, and exits
+0 only if every outcome was the expected one. Logs go to demo.log in the
+work directory unless -v sends them to standard error.
+
+With --keep everything keeps running after the scenario until Ctrl-C; the
+dashboard's URL and logins are printed.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signalContext()
 			defer stop()
-			return devstack.RunDemo(ctx, cmd.OutOrStdout(), devstack.DemoOptions{System: f.options(), Serve: !once})
+			opts := devstack.DemoOptions{System: f.options(), WorkDir: f.workDir, Keep: keep, Short: short}
+			if !f.verbose {
+				opts.System.Stack.Logger = nil
+			}
+			d, err := devstack.RunDemo(ctx, cmd.OutOrStdout(), opts)
+			if err != nil {
+				return err
+			}
+			if keep {
+				<-ctx.Done()
+				return d.Close()
+			}
+			return nil
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().Lookup("listen").DefValue = "127.0.0.1:0"
 	_ = cmd.Flags().Set("listen", "127.0.0.1:0")
-	cmd.Flags().BoolVar(&once, "once", false, "exit after the demo instead of serving")
+	cmd.Flags().StringVar(&f.workDir, "work-dir", "", "directory for the machines, their state and demo.log (default: a temporary one, removed at exit unless the demo failed)")
+	cmd.Flags().BoolVar(&keep, "keep", false, "leave everything running after the scenario and print the dashboard URL and logins")
+	cmd.Flags().BoolVar(&short, "short", false, "the smaller graph (one test task per build)")
 	return cmd
 }
