@@ -69,8 +69,9 @@ type Demo struct {
 	// System is the devstack: RootURL, root Credentials, Provisioner,
 	// Bridge, AdminToken.
 	System *System
-	// DashboardURL is the provisioner's dashboard; log in with any user
-	// name and AdminToken (or ReadOnlyToken) as the password.
+	// DashboardURL is the provisioner's dashboard; sign in with
+	// AdminToken or ReadOnlyToken (or send either as the password of HTTP
+	// Basic auth, any user name).
 	DashboardURL string
 	// AdminToken and ReadOnlyToken are provisioner tokens.
 	AdminToken, ReadOnlyToken string
@@ -217,8 +218,8 @@ func (d *Demo) printLogin(out io.Writer) {
 	fmt.Fprintf(out, `
 Everything keeps running; Ctrl-C stops it.
   dashboard   %s
-              user: any name; password: the admin token %s
-              (read-only: %s)
+              sign in with the admin token   %s
+                        or the read-only token %s
   environment (for the provisioner CLI, devstack task submit, taskcluster):
 `, d.DashboardURL, d.AdminToken, d.ReadOnlyToken)
 	var env bytes.Buffer
