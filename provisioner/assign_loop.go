@@ -59,6 +59,7 @@ func (s *Server) lead(ctx context.Context, l Leadership) {
 		}()
 		if err := s.AssignOnce(passCtx); err != nil && passCtx.Err() == nil {
 			s.log.Warn("assigner pass failed", "error", err)
+			s.noteError(fmt.Errorf("assigner pass: %w", err))
 		}
 		if err := s.renewCredentials(passCtx); err != nil && passCtx.Err() == nil {
 			s.log.Warn("credential renewal failed", "error", err)

@@ -73,6 +73,18 @@ type Config struct {
 	ReplicaPoll time.Duration
 	// MaxWait caps the long-poll of directives (default 60 s).
 	MaxWait time.Duration
+	// HistoryInterval is how often the assigner replica samples pools and
+	// machines for the dashboard's history (default 1 min);
+	// HistoryRetention is how long samples are kept (default 8 days, so
+	// that the 7-day charts are whole).
+	HistoryInterval  time.Duration
+	HistoryRetention time.Duration
+	// ReplicaID names this replica on the system map (default
+	// hostname-pid).
+	ReplicaID string
+	// Bridges are the Buildbot Bridge instances whose status endpoints
+	// the system map and "why is this task not running?" ask.
+	Bridges []BridgeEndpoint
 	// Logger receives logs (default slog.Default()).
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
@@ -101,6 +113,17 @@ func (c *Config) setDefaults(ctx context.Context) error {
 	def(&c.SizingWindow, 24*time.Hour)
 	def(&c.ReplicaPoll, time.Second)
 	def(&c.MaxWait, 60*time.Second)
+	def(&c.HistoryInterval, time.Minute)
+	def(&c.HistoryRetention, 8*24*time.Hour)
+	if c.HistoryRetention < c.HistoryInterval {
+		return fmt.Errorf("historyRetention %s is shorter than historyInterval %s: keep at least one sample", c.HistoryRetention, c.HistoryInterval)
+	}
+	if c.ReplicaID == "" {
+		c.ReplicaID = defaultReplicaID()
+	}
+	if err := checkBridges(c.Bridges); err != nil {
+		return err
+	}
 	if c.CredentialLifetime > 31*24*time.Hour {
 		return fmt.Errorf("credentialLifetime %s is longer than Taskcluster's 31-day limit: shorten it", c.CredentialLifetime)
 	}

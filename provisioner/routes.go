@@ -21,6 +21,8 @@ func (s *Server) apiRoutes() []route {
 		{"PUT", "/api/v1/pools/{poolId}", accessAdmin, s.putPool},
 		{"DELETE", "/api/v1/pools/{poolId}", accessAdmin, s.deletePool},
 		{"GET", "/api/v1/pools/{poolId}/sizing", accessRead, s.sizing},
+		{"GET", "/api/v1/pools/{poolId}/history", accessRead, s.getPoolHistory},
+		{"GET", "/api/v1/machines/{id}/timeline", accessRead, s.getMachineTimeline},
 		{"POST", "/api/v1/tokens", accessAdmin, s.createToken},
 	}
 }
@@ -31,5 +33,7 @@ func (s *Server) dashboardRoutes() []page {
 	return []page{
 		{"/dashboard", s.dashboardIndex},
 		{"/dashboard/machines/{id}", s.dashboardMachine},
+		{"/dashboard/pools/{poolId}", s.dashboardPoolHistory},
+		{"/dashboard/machines/{id}/history", s.dashboardMachineHistory},
 	}
 }

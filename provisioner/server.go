@@ -46,6 +46,8 @@ type Server struct {
 	cancelPolls atomic.Int64
 	// leaderTerms counts how often this replica took the lock.
 	leaderTerms atomic.Int64
+	// hist is the history sampler's state (history_sampler.go).
+	hist historyState
 }
 
 // handlerFunc serves one route for an authenticated caller.
@@ -198,7 +200,7 @@ func (s *Server) changed() {
 // credential renewal, cancellation push, replica wake-ups) until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	start := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -210,6 +212,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	start("assigner", s.runLeader)
 	start("cancellations", s.runCancellations)
+	start("history", s.runHistory)
 	if s.store.Shared() {
 		start("replica wake-ups", s.runReplicaPoll)
 	}

@@ -48,7 +48,15 @@ type fileConfig struct {
 	MoveInterval   string `yaml:"moveInterval"`
 	OfflineAfter   string `yaml:"offlineAfter"`
 	SizingWindow   string `yaml:"sizingWindow"`
-	TLS            struct {
+	// HistoryInterval and HistoryRetention: the dashboard's history
+	// samples; ReplicaID names this replica on the system map.
+	HistoryInterval  string `yaml:"historyInterval"`
+	HistoryRetention string `yaml:"historyRetention"`
+	ReplicaID        string `yaml:"replicaId"`
+	// Bridges are the bridge instances the system map and the "why"
+	// page ask.
+	Bridges []provisioner.BridgeEndpoint `yaml:"bridges"`
+	TLS     struct {
 		Cert string `yaml:"cert"`
 		Key  string `yaml:"key"`
 	} `yaml:"tls"`
@@ -85,6 +93,7 @@ func (fc *fileConfig) toConfig(logger *slog.Logger) (provisioner.Config, error) 
 		DB: fc.DB, RootURL: fc.RootURL, AdminTokens: fc.AdminTokens, ReadOnlyTokens: fc.ReadOnlyTokens,
 		DashboardSecret: fc.DashboardSecret,
 		EC2Certificates: fc.EC2.Certificates, EC2Accounts: fc.EC2.Accounts, PulseQueue: fc.PulseQueue, Logger: logger,
+		ReplicaID: fc.ReplicaID, Bridges: fc.Bridges,
 	}
 	if fc.Credentials.Default != nil {
 		c := fc.Credentials.Default.tc()
@@ -106,6 +115,8 @@ func (fc *fileConfig) toConfig(logger *slog.Logger) (provisioner.Config, error) 
 		"moveInterval":       {fc.MoveInterval, &cfg.MoveInterval},
 		"offlineAfter":       {fc.OfflineAfter, &cfg.OfflineAfter},
 		"sizingWindow":       {fc.SizingWindow, &cfg.SizingWindow},
+		"historyInterval":    {fc.HistoryInterval, &cfg.HistoryInterval},
+		"historyRetention":   {fc.HistoryRetention, &cfg.HistoryRetention},
 	} {
 		if d.v == "" {
 			continue
