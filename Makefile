@@ -16,7 +16,7 @@ LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench bench-compare bench-quick services tools taskcluster-cli clean
+.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench bench-compare bench-quick services chromium dashboard-shots tools taskcluster-cli clean
 
 all: cross
 
@@ -37,7 +37,7 @@ demo:
 test: services lint cross unit faults wintest fuzz
 
 # The fault suite runs on its own, verbose, so that its figures show.
-unit: services
+unit: services chromium
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/e2e/faults$$')
 
 ## faults: the fault suite (real runner and provisioner processes behind fault
@@ -62,6 +62,14 @@ fuzz:
 ## services: install (apt-get) and start PostgreSQL, MariaDB and RabbitMQ.
 services:
 	@scripts/ensure-services.sh
+
+## chromium: install (apt-get) Chromium, at the pinned version, for the browser tests.
+chromium:
+	@scripts/ensure-chromium.sh
+
+## dashboard-shots: the browser tests, writing their screenshots into docs/img.
+dashboard-shots: chromium
+	LABRUNNER_DASHBOARD_SHOTS=docs/img CGO_ENABLED=1 $(GO) test -count=1 -run '^TestDashboard' ./e2e/dashboard/
 
 tools:
 	@scripts/install-tools.sh

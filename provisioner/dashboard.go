@@ -119,7 +119,7 @@ func (s *Server) servePage(pg page) http.Handler {
 			if aerr.status >= 500 {
 				s.log.Error("dashboard request failed", "route", pg.pattern, "error", aerr.msg)
 			}
-			s.writeErrorPage(w, aerr)
+			s.writeErrorPageFor(w, aerr, v)
 			return
 		}
 		s.writePage(w, http.StatusOK, name, data)
@@ -189,5 +189,11 @@ func (s *Server) writePage(w http.ResponseWriter, status int, name string, data 
 }
 
 func (s *Server) writeErrorPage(w http.ResponseWriter, aerr *apiError) {
-	s.writePage(w, aerr.status, "error", errorView{chrome: chrome{Title: http.StatusText(aerr.status)}, Status: aerr.status, Message: aerr.Error()})
+	s.writeErrorPageFor(w, aerr, nil)
+}
+
+// writeErrorPageFor is the error page for a caller already admitted (v),
+// with the frame's navigation.
+func (s *Server) writeErrorPageFor(w http.ResponseWriter, aerr *apiError, v *viewer) {
+	s.writePage(w, aerr.status, "error", errorView{chrome: chrome{Title: http.StatusText(aerr.status), Viewer: v}, Status: aerr.status, Message: aerr.Error()})
 }

@@ -41,7 +41,7 @@ func (s *Server) dashboardActions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !v.CanAct {
-		s.writeErrorPage(w, errStatus(http.StatusForbidden, "Forbidden", "actions need an admin token; %s signed in with a %s token", v.Who, v.Kind))
+		s.writeErrorPageFor(w, errStatus(http.StatusForbidden, "Forbidden", "actions need an admin token; %s signed in with a %s token", v.Who, v.Kind), v)
 		return
 	}
 	f := r.PostForm

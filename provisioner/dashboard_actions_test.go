@@ -290,7 +290,7 @@ func TestDashboardActionsRefused(t *testing.T) {
 		{"foreign Origin", admin, csrf, map[string]string{"Origin": "http://evil.example"}, "http://evil.example"},
 		{"Origin null", admin, csrf, map[string]string{"Origin": "null"}, "null"},
 		{"cross-site fetch", admin, csrf, map[string]string{"Sec-Fetch-Site": "cross-site"}, "Sec-Fetch-Site: cross-site"},
-		{"foreign Referer, no Origin", &browser{e: e, c: admin.c}, csrf, map[string]string{"Referer": "http://evil.example/page"}, "another site"},
+		{"foreign Referer, no Origin", &browser{e: e, c: admin.c}, csrf, map[string]string{"Referer": "http://evil.example/page?q=1"}, "a page of http://evil.example, not"},
 		{"no Origin nor Referer", &browser{e: e, c: admin.c}, csrf, nil, "neither"},
 		{"bearer admin token, no session", &browser{e: e, c: http.DefaultClient, origin: e.url}, csrf, map[string]string{"Authorization": "Bearer " + testAdminToken}, "sign in"},
 	} {

@@ -169,7 +169,7 @@ func sameOrigin(r *http.Request) *apiError {
 	switch site := r.Header.Get("Sec-Fetch-Site"); site {
 	case "", "same-origin", "none":
 	default:
-		return refuse("it was sent from another site (Sec-Fetch-Site: %s)", site)
+		return refuse("it was not sent from this dashboard's pages (Sec-Fetch-Site: %s)", site)
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		if !sameHost(o, r) {
@@ -179,7 +179,11 @@ func sameOrigin(r *http.Request) *apiError {
 	}
 	if ref := r.Header.Get("Referer"); ref != "" {
 		if !sameHost(ref, r) {
-			return refuse("it was sent from a page of another site, not from this dashboard (%s)", r.Host)
+			from := "an unreadable address"
+			if u, err := url.Parse(ref); err == nil {
+				from = u.Scheme + "://" + u.Host
+			}
+			return refuse("it was sent from a page of %s, not from this dashboard (%s)", from, r.Host)
 		}
 		return nil
 	}
