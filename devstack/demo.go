@@ -90,6 +90,7 @@ type Demo struct {
 	WorkDir string
 
 	removeDir string
+	logFile   *os.File
 	closed    bool
 }
 
@@ -123,9 +124,8 @@ func RunDemo(ctx context.Context, out io.Writer, opts DemoOptions) (*Demo, error
 	if err != nil {
 		return nil, err
 	}
-	if logFile != nil {
-		defer logFile.Close()
-	}
+	// The services log to it until Close (a kept demo goes on running).
+	d.logFile = logFile
 	opts.System.Stack.Logger = logger
 	if opts.System.BuildersFile == "" {
 		path := filepath.Join(d.WorkDir, "builders.yaml")
@@ -241,6 +241,9 @@ func (d *Demo) Close() error {
 	var err error
 	if d.System != nil {
 		err = d.System.Close()
+	}
+	if d.logFile != nil {
+		err = errors.Join(err, d.logFile.Close())
 	}
 	if d.removeDir != "" {
 		err = errors.Join(err, os.RemoveAll(d.removeDir))

@@ -97,12 +97,20 @@ func writeBuilders(path string) error {
 }
 
 // rebootCommand is the demo machines' harmless reboot: it appends the
-// reason to log, and the demo's supervisor then restarts the runner.
-func rebootCommand(log string) []string {
-	if cmdLines() {
-		return []string{`C:\Windows\System32\cmd.exe`, "/d", "/c", fmt.Sprintf(`echo %%LABRUNNER_REBOOT_REASON%%>> "%s"`, log)}
+// reason to reboots.log in dir, and the demo's supervisor then restarts
+// the runner. On Windows it is a batch file, since cmd.exe cannot parse
+// the quoting Go gives a command line with a quoted path in it.
+func rebootCommand(dir string) ([]string, error) {
+	log := filepath.Join(dir, "reboots.log")
+	if !cmdLines() {
+		return []string{"sh", "-c", fmt.Sprintf(`echo "$LABRUNNER_REBOOT_REASON" >> %q`, log)}, nil
 	}
-	return []string{"sh", "-c", fmt.Sprintf(`echo "$LABRUNNER_REBOOT_REASON" >> %q`, log)}
+	script := filepath.Join(dir, "reboot.cmd")
+	body := "@echo %LABRUNNER_REBOOT_REASON%>> \"%~dp0reboots.log\"\r\n"
+	if err := os.WriteFile(script, []byte(body), 0o600); err != nil {
+		return nil, fmt.Errorf("write %s: %w", script, err)
+	}
+	return []string{`C:\Windows\System32\cmd.exe`, "/d", "/c", script}, nil
 }
 
 // writeStaleLockCheck writes the check that fails (EXIT: quarantine) while
@@ -121,7 +129,8 @@ func writeStaleLockCheck(dir, lock string) error {
 	cmd := strings.Join([]string{
 		"@echo off",
 		fmt.Sprintf(`if exist "%s" (`, lock),
-		fmt.Sprintf(`  echo %s is left over; remove it to release the machine`, filepath.Base(lock)),
+		fmt.Sprintf(`  set /p lockline=<"%s"`, lock),
+		fmt.Sprintf(`  call echo %s: %%%%lockline%%%%; remove it to release the machine`, filepath.Base(lock)),
 		"  exit /b 3",
 		")",
 		"echo no stale lock",

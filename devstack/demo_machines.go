@@ -76,7 +76,11 @@ func newDemoMachine(workDir string, m machineSettings, provURL, enrollToken stri
 		// Windows): each demo machine needs its own.
 		socket = fmt.Sprintf("%s-demo-%d-%s", socket, os.Getpid(), m.name)
 	}
-	reboot := map[string]any{"command": rebootCommand(filepath.Join(dir, "reboots.log"))}
+	rebootCmd, err := rebootCommand(dir)
+	if err != nil {
+		return nil, fmt.Errorf("demo machine %s: reboot command: %w", m.name, err)
+	}
+	reboot := map[string]any{"command": rebootCmd}
 	if m.rebootAfterTasks > 0 {
 		reboot["afterTasks"] = m.rebootAfterTasks
 	}
@@ -159,8 +163,9 @@ func (m *DemoMachine) boot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	booted := time.Now()
 	m.mu.Lock()
-	m.current, m.bootedAt = r, time.Now()
+	m.current, m.bootedAt = r, booted
 	m.mu.Unlock()
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
@@ -180,7 +185,9 @@ func (m *DemoMachine) boot(ctx context.Context) error {
 			return err
 		case <-tick.C:
 		}
-		if st := r.Status(); st.Reboot.Issued != nil {
+		// A reboot issued before this boot is the one the state file
+		// still holds until the runner reports it.
+		if st := r.Status(); st.Reboot.Issued != nil && st.Reboot.Issued.IssuedAt.After(booted) {
 			// The reboot command has run: a real machine would go down
 			// now. This one stops its runner and boots it again.
 			m.log.Info("rebooting the demo machine", "reason", st.Reboot.Issued.Reason)
