@@ -71,10 +71,15 @@ func newDemoMachine(workDir string, m machineSettings, provURL, enrollToken stri
 	}
 	stateDir := filepath.Join(dir, "state")
 	socket := platform.DefaultControlPath(stateDir)
-	if socket == platform.DefaultControlPath(filepath.Join(dir, "other")) {
+	switch {
+	case socket == platform.DefaultControlPath(filepath.Join(dir, "other")):
 		// One fixed control channel per computer (a named pipe on
 		// Windows): each demo machine needs its own.
 		socket = fmt.Sprintf("%s-demo-%d-%s", socket, os.Getpid(), m.name)
+	case len(socket) > maxSocketPath:
+		// A Unix socket's path has at most 104 bytes on macOS (108 on
+		// Linux), which a deep temporary directory can pass.
+		socket = filepath.Join(os.TempDir(), fmt.Sprintf("labrunner-demo-%d-%s.sock", os.Getpid(), m.name))
 	}
 	rebootCmd, err := rebootCommand(dir)
 	if err != nil {
@@ -121,6 +126,10 @@ func newDemoMachine(workDir string, m machineSettings, provURL, enrollToken stri
 	return &DemoMachine{Name: m.name, Dir: dir, ConfigFile: path, ControlSocket: socket, facts: facts,
 		log: log.With("machine", m.name), version: "demo"}, nil
 }
+
+// maxSocketPath is the longest control socket path the demo uses as it
+// is: macOS allows 104 bytes, with the terminating zero.
+const maxSocketPath = 100
 
 // staleLockPath is the file the demo's "breaking" task leaves behind on
 // the machine and the checks directory looks for.
