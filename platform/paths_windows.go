@@ -1,5 +1,7 @@
 package platform
 
+const defaultDataDir = `C:\ProgramData\labrunner`
+
 const defaultConfigPath = `C:\ProgramData\labrunner\runner.yml`
 
 // defaultControlPath is one pipe per machine: pipes have no directories.

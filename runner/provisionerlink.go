@@ -118,9 +118,6 @@ func NewProvisionerLink(cfg LinkConfig) (*ProvisionerLink, error) {
 	if !strings.HasPrefix(cfg.URL, "https://") && !strings.HasPrefix(cfg.URL, "http://") {
 		return nil, fmt.Errorf("provisioner link: url %q: want an http(s):// URL", cfg.URL)
 	}
-	if cfg.EnrollmentToken == "" && cfg.EC2 == nil {
-		return nil, errors.New("provisioner link: enrollmentToken is empty and this is not an EC2 instance: create one with `provisioner token create --enroll N`")
-	}
 	if cfg.StatePath == "" {
 		return nil, errors.New("provisioner link: statePath is empty: name a file for the machine id and token")
 	}
@@ -161,6 +158,9 @@ func NewProvisionerLink(cfg LinkConfig) (*ProvisionerLink, error) {
 	if st.MachineToken != "" && st.URL == cfg.URL {
 		l.st = st
 		l.markReady()
+	} else if cfg.EnrollmentToken == "" && cfg.EC2 == nil {
+		// `runner enroll` leaves a machine token and no enrollment token.
+		return nil, fmt.Errorf("provisioner link: not enrolled: no machine token for %s in %s, no enrollmentToken, and this is not an EC2 instance: enrol the machine with `runner enroll --provisioner URL --token T` (a token from `provisioner token create --enroll 1`)", cfg.URL, cfg.StatePath)
 	}
 	return l, nil
 }
@@ -297,6 +297,9 @@ func (l *ProvisionerLink) register(ctx context.Context, refused string) error {
 		return nil
 	}
 	req := client.RegisterRequest{Facts: l.cfg.Facts}
+	if l.cfg.EC2 == nil && l.cfg.EnrollmentToken == "" {
+		return fmt.Errorf("register with the provisioner at %s: it refused the machine token and there is no enrollment token to register again with: enrol the machine again with `runner enroll --force --provisioner URL --token T`", l.cfg.URL)
+	}
 	if l.cfg.EC2 != nil {
 		req.EC2 = l.cfg.EC2
 	} else {

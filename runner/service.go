@@ -18,7 +18,7 @@ import (
 )
 
 // ServiceActions are the actions of `runner service`.
-var ServiceActions = []string{"install", "uninstall", "start", "stop", "restart", "status"}
+var ServiceActions = []string{"install", "configure", "uninstall", "start", "stop", "restart", "status"}
 
 // noProgram satisfies kardianos's Interface: the runner runs its service
 // itself (cmd/runner run → platform.RunAsService), kardianos only manages
@@ -89,6 +89,12 @@ func ControlService(action, configPath string) (string, error) {
 			return "", fmt.Errorf("service install: installed, but: %w", err)
 		}
 		return fmt.Sprintf("installed %s (%s) running %s run --config %s; start it with `runner service start` (it also starts at boot)", name, s.Platform(), exe, configPath), nil
+	case "configure":
+		// For an installer that registered the service itself (the MSI).
+		if err := platform.AfterServiceInstall(name); err != nil {
+			return "", fmt.Errorf("service configure: %w", err)
+		}
+		return fmt.Sprintf("configured %s (%s): restart on failure, start at boot", name, s.Platform()), nil
 	case "uninstall":
 		if handled, _ := platform.ServiceControl("stop", name); !handled {
 			_ = s.Stop()

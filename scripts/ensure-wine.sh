@@ -10,8 +10,8 @@ wine=/usr/lib/wine/wine64
 
 if [ ! -x "$wine" ] || ! command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1; then
   echo "ensure-wine: installing wine64 and mingw" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wine64 gcc-mingw-w64-x86-64-win32 >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends wine64 gcc-mingw-w64-x86-64-win32 >/dev/null
 fi
 
 sys32=$WINEPREFIX/drive_c/windows/system32

@@ -44,7 +44,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newRunTaskCommand(), newKeypairCommand())
+	root.AddCommand(newRunCommand(), newRunTaskCommand(), newKeypairCommand(), newEnrollCommand(), newRemoveDataCommand())
 	root.AddCommand(runnerCommands()...)
 	return root
 }

@@ -13,7 +13,7 @@ import (
 func newServiceCommand() *cobra.Command {
 	var configPath string
 	cmd := &cobra.Command{
-		Use:   "service install|uninstall|start|stop|restart|status",
+		Use:   "service install|configure|uninstall|start|stop|restart|status",
 		Short: "Manage the runner as an OS service (Windows service, LaunchDaemon, systemd unit); see docs/operations.md",
 		Long: `Manage the runner as an OS service. Run it elevated (Administrator on
 Windows, root elsewhere). "install" registers the runner with the OS:
@@ -30,6 +30,8 @@ Windows, root elsewhere). "install" registers the runner with the OS:
             or a SysV init script where systemd is not PID 1
             sudo runner service install --config /etc/labrunner/runner.yml
 
+"configure" applies the settings above to a service an installer
+registered (the MSI does, since it cannot express them itself).
 "uninstall" removes the registration (config and state stay); "start",
 "stop", "restart" and "status" ask the service manager. "runner status"
 shows what the runner itself is doing.`,
