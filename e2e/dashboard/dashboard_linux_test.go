@@ -51,7 +51,7 @@ func adminActs(t *testing.T, e *browsertest.Env, br *browsertest.Browser, a, b s
 			t.Fatalf("machine %s is not in the table", id)
 		}
 	}
-	br.Screenshot("dashboard-machines")
+	br.ArtifactShot("machines")
 
 	// Quarantine a through the table.
 	br.Do(chromedp.Click(chromedp.CSS(row(a))),
@@ -79,7 +79,7 @@ func adminActs(t *testing.T, e *browsertest.Env, br *browsertest.Browser, a, b s
 	if rec := br.Text(`table.actions tbody tr`); !strings.Contains(rec, "quarantine") || !strings.Contains(rec, admin+" via config adminTokens[0] (dashboard)") || !strings.Contains(rec, "USB hub resets") {
 		t.Errorf("the newest action on %s's page is %q, want alice's quarantine", a, rec)
 	}
-	br.Screenshot("dashboard-machine")
+	br.ArtifactShot("machine")
 	br.Do(chromedp.SendKeys(chromedp.CSS(`#machine-form input[name=reason]`), "hub replaced"))
 	br.Submit(`#machine-form button[value=release]`)
 	if f := br.Text(`p.flash`); f != "release done for "+a+"." {

@@ -169,9 +169,21 @@ func (b *Browser) Cookies() []*http.Cookie {
 
 // Screenshot saves the whole page as name.png in the test's artifact
 // directory and, when LABRUNNER_DASHBOARD_SHOTS names a directory
-// (relative to the repository's top), there too. It returns the
-// artifact's path.
+// (relative to the repository's top), there too: the pictures of the
+// docs. It returns the artifact's path.
 func (b *Browser) Screenshot(name string) string {
+	b.T.Helper()
+	return b.shot(name, true)
+}
+
+// ArtifactShot saves the whole page as name.png in the test's artifact
+// directory only (a page the docs do not show).
+func (b *Browser) ArtifactShot(name string) string {
+	b.T.Helper()
+	return b.shot(name, false)
+}
+
+func (b *Browser) shot(name string, docs bool) string {
 	b.T.Helper()
 	// Let the page settle (fonts, layout) before the shot.
 	b.Do(chromedp.Sleep(100 * time.Millisecond))
@@ -180,7 +192,7 @@ func (b *Browser) Screenshot(name string) string {
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		b.T.Fatal(err)
 	}
-	if dir := os.Getenv("LABRUNNER_DASHBOARD_SHOTS"); dir != "" {
+	if dir := os.Getenv("LABRUNNER_DASHBOARD_SHOTS"); dir != "" && docs {
 		if !filepath.IsAbs(dir) {
 			dir = filepath.Join(RepoRoot(), dir)
 		}

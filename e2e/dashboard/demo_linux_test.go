@@ -1,0 +1,69 @@
+package dashboard
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/labrunner/labrunner/internal/browsertest"
+)
+
+// TestDashboardDemoPages: on the system `devstack demo` leaves running
+// (two pools, three runners, the scenario's tasks, quarantine, reboot
+// and move), the main page shows every pool and machine as the API does;
+// after a quarantine through the table, the machine's page shows its
+// whole record, newest first, as the API does. Its screenshots are the
+// populated pictures of docs/dashboard.md.
+func TestDashboardDemoPages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo's scenario takes a minute")
+	}
+	e := browsertest.StartDemo(t)
+	ctx := context.Background()
+	br := e.Browser(t)
+	br.Login(e.AdminToken, "ops", "")
+	pools, err := e.Admin.ListPools(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := br.Count(`tr.pool`); n != len(pools) {
+		t.Errorf("%d pool rows, want the %d pools", n, len(pools))
+	}
+	machines, err := e.Admin.ListMachines(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := br.Count(`tr.machine`); n != len(machines) {
+		t.Errorf("%d machine rows, want the %d machines", n, len(machines))
+	}
+	for _, m := range machines {
+		if br.Count(row(m.MachineID)) != 1 {
+			t.Errorf("machine %s has no row", m.MachineID)
+		}
+	}
+	victim := e.Runners[len(e.Runners)-1].MachineID
+	br.Do(chromedp.Click(chromedp.CSS(row(victim))),
+		chromedp.SendKeys(chromedp.CSS(`#machines-form input[name=reason]`), "USB hub resets under load"),
+		chromedp.SetValue(chromedp.CSS(`#machines-form input[name=duration]`), "2d"))
+	br.Submit(`#machines-form button[value=quarantine]`)
+	if br.Count(row(victim, "quarantined")) != 1 {
+		t.Errorf("%s's row is not shown quarantined", victim)
+	}
+	br.Screenshot("dashboard-demo")
+
+	br.Navigate("/dashboard/machines/" + victim)
+	d, err := e.Admin.GetMachine(ctx, victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := br.Count(`table.actions tbody tr`); n != len(d.Actions) || n < 2 {
+		t.Errorf("machine %s's page lists %d actions, the API %d", victim, n, len(d.Actions))
+	}
+	first := br.Text(`table.actions tbody tr`)
+	if a := d.Actions[0]; a.Action != "quarantine" || !strings.Contains(first, "quarantine") || !strings.Contains(first, "ops via config adminTokens[0] (dashboard)") {
+		t.Errorf("newest action shown %q (API: %s by %s), want ops's quarantine", first, a.Action, a.Who)
+	}
+	br.Screenshot("dashboard-demo-machine")
+}
