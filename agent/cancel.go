@@ -25,12 +25,18 @@ type CancelWatcher interface {
 	Watch(ctx context.Context, run Run) <-chan struct{}
 }
 
-// DefaultCancelPollInterval is how often PollCancelWatcher asks the queue.
-const DefaultCancelPollInterval = 30 * time.Second
+// DefaultCancelPollInterval is how often PollCancelWatcher asks the queue:
+// short enough that a cancel stops the task within 2 s without Pulse.
+const DefaultCancelPollInterval = time.Second
 
-// PollCancelWatcher polls each run's status. It costs one queue call per
-// running task per interval, so the interval stays long by default; it is
-// the fallback when neither Pulse nor a provisioner push is available.
+// PollCancelWatcher polls each run's status: the fallback when neither
+// Pulse nor a provisioner push is available. It costs one queue call per
+// running task per interval, an unauthenticated GET of queue.status (a
+// read of one task, about 1 KB answered, on a kept-alive connection); the
+// queue's v44 API has no call that answers for several tasks at once, and
+// it sends no validators for conditional requests, so neither a batch nor
+// a 304 can make it cheaper. docs/benchmarks.md measures the rate; a fleet
+// large enough for that load to matter sets pulseURL.
 type PollCancelWatcher struct {
 	// Interval between polls (default DefaultCancelPollInterval).
 	Interval time.Duration

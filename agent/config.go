@@ -58,7 +58,7 @@ type FileConfig struct {
 	// third of the claim).
 	ReclaimMargin Duration `yaml:"reclaimMargin"`
 	// CancelPollInterval is how often to poll a running task's status when
-	// pulseURL is not set (default 30s).
+	// pulseURL is not set (default 1s).
 	CancelPollInterval Duration `yaml:"cancelPollInterval"`
 	// KillGrace is the time between interrupting and killing a task's
 	// processes (default 10s).
