@@ -62,6 +62,9 @@ func (r *Runner) runDone(run agent.Run, res agent.RunResult) {
 		r.requestReboot(reason, false, 0)
 	}
 	r.checksDue = r.cfg.Checks.Dir != ""
+	if len(r.st.CurrentTasks) == 0 {
+		r.releaseWhenIdle()
+	}
 	r.commit()
 	r.mu.Unlock()
 	r.maybeReboot()

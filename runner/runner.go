@@ -92,6 +92,9 @@ type Runner struct {
 	stopAgent     context.CancelCauseFunc
 	agentHalted   bool // the stop is final: no new agent loop
 	polling       int  // claimWork calls in flight
+	// releaseTimer returns free memory once the machine stays idle
+	// (memory.go).
+	releaseTimer *time.Timer
 
 	// The first pass since this start (firstpass.go): every check passed
 	// once; the checks directory gave OK once, or the check it failed on
@@ -167,6 +170,7 @@ func (r *Runner) SetLogOutput(w io.Writer) {
 // provisioner, the machine registers first; a refused registration stops
 // the runner with that error.
 func (r *Runner) Run(ctx context.Context) error {
+	tuneMemory()
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	err := r.run(ctx, stop)
@@ -236,6 +240,7 @@ func (r *Runner) run(ctx context.Context, stopRun func()) error {
 	r.commit()
 	r.mu.Unlock()
 	r.maybeReboot()
+	releaseMemory()
 
 	// The agent outlives ctx: a stop drains first.
 	agentDone := make(chan error, 1)
