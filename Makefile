@@ -33,8 +33,9 @@ demo:
 	$(GO) run ./cmd/devstack demo
 
 ## test: lint, cross-build every target, every test against real services (the
-## fault suite with its figures), a short fuzz run.
-test: services lint cross unit faults wintest fuzz
+## fault suite with its figures), a short fuzz run, and the benchmark
+## comparison's quick mode (so that its harness cannot rot).
+test: services lint cross unit faults wintest fuzz bench-quick
 
 # The fault suite runs on its own, verbose, so that its figures show.
 unit: services chromium
@@ -96,22 +97,25 @@ cross:
 	done
 
 ## bench: every benchmark, then the labrunner / generic-worker comparison,
-## which rewrites its table in docs/benchmarks.md.
+## which also runs the bridge's and the provisioner's benchmarks and
+## rewrites the generated section of docs/benchmarks.md.
 bench: services
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 $$($(GO) list ./... | grep -v -e '/bridge$$' -e '/provisioner$$')
 	$(MAKE) bench-compare
 
 # The comparison harness (internal/benchcompare, Linux only): labrunner's
 # agent and generic-worker against one devstack, binaries and logs in
-# .cache/bench/. bench-quick (one round, small counts) leaves the doc alone.
+# .cache/bench/, then the bridge's and the provisioner's benchmarks.
+# bench-quick (one round, tiny counts, both workers at once) checks that
+# every scenario still runs and leaves the doc alone.
 BENCHCOMPARE := $(GO) test -count=1 -v -run '^TestCompareWorkers$$' ./internal/benchcompare/
 
 ## bench-compare: three rounds, writes the table into docs/benchmarks.md.
 bench-compare:
 	LABRUNNER_BENCH_COMPARE=full LABRUNNER_BENCH_DOC=$(CURDIR)/docs/benchmarks.md $(BENCHCOMPARE) -timeout 30m
 
-## bench-quick: one round with small counts, printing the table only.
-bench-quick:
+## bench-quick: one round with tiny counts, printing the table only.
+bench-quick: services
 	LABRUNNER_BENCH_COMPARE=quick $(BENCHCOMPARE) -timeout 10m
 
 clean:

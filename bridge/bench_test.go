@@ -3,7 +3,9 @@ package bridge
 // Benchmarks (docs/bridge.md records the numbers):
 //
 //	BenchmarkPendingToBuildRequest  task-pending handled -> bound build
-//	                                request, on MariaDB, 32 deliveries in flight
+//	                                request, on MariaDB: handlers=1 (one
+//	                                delivery at a time, as BBB's
+//	                                single-threaded listener), handlers=32
 //	BenchmarkReflectorReclaim       one reflector pass over running tasks
 //	                                that are all due; LABRUNNER_BENCH_RECLAIM
 //	                                sets how many (default 2000; 10000 for
@@ -28,6 +30,14 @@ import (
 var realSetup = setup{"mariadb-rabbitmq", true}
 
 func BenchmarkPendingToBuildRequest(b *testing.B) {
+	for _, handlers := range []int{1, 32} {
+		b.Run("handlers="+strconv.Itoa(handlers), func(b *testing.B) { benchPendingToBuildRequest(b, handlers) })
+	}
+}
+
+// benchPendingToBuildRequest hands b.N task-pending messages to the bridge
+// with the given number of deliveries in flight.
+func benchPendingToBuildRequest(b *testing.B, handlers int) {
 	e := newEnv(b, realSetup, envOpts{})
 	// The queue runs in a process of its own, as it does in production, so
 	// that the CPU figures below are the bridge's and MariaDB's alone.
@@ -50,7 +60,7 @@ func BenchmarkPendingToBuildRequest(b *testing.B) {
 	self0, server0 := cpuUsed()
 	queue0 := processCPU(queuePid)
 	start := time.Now()
-	for range 32 {
+	for range handlers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

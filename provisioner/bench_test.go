@@ -9,8 +9,10 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +21,16 @@ import (
 	"github.com/labrunner/labrunner/internal/testsvc"
 	"github.com/labrunner/labrunner/provisioner/client"
 )
+
+// fleetMachines is how many machines the assigner benchmarks use: 10 000,
+// or LABRUNNER_BENCH_FLEET (the benchmark comparison's quick mode runs
+// them small, to check they still run).
+func fleetMachines() int {
+	if n, err := strconv.Atoi(os.Getenv("LABRUNNER_BENCH_FLEET")); err == nil && n > 0 {
+		return n
+	}
+	return 10000
+}
 
 // benchFleet is 10 000 machines over 200 pools: half Windows, half macOS,
 // pools constrained by OS (and some by model), random priorities, machines
@@ -67,7 +79,7 @@ func benchFleet(nMachines, nPools int) planInput {
 // BenchmarkAssignPlan10kMachines200Pools times the assigner's decision for
 // a whole fleet (target < 1 s).
 func BenchmarkAssignPlan10kMachines200Pools(b *testing.B) {
-	in := benchFleet(10000, 200)
+	in := benchFleet(fleetMachines(), 200)
 	var moves []move
 	for b.Loop() {
 		moves, _ = plan(in)
@@ -79,7 +91,7 @@ func BenchmarkAssignPlan10kMachines200Pools(b *testing.B) {
 // (read pools and machines, decide, write every move) for 10 000
 // unassigned machines over 200 pools.
 func BenchmarkAssignPass10kMachinesSQLite(b *testing.B) {
-	in := benchFleet(10000, 200)
+	in := benchFleet(fleetMachines(), 200)
 	demand := &fixedDemand{}
 	for id, n := range in.pending {
 		demand.set(id, n)

@@ -94,16 +94,21 @@ func (r *Row) Ratio() float64 {
 
 // Machine describes where and when the figures were taken.
 type Machine struct {
-	Date, GoVersion, OS, CPUs, LoadAverage, GenericWorkerVersion string
-	Rounds                                                       int
-	Mode                                                         string // "quick" or "full"
+	Date, GoVersion, OS, CPUs, GenericWorkerVersion string
+	// LoadAverage and LoadAfter are /proc/loadavg's three figures before
+	// and after the run (the machine is shared: they say how noisy the
+	// figures are).
+	LoadAverage, LoadAfter string
+	Rounds                 int
+	Mode                   string // "quick" or "full"
+	Took                   string // the run's wall time
 }
 
 // Markdown renders the generated section (without the markers).
 func Markdown(m Machine, rows []Row) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Measured %s (%s mode, %d round(s)) on %s, %s CPU(s), load average %s before the run; %s; generic-worker %s (simple engine).\n\n",
-		m.Date, m.Mode, m.Rounds, m.OS, m.CPUs, m.LoadAverage, m.GoVersion, m.GenericWorkerVersion)
+	fmt.Fprintf(&b, "Measured %s (%s mode, %d round(s), %s) on %s, %s CPU(s), load average %s before the run and %s after; %s; generic-worker %s (simple engine).\n\n",
+		m.Date, m.Mode, m.Rounds, m.Took, m.OS, m.CPUs, m.LoadAverage, m.LoadAfter, m.GoVersion, m.GenericWorkerVersion)
 	b.WriteString("| figure | labrunner | generic-worker | labrunner / generic-worker | note |\n|---|---|---|---|---|\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", r.Figure,

@@ -25,7 +25,9 @@ func shPayload(script string) map[string]any {
 	return map[string]any{"command": [][]string{{"/bin/sh", "-c", script}}, "maxRunTime": 120}
 }
 
-func (s *stack) createTask(t testing.TB, workerType string, payload map[string]any) string {
+// createTask creates a task with payload on workerType's queue; mutate,
+// if given, changes the definition first (dependencies, for instance).
+func (s *stack) createTask(t testing.TB, workerType string, payload map[string]any, mutate ...func(*tcqueue.TaskDefinitionRequest)) string {
 	t.Helper()
 	raw, err := json.Marshal(payload)
 	if err != nil {
@@ -33,7 +35,7 @@ func (s *stack) createTask(t testing.TB, workerType string, payload map[string]a
 	}
 	now := time.Now().UTC()
 	id := slugid.Nice()
-	_, err = s.queue.CreateTask(id, &tcqueue.TaskDefinitionRequest{
+	def := &tcqueue.TaskDefinitionRequest{
 		TaskQueueID: provisionerID + "/" + workerType,
 		Created:     tcclient.Time(now), Deadline: tcclient.Time(now.Add(time.Hour)), Expires: tcclient.Time(now.Add(24 * time.Hour)),
 		Payload: raw,
@@ -41,7 +43,11 @@ func (s *stack) createTask(t testing.TB, workerType string, payload map[string]a
 			Name: "benchcompare", Description: "labrunner / generic-worker comparison", Owner: "bench@example.com",
 			Source: "https://example.com/benchcompare",
 		},
-	})
+	}
+	for _, m := range mutate {
+		m(def)
+	}
+	_, err = s.queue.CreateTask(id, def)
 	if err != nil {
 		t.Fatalf("createTask on %s: %v", workerType, err)
 	}
@@ -99,10 +105,10 @@ func readStamp(t testing.TB, path string, p *proc, timeout time.Duration) time.T
 }
 
 // idleFootprint samples the worker's process tree every 0.5 s over window,
-// after a 3 s start-up: peak RSS in MB and CPU in % of one core.
-func idleFootprint(p *proc, window time.Duration) (rssMB, cpuPct float64) {
+// after startup: peak RSS in MB and CPU in % of one core.
+func idleFootprint(p *proc, startup, window time.Duration) (rssMB, cpuPct float64) {
 	pid := p.cmd.Process.Pid
-	time.Sleep(3 * time.Second)
+	time.Sleep(startup)
 	cpu0, t0 := treeCPU(pid), time.Now()
 	var peak int64
 	for time.Since(t0) < window {
@@ -206,11 +212,15 @@ func alive(pid int) bool {
 // and polls (1 ms) until that process is gone: the time in ms, and false
 // if it outlived giveUp (then the harness kills it, and the value is
 // giveUp). The worker is then left settle to resolve and clean up.
-func cancelToGone(t testing.TB, s *stack, w worker, p *proc, workerType, dir string, i int, giveUp time.Duration) (ms float64, gone bool) {
+// beforeCancel, if not nil, runs while the task runs, before the cancel.
+func cancelToGone(t testing.TB, s *stack, w worker, p *proc, workerType, dir string, i int, giveUp time.Duration, beforeCancel func()) (ms float64, gone bool) {
 	t.Helper()
 	pidFile := filepath.Join(dir, fmt.Sprintf("pid-%d", i))
 	id := s.createTask(t, workerType, shPayload(fmt.Sprintf("sleep 300 & echo $! > %s; wait", pidFile)))
 	pid := int(readNumber(t, pidFile, p, 60*time.Second))
+	if beforeCancel != nil {
+		beforeCancel()
+	}
 	t0 := time.Now()
 	if _, err := s.queue.CancelTask(id); err != nil {
 		t.Fatalf("cancelTask %s: %v", id, err)

@@ -61,7 +61,9 @@ func buildBinaries(t testing.TB, dir string) binaries {
 		genericWorker: filepath.Join(bin, "generic-worker"), livelog: filepath.Join(bin, "livelog"),
 		proxy: filepath.Join(bin, "taskcluster-proxy"), gwVersion: tcVersion,
 	}
-	goOut(t, repo, "build", "-o", bin+"/", "./cmd/devstack", "./cmd/runner")
+	// -trimpath, as `make cross` builds linux/amd64: within `make test`
+	// the packages come from its build cache.
+	goOut(t, repo, "build", "-trimpath", "-o", bin+"/", "./cmd/devstack", "./cmd/runner")
 	// generic-worker's module is its own (workers/generic-worker has no
 	// go.mod of its own: it builds within the Taskcluster module).
 	goOut(t, filepath.Join(tcDir, "workers", "generic-worker"), "build", "-tags", "simple", "-o", b.genericWorker, ".")

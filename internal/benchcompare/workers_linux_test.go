@@ -35,6 +35,17 @@ type startOpts struct {
 	// drainGrace is labrunner's runner.drainGrace: how long a stop lets
 	// running tasks go on (default 10 min); generic-worker has none.
 	drainGrace time.Duration
+	// rootURL, when set, is where the worker finds the queue in place of
+	// the dev queue's own (a countingProxy in front of it).
+	rootURL string
+}
+
+// queueURL is the root URL the worker is given.
+func (o startOpts) queueURL(s *stack) string {
+	if o.rootURL != "" {
+		return o.rootURL
+	}
+	return s.rootURL
 }
 
 const provisionerID = "lab-bench"
@@ -58,13 +69,17 @@ func writeJSON(t testing.TB, path string, v any) {
 }
 
 // startLabrunner runs `runner run` with a live log server, as an operator
-// would (docs/config.md).
+// would (docs/config.md). taskUser is set to service: generic-worker's
+// simple engine runs tasks as the worker's own user, so that is the
+// like-for-like choice (a per-task account adds its creation and removal
+// to every task: docs/benchmarks.md, Task users).
 func startLabrunner(t testing.TB, s *stack, b binaries, dir, workerType string, o startOpts) *proc {
 	t.Helper()
 	cfg := filepath.Join(dir, "runner.yml") // JSON is YAML
 	c := map[string]any{
-		"rootURL":     s.rootURL,
+		"rootURL":     o.queueURL(s),
 		"credentials": map[string]string{"clientId": s.creds.ClientID, "accessToken": s.creds.AccessToken},
+		"taskUser":    "service",
 		"taskQueueId": provisionerID + "/" + workerType, "workerGroup": "bench", "workerId": workerType,
 		"capacity": max(o.capacity, 1),
 		"stateDir": filepath.Join(dir, "state"), "tasksDir": filepath.Join(dir, "tasks"),
@@ -115,7 +130,7 @@ func startGenericWorker(t testing.TB, s *stack, b binaries, dir, workerType stri
 	}
 	cfg := filepath.Join(dir, "generic-worker.config")
 	writeJSON(t, cfg, map[string]any{
-		"rootURL": s.rootURL, "clientId": s.creds.ClientID, "accessToken": s.creds.AccessToken,
+		"rootURL": o.queueURL(s), "clientId": s.creds.ClientID, "accessToken": s.creds.AccessToken,
 		"provisionerId": provisionerID, "workerType": workerType, "workerGroup": "bench", "workerId": workerType,
 		"livelogExecutable": b.livelog, "livelogPortBase": freePortPair(t),
 		"taskclusterProxyExecutable": b.proxy, "taskclusterProxyPort": freePortPair(t),
