@@ -108,6 +108,9 @@ func TestMaxUptimeRebootsThenBootLoopQuarantines(t *testing.T) {
 func TestQuarantineAfterInfraFailuresAndRelease(t *testing.T) {
 	e := newEnv(t, map[string]any{"quarantine": map[string]any{"afterInfraFailures": 2, "failuresFor": "2s"}})
 	rn := e.start(Options{})
+	// The agent makes tasksDir as it starts: break it only after that,
+	// once its first claim is in flight.
+	e.waitStatus(rn, "a claim in flight", func(s *Status) bool { return s.Polling })
 	tasks := e.ac.TasksDir
 	if err := os.RemoveAll(tasks); err != nil {
 		t.Fatal(err)
