@@ -167,6 +167,11 @@ func (s *Server) unquarantineAction(req client.ActionRequest, p *principal) mach
 		if err := s.store.SaveMachine(ctx, m); err != nil {
 			return nil, storeError("save machine", err)
 		}
+		// Released by a person: the runs behind any detector quarantine
+		// are not judged again.
+		if err := s.store.ReleaseRuns(ctx, m.MachineID); err != nil {
+			return nil, storeError("release judged runs", err)
+		}
 		if err := s.queueDirective(ctx, m.MachineID, client.Directive{Kind: client.DirectiveUnquarantine, Reason: req.Reason}); err != nil {
 			return nil, storeError("queue directive", err)
 		}

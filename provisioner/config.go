@@ -68,6 +68,12 @@ type Config struct {
 	OfflineAfter   time.Duration
 	// SizingWindow is how far back task durations are read (default 24 h).
 	SizingWindow time.Duration
+	// RunRetention is how long reported runs are kept (default 7 days);
+	// a pool's black-hole window reaches at most this far back.
+	RunRetention time.Duration
+	// DetectInterval is how often the black-hole detector runs besides
+	// after run reports (default 30 s; negative disables the detector).
+	DetectInterval time.Duration
 	// ReplicaPoll is how often a replica on a shared database looks for
 	// directives queued by other replicas (default 1 s).
 	ReplicaPoll time.Duration
@@ -112,6 +118,8 @@ func (c *Config) setDefaults(ctx context.Context) error {
 	def(&c.OfflineAfter, 5*time.Minute)
 	def(&c.SizingWindow, 24*time.Hour)
 	def(&c.ReplicaPoll, time.Second)
+	def(&c.RunRetention, 7*24*time.Hour)
+	def(&c.DetectInterval, 30*time.Second)
 	def(&c.MaxWait, 60*time.Second)
 	def(&c.HistoryInterval, time.Minute)
 	def(&c.HistoryRetention, 8*24*time.Hour)

@@ -20,16 +20,19 @@ var (
 // same, which TestRequiredFieldsMatchOpenAPI checks. Every other field is
 // optional: leave it out rather than send null.
 var requiredFields = map[reflect.Type][]requiredField{
-	reflect.TypeFor[client.RegisterRequest]():  {{"facts", "send the machine's facts (hostname, os, ...)"}},
-	reflect.TypeFor[client.Facts]():            {{"hostname", "send the machine's host name"}, {"os", "send windows, darwin or linux"}},
-	reflect.TypeFor[client.EC2Identity]():      {{"document", "send the instance identity document"}, {"signature", "send the document's signature"}},
-	reflect.TypeFor[client.HeartbeatRequest](): {{"state", "send the machine's state (idle, busy, ...)"}},
-	reflect.TypeFor[client.TaskRef]():          {{"taskId", "omit currentTask when no task runs"}, {"runId", "send the run's number (0 for the first)"}},
-	reflect.TypeFor[client.HealthResult]():     {{"name", "name the health check"}, {"ok", "say whether the check passed"}},
-	reflect.TypeFor[client.PoolSpec]():         {{"source", "set it to taskcluster, buildbot or both"}, {"maxCapacity", "the most machines the pool may hold (at least 1)"}},
-	reflect.TypeFor[quarantineBody]():          {{"reason", "say why, for the record"}, {"until", "an RFC 3339 date-time such as 2026-12-01T00:00:00Z"}},
-	reflect.TypeFor[client.AssignRequest]():    {{"poolId", "name the pool to assign the machine to"}},
-	reflect.TypeFor[client.TokenRequest]():     {{"kind", "admin, readonly or enroll"}},
+	reflect.TypeFor[client.RegisterRequest]():   {{"facts", "send the machine's facts (hostname, os, ...)"}},
+	reflect.TypeFor[client.Facts]():             {{"hostname", "send the machine's host name"}, {"os", "send windows, darwin or linux"}},
+	reflect.TypeFor[client.EC2Identity]():       {{"document", "send the instance identity document"}, {"signature", "send the document's signature"}},
+	reflect.TypeFor[client.HeartbeatRequest]():  {{"state", "send the machine's state (idle, busy, ...)"}},
+	reflect.TypeFor[client.TaskRef]():           {{"taskId", "omit currentTask when no task runs"}, {"runId", "send the run's number (0 for the first)"}},
+	reflect.TypeFor[client.HealthResult]():      {{"name", "name the health check"}, {"ok", "say whether the check passed"}},
+	reflect.TypeFor[client.PoolSpec]():          {{"source", "set it to taskcluster, buildbot or both"}, {"maxCapacity", "the most machines the pool may hold (at least 1)"}},
+	reflect.TypeFor[quarantineBody]():           {{"reason", "say why, for the record"}, {"until", "an RFC 3339 date-time such as 2026-12-01T00:00:00Z"}},
+	reflect.TypeFor[client.AssignRequest]():     {{"poolId", "name the pool to assign the machine to"}},
+	reflect.TypeFor[client.TokenRequest]():      {{"kind", "admin, readonly or enroll"}},
+	reflect.TypeFor[client.RunReportsRequest](): {{"runs", "send the finished runs (a list)"}},
+	reflect.TypeFor[client.RunReport](): {{"taskId", "name the run's task"}, {"runId", "send the run's number (0 for the first)"},
+		{"result", "completed, failed or exception"}, {"started", "when the run started (RFC 3339)"}, {"finished", "when the run ended (RFC 3339)"}},
 }
 
 type requiredField struct{ name, hint string }

@@ -32,6 +32,7 @@ func FuzzDecoders(f *testing.F) {
 		`{"reason":"r","until":"2099-01-01T00:00:00Z"}`,
 		`{"poolId":"p","reason":"r"}`,
 		`{"kind":"enroll","uses":2,"expiresIn":"1h"}`,
+		`{"runs":[{"taskId":"T","runId":1,"result":"completed","exitCode":0,"started":"2026-11-26T11:00:00Z","finished":"2026-11-26T11:05:00Z"}]}`,
 		`{"state":`, `[]`, `null`, `{"a":1} x`, "\x00", `{"facts":{"cpus":1e400}}`,
 		`{"reason":"r","Reason":"v"}`, `{"reason":"\ud800"}`, "{\"reason\":\"\xff\"}", `{"reason":"a","reason":"b"}`,
 	}
@@ -77,6 +78,8 @@ func FuzzDecoders(f *testing.F) {
 		check("token", tr, aerr, func(b []byte) *apiError { _, _, e := decodeTokenRequest(b); return e })
 		ar, aerr := decodeAction(data)
 		check("action", ar, aerr, func(b []byte) *apiError { _, e := decodeAction(b); return e })
+		rr, aerr := decodeRunReports(data)
+		check("runs", rr, aerr, func(b []byte) *apiError { _, e := decodeRunReports(b); return e })
 		q, aerr := decodeQuarantine(data, now)
 		qb := quarantineBody{Reason: q.Reason, Until: q.Until.Format(time.RFC3339Nano)}
 		check("quarantine", qb, aerr, func(b []byte) *apiError { _, e := decodeQuarantine(b, now); return e })
@@ -108,6 +111,12 @@ var writeRoutes = []writeRoute{
 		`{"state":"drained"}`,
 		`{"state":"idle","currentTask":null}`,
 	}},
+	{"POST", "/api/v1/machines/w1/runs", true, []string{
+		`{"runs":[{"taskId":"T","runId":0,"result":"failed","exitCode":1,"started":"2026-11-26T11:00:00Z","finished":"2026-11-26T11:05:00Z"}]}`,
+		`{"runs":[{"taskId":"B","runId":1,"kind":"buildbot","builder":"b","buildNumber":3,"result":"exception","reason":"internal-error","started":"2026-11-26T11:00:00Z","finished":"2026-11-26T11:00:00Z"}]}`,
+		`{"runs":[]}`,
+		`{"runs":[{"taskId":"T","runId":0,"result":"failed","started":"2026-11-26T11:05:00Z","finished":"2026-11-26T11:00:00Z"}]}`,
+	}},
 	{"POST", "/api/v1/machines/w1/quarantine", false, []string{
 		`{"reason":"disk","until":"2099-01-01T00:00:00Z"}`,
 		`{"reason":"disk","until":"2099-01-01T00:00:00Z","Until":"x"}`,
@@ -120,6 +129,7 @@ var writeRoutes = []writeRoute{
 		`{"source":"taskcluster","taskQueueId":"p/new","maxCapacity":3,"constraints":{"os":["windows"],"osVersion":"10\\..*","tags":{"gpu":"1"}},"health":{"quarantineFor":"1h","minFreeDiskGB":5},"reboot":{"afterTasks":3}}`,
 		`{"source":"both","taskQueueId":"p/new","builders":["b"],"maxCapacity":1,"scalingRatio":0.5,"targetWaitSeconds":60,"workerConfig":{"a":[1,{"b":null}]}}`,
 		`{"source":"buildbot","builders":["b"],"maxCapacity":1,"workerGroup":"g","priority":-3}`,
+		`{"source":"taskcluster","taskQueueId":"p/new","maxCapacity":3,"blackHole":{"window":"12h","minRuns":4,"significance":1e-7,"maxQuarantinedShare":0.2}}`,
 	}},
 	{"DELETE", "/api/v1/pools/mac", false, []string{``, `{}`}},
 	{"POST", "/api/v1/tokens", false, []string{

@@ -21,8 +21,13 @@ type metrics struct {
 	heartbeats    prometheus.Counter
 	registrations prometheus.Counter
 	requests      *prometheus.HistogramVec
-	machinesDesc  *prometheus.Desc
-	leaderDesc    *prometheus.Desc
+	runReports    *prometheus.CounterVec
+	blackHoles    *prometheus.CounterVec
+	// blackHoleCapped counts black holes left in service by the pool's cap.
+	blackHoleCapped *prometheus.CounterVec
+	blackHoleDesc   *prometheus.Desc
+	machinesDesc    *prometheus.Desc
+	leaderDesc      *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -47,13 +52,23 @@ func newMetrics(s *Server) *metrics {
 			Name: "labrunner_provisioner_api_request_seconds", Help: "API latency by route and status.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10, 30, 60},
 		}, []string{"route", "code"}),
-		machinesDesc: prometheus.NewDesc("labrunner_provisioner_machines", "Machines by pool and state (offline, quarantined, draining, or the reported state).", []string{"pool", "state"}, nil),
-		leaderDesc:   prometheus.NewDesc("labrunner_provisioner_assigner_leader", "1 when this replica runs the assigner.", nil, nil),
+		runReports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "labrunner_provisioner_run_reports_total", Help: "Finished runs reported by machines, new ones only, by result.",
+		}, []string{"result"}),
+		blackHoles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "labrunner_provisioner_blackhole_quarantines_total", Help: "Machines quarantined by the black-hole detector, by pool.",
+		}, []string{"pool"}),
+		blackHoleCapped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "labrunner_provisioner_blackhole_capped_total", Help: "Black holes left in service because the pool's cap of automatic quarantines was reached.",
+		}, []string{"pool"}),
+		blackHoleDesc: prometheus.NewDesc("labrunner_provisioner_blackhole_quarantined", "Machines in a quarantine set by the black-hole detector, by pool.", []string{"pool"}, nil),
+		machinesDesc:  prometheus.NewDesc("labrunner_provisioner_machines", "Machines by pool and state (offline, quarantined, draining, or the reported state).", []string{"pool", "state"}, nil),
+		leaderDesc:    prometheus.NewDesc("labrunner_provisioner_assigner_leader", "1 when this replica runs the assigner.", nil, nil),
 	}
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.pending, m.assignments, m.directives, m.heartbeats, m.registrations, m.requests, m}
+	return []prometheus.Collector{m.pending, m.assignments, m.directives, m.heartbeats, m.registrations, m.requests, m.runReports, m.blackHoles, m.blackHoleCapped, m}
 }
 
 func (m *metrics) observeRequest(route string, code int, d time.Duration) {
@@ -64,6 +79,7 @@ func (m *metrics) observeRequest(route string, code int, d time.Duration) {
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.machinesDesc
 	ch <- m.leaderDesc
+	ch <- m.blackHoleDesc
 }
 
 // Collect implements prometheus.Collector for the store-backed gauges.
@@ -88,6 +104,20 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(m.machinesDesc, prometheus.GaugeValue, float64(n), k.pool, k.state)
+	}
+	watches, err := m.s.store.Watches(ctx)
+	if err != nil {
+		m.s.log.Warn("metrics: read black-hole watch", "error", err)
+		return
+	}
+	auto := map[string]int{}
+	for _, mc := range machines {
+		if w, ok := watches[mc.MachineID]; ok && quarantined(mc, now) && w.AutoUntil != nil && w.AutoUntil.After(now) {
+			auto[mc.PoolID]++
+		}
+	}
+	for pool, n := range auto {
+		ch <- prometheus.MustNewConstMetric(m.blackHoleDesc, prometheus.GaugeValue, float64(n), pool)
 	}
 }
 

@@ -125,6 +125,9 @@ func validatePoolSpec(spec *client.PoolSpec, sent present) *apiError {
 			}
 		}
 	}
+	if aerr := validateBlackHole(spec.BlackHole, sent); aerr != nil {
+		return aerr
+	}
 	if len(spec.WorkerConfig) > 0 {
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(spec.WorkerConfig, &obj); err != nil || obj == nil {

@@ -11,6 +11,7 @@ func (s *Server) apiRoutes() []route {
 		{"GET", "/api/v1/machines/{id}", accessRead, s.getMachine},
 		{"POST", "/api/v1/machines/{id}/heartbeat", accessMachine, s.heartbeat},
 		{"GET", "/api/v1/machines/{id}/directives", accessMachine, s.directives},
+		{"POST", "/api/v1/machines/{id}/runs", accessMachine, s.reportRuns},
 		{"POST", "/api/v1/machines/{id}/quarantine", accessAdmin, s.quarantineMachine},
 		{"DELETE", "/api/v1/machines/{id}/quarantine", accessAdmin, s.unquarantineMachine},
 		{"POST", "/api/v1/machines/{id}/reboot", accessAdmin, s.simpleDirectiveAction(client.DirectiveReboot, "reboot")},

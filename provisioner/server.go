@@ -35,6 +35,10 @@ type Server struct {
 	// kick wakes the assigner early after a change (pool edited, machine
 	// registered).
 	kick chan struct{}
+	// detectKick wakes the black-hole detector after new run reports.
+	detectKick chan struct{}
+	// runs is the detector's copy of the pools' recent runs.
+	runs runCache
 	// assignMu serialises assigner passes with actions that move machines.
 	assignMu sync.Mutex
 	// leading is true while this replica holds the assigner lock.
@@ -89,6 +93,8 @@ func New(cfg Config) (*Server, error) {
 		ec2:     ec2,
 		dashKey: dashKey,
 		kick:    make(chan struct{}, 1),
+
+		detectKick: make(chan struct{}, 1),
 
 		cancelReady: make(chan struct{}),
 		tc:          newTaskcluster(cfg),
@@ -200,7 +206,7 @@ func (s *Server) changed() {
 // credential renewal, cancellation push, replica wake-ups) until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	start := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
@@ -213,6 +219,7 @@ func (s *Server) Run(ctx context.Context) error {
 	start("assigner", s.runLeader)
 	start("cancellations", s.runCancellations)
 	start("history", s.runHistory)
+	start("black-hole detector", s.runDetector)
 	if s.store.Shared() {
 		start("replica wake-ups", s.runReplicaPoll)
 	}

@@ -118,6 +118,23 @@ type Store interface {
 	// TaskRuns returns a pool's runs finished since since.
 	TaskRuns(ctx context.Context, poolID string, since time.Time) ([]TaskRun, error)
 
+	// AddRunReports records finished runs (their ID is ignored), each
+	// once: a run already recorded is skipped. It returns how many were new.
+	AddRunReports(ctx context.Context, runs []RunRecord, now time.Time) (int, error)
+	// RunReports returns a pool's reported runs finished since
+	// finishedSince and received since receivedSince, in the order they
+	// finished.
+	RunReports(ctx context.Context, poolID string, finishedSince, receivedSince time.Time) ([]RunRecord, error)
+	// PruneRunReports forgets runs finished before before.
+	PruneRunReports(ctx context.Context, before time.Time) (int64, error)
+	// Watches returns the black-hole detector's memory, by machine.
+	Watches(ctx context.Context) (map[string]Watch, error)
+	// SaveWatch stores one machine's detector memory.
+	SaveWatch(ctx context.Context, w Watch) error
+	// ReleaseRuns marks every run the machine reported so far as judged
+	// and ends the detector's quarantine (an operator released it).
+	ReleaseRuns(ctx context.Context, machineID string) error
+
 	// InsertToken stores a token record.
 	InsertToken(ctx context.Context, t TokenRecord) error
 	// TokenByHash finds an API or enrollment token by its hash.

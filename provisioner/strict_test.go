@@ -21,7 +21,7 @@ func storeSnapshot(t testing.TB, s Store) string {
 		t.Fatalf("store %T is not a sqlStore", s)
 	}
 	var b strings.Builder
-	for _, table := range []string{"pools", "machines", "tokens", "directives", "actions", "task_runs"} {
+	for _, table := range []string{"pools", "machines", "tokens", "directives", "actions", "task_runs", "run_reports", "blackhole_watch"} {
 		rows, err := ss.db.QueryContext(context.Background(), "SELECT * FROM "+table+" ORDER BY 1")
 		if err != nil {
 			t.Fatalf("snapshot %s: %v", table, err)
@@ -390,6 +390,8 @@ func TestWriteRouteLimitsOnBothStores(t *testing.T) {
 		{route("POST", "/register"), `{"facts":{"hostname":"` + long + `","os":"` + long + `","cpus":9223372036854775807,"memoryMB":9223372036854775807,"diskGB":0,"tags":{"` + long + `":"` + long + `"}},"enrollmentToken":"` + fuzzEnrollToken + `"}`},
 		{route("POST", "/quarantine"), `{"reason":"` + long + `","until":"9999-12-31T23:59:59.999999999Z"}`},
 		{route("POST", "/drain"), `{"reason":"` + long + `"}`},
+		{route("POST", "/runs"), `{"runs":[{"taskId":"` + long + `","runId":2147483647,"kind":"buildbot","builder":"` + long + `","buildNumber":2147483647,"result":"exception","reason":"` + long + `","exitCode":4294967295,"started":"2000-01-01T00:00:00Z","finished":"9999-12-31T23:59:59.999Z"}]}`},
+		{route("POST", "/runs"), `{"runs":[{"taskId":"T","runId":0,"result":"failed","exitCode":-2147483648,"started":"2026-11-26T11:00:00Z","finished":"2026-11-26T11:00:00Z"}]}`},
 	}
 	for _, k := range storeKinds {
 		t.Run(k.name, func(t *testing.T) {

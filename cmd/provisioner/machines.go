@@ -42,7 +42,7 @@ func newMachinesCommand(g *globalFlags) *cobra.Command {
 			}
 			q := "-"
 			if m.QuarantinedUntil != nil && m.QuarantinedUntil.After(time.Now()) {
-				q = "until " + m.QuarantinedUntil.Format(time.RFC3339)
+				q = "until " + m.QuarantinedUntil.Format(time.RFC3339) + ": " + m.QuarantineReason
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%s\t%s\n", m.MachineID, dash(m.PoolID), state, m.Online, task, ago(m.LastHeartbeat), q)
 		}

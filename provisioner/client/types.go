@@ -210,19 +210,22 @@ func HasBuildbot(source string) bool {
 
 // PoolSpec is what an operator writes for a pool (PUT body, YAML file).
 type PoolSpec struct {
-	Description  string          `json:"description,omitempty" yaml:"description,omitempty"`
-	Source       string          `json:"source" yaml:"source"`
-	TaskQueueID  string          `json:"taskQueueId,omitempty" yaml:"taskQueueId,omitempty"`
-	Builders     []string        `json:"builders,omitempty" yaml:"builders,omitempty"`
-	WorkerGroup  string          `json:"workerGroup,omitempty" yaml:"workerGroup,omitempty"`
-	Constraints  Constraints     `json:"constraints,omitempty" yaml:"constraints,omitempty"`
-	MinCapacity  int             `json:"minCapacity" yaml:"minCapacity"`
-	MaxCapacity  int             `json:"maxCapacity" yaml:"maxCapacity"`
-	Priority     int             `json:"priority,omitempty" yaml:"priority,omitempty"`
-	ScalingRatio float64         `json:"scalingRatio,omitempty" yaml:"scalingRatio,omitempty"`
-	Reboot       *RebootPolicy   `json:"reboot,omitempty" yaml:"reboot,omitempty"`
-	Health       *HealthPolicy   `json:"health,omitempty" yaml:"health,omitempty"`
-	WorkerConfig json.RawMessage `json:"workerConfig,omitempty" yaml:"-"`
+	Description  string        `json:"description,omitempty" yaml:"description,omitempty"`
+	Source       string        `json:"source" yaml:"source"`
+	TaskQueueID  string        `json:"taskQueueId,omitempty" yaml:"taskQueueId,omitempty"`
+	Builders     []string      `json:"builders,omitempty" yaml:"builders,omitempty"`
+	WorkerGroup  string        `json:"workerGroup,omitempty" yaml:"workerGroup,omitempty"`
+	Constraints  Constraints   `json:"constraints,omitempty" yaml:"constraints,omitempty"`
+	MinCapacity  int           `json:"minCapacity" yaml:"minCapacity"`
+	MaxCapacity  int           `json:"maxCapacity" yaml:"maxCapacity"`
+	Priority     int           `json:"priority,omitempty" yaml:"priority,omitempty"`
+	ScalingRatio float64       `json:"scalingRatio,omitempty" yaml:"scalingRatio,omitempty"`
+	Reboot       *RebootPolicy `json:"reboot,omitempty" yaml:"reboot,omitempty"`
+	Health       *HealthPolicy `json:"health,omitempty" yaml:"health,omitempty"`
+	// BlackHole tunes the detection of machines that fail what passes
+	// elsewhere; left out, the defaults apply.
+	BlackHole    *BlackHolePolicy `json:"blackHole,omitempty" yaml:"blackHole,omitempty"`
+	WorkerConfig json.RawMessage  `json:"workerConfig,omitempty" yaml:"-"`
 	// TargetWaitSeconds is the longest wait a task should see; sizing
 	// recommends the capacity that keeps it (default 600).
 	TargetWaitSeconds int `json:"targetWaitSeconds,omitempty" yaml:"targetWaitSeconds,omitempty"`
