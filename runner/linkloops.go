@@ -55,6 +55,7 @@ func (l *ProvisionerLink) heartbeatLoop(ctx context.Context) error {
 			l.log.Debug("heartbeat answered", "machine", id, "state", hb.State, "directives", len(resp.Directives))
 			l.contact()
 			l.deliver(ctx, resp.Directives)
+			l.flushRuns(ctx, id, tok)
 		case !plainRefs && unknownKindOfWork(err):
 			plainRefs = true
 			l.log.Warn("the provisioner predates the kind of work in heartbeats; reporting Buildbot builds by task id only", "error", err)

@@ -90,6 +90,9 @@ type linkState struct {
 	MachineToken  string             `json:"machineToken"`
 	LastDirective int64              `json:"lastDirective"`
 	Assignment    *client.Assignment `json:"assignment,omitempty"`
+	// PendingRuns are finished runs not yet taken by the provisioner
+	// (runreports.go).
+	PendingRuns []client.RunReport `json:"pendingRuns,omitempty"`
 }
 
 // ProvisionerLink keeps a machine registered with the provisioner.
@@ -104,6 +107,10 @@ type ProvisionerLink struct {
 	mu     sync.Mutex // guards st and the status fields below
 	st     linkState
 	status LinkStatus
+
+	// runsRefused is set when the provisioner has no run reports route
+	// (it predates it): runs are no longer queued in this process.
+	runsRefused bool
 
 	ready     chan struct{}
 	readyOnce sync.Once

@@ -66,7 +66,11 @@ func (r *Runner) runDone(run agent.Run, res agent.RunResult) {
 		r.releaseWhenIdle()
 	}
 	r.commit()
+	link := r.link
 	r.mu.Unlock()
+	if report, ok := runReport(rec, res); ok && link != nil {
+		link.ReportRun(report)
+	}
 	r.maybeReboot()
 }
 

@@ -53,6 +53,10 @@ type fileConfig struct {
 	HistoryInterval  string `yaml:"historyInterval"`
 	HistoryRetention string `yaml:"historyRetention"`
 	ReplicaID        string `yaml:"replicaId"`
+	// RunRetention and DetectInterval: the black-hole detector's reports
+	// and passes.
+	RunRetention   string `yaml:"runRetention"`
+	DetectInterval string `yaml:"detectInterval"`
 	// Bridges are the bridge instances the system map and the "why"
 	// page ask.
 	Bridges []provisioner.BridgeEndpoint `yaml:"bridges"`
@@ -117,6 +121,8 @@ func (fc *fileConfig) toConfig(logger *slog.Logger) (provisioner.Config, error) 
 		"sizingWindow":       {fc.SizingWindow, &cfg.SizingWindow},
 		"historyInterval":    {fc.HistoryInterval, &cfg.HistoryInterval},
 		"historyRetention":   {fc.HistoryRetention, &cfg.HistoryRetention},
+		"runRetention":       {fc.RunRetention, &cfg.RunRetention},
+		"detectInterval":     {fc.DetectInterval, &cfg.DetectInterval},
 	} {
 		if d.v == "" {
 			continue

@@ -1,0 +1,226 @@
+//go:build linux
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskcluster/slugid-go/slugid"
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+
+	"github.com/labrunner/labrunner/internal/devqueue"
+	"github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/internal/testsvc"
+	"github.com/labrunner/labrunner/provisioner"
+	"github.com/labrunner/labrunner/provisioner/client"
+	"github.com/labrunner/labrunner/runner"
+)
+
+// TestBlackHoleRunnerIsQuarantined: three runners serve one pool of the
+// dev queue through a provisioner; tasks fail on the machine whose
+// directory holds a marker file. The runners report their runs, the
+// provisioner's detector quarantines that machine (and no other), the
+// runner stops claiming, and its `runner status` shows the reason in
+// numbers.
+func TestBlackHoleRunnerIsQuarantined(t *testing.T) {
+	log := testLogger(t)
+	stack, err := devstack.Start(context.Background(), devstack.Options{Logger: log,
+		Queue: devqueue.Config{ResolverInterval: 50 * time.Millisecond, DeadlineDelay: -1, PollWait: 300 * time.Millisecond}})
+	if err != nil {
+		t.Fatalf("devstack: %v", err)
+	}
+	t.Cleanup(func() { _ = stack.Close() })
+	creds := stack.Credentials
+	srv, err := provisioner.New(provisioner.Config{
+		DB: filepath.Join(t.TempDir(), "prov.db"), AdminTokens: []string{provAdminToken},
+		RootURL: stack.RootURL, DefaultCredentials: &creds,
+		AssignInterval: 100 * time.Millisecond, CancelPollInterval: -1, Logger: log.With("component", "provisioner"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = srv.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done; hs.Close(); _ = srv.Close() })
+	admin := client.New(hs.URL, provAdminToken, client.WithOperator("e2e"))
+
+	taskQueue := "bh-" + strings.ReplaceAll(testsvc.Unique(), "_", "-")
+	if len(taskQueue) > 38 {
+		taskQueue = taskQueue[:38]
+	}
+	taskQueue = "lab/" + taskQueue
+	// One machine in three may be quarantined by the detector.
+	if _, err := admin.PutPool(context.Background(), "bh", client.PoolSpec{Source: client.SourceTaskcluster, TaskQueueID: taskQueue,
+		MinCapacity: 3, MaxCapacity: 3, BlackHole: &client.BlackHolePolicy{MaxQuarantinedShare: 0.34}}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := admin.CreateToken(context.Background(), client.TokenRequest{Kind: client.TokenEnroll, Uses: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	status := map[string]func() *runner.Status{}
+	for _, name := range []string{"bh-0", "bh-1", "bh-2"} {
+		status[name] = startPoolRunner(t, filepath.Join(base, name), name, hs.URL, tok.Token, log.With("component", name))
+	}
+	// A task fails on the machine whose directory holds "broken".
+	if err := os.WriteFile(filepath.Join(base, "bh-0", "broken"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := `d=$(dirname "$(dirname "$TASK_WORKDIR")"); if [ -e "$d/broken" ]; then echo "broken machine"; exit 1; fi; sleep 0.3`
+	q := tcqueue.New(&creds, stack.RootURL)
+	create := func() string {
+		id := slugid.Nice()
+		now := time.Now().UTC()
+		payload, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/sh", "-c", script}}, "maxRunTime": 120})
+		if _, err := q.CreateTask(id, &tcqueue.TaskDefinitionRequest{TaskQueueID: taskQueue,
+			Created: tcclient.Time(now), Deadline: tcclient.Time(now.Add(time.Hour)), Expires: tcclient.Time(now.Add(24 * time.Hour)),
+			Payload:  payload,
+			Metadata: tcqueue.TaskMetadata{Name: "bh", Description: "bh", Owner: "t@example.com", Source: "https://example.com"}}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	var tasks []string
+	for range 30 {
+		tasks = append(tasks, create())
+	}
+	var st *runner.Status
+	waitFor(t, "bh-0 quarantined by the provisioner", func() bool {
+		st = status["bh-0"]()
+		return st != nil && st.Quarantine != nil && st.Quarantine.Source == runner.SourceProvisioner
+	})
+	if r := st.Quarantine.Reason; !strings.HasPrefix(r, "provisioner: black hole: ") || !strings.Contains(r, "runs failed; pool 0 %") {
+		t.Errorf("bh-0's quarantine reason %q, want the detector's numbers", r)
+	}
+	var text strings.Builder
+	if err := runner.FormatStatus(&text, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "black hole: ") {
+		t.Errorf("runner status text lacks the reason:\n%s", text.String())
+	}
+	ms, err := admin.ListMachines(context.Background(), "bh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		quarantined := m.QuarantinedUntil != nil && m.QuarantinedUntil.After(time.Now())
+		if quarantined != (m.MachineID == "bh-0") {
+			t.Errorf("%s quarantined=%v (%s)", m.MachineID, quarantined, m.QuarantineReason)
+		}
+	}
+	// It stops claiming: what is left, and new tasks, run elsewhere.
+	for range 6 {
+		tasks = append(tasks, create())
+	}
+	after := time.Now()
+	for _, id := range tasks {
+		var s *tcqueue.TaskStatusResponse
+		waitFor(t, "task "+id+" resolved", func() bool {
+			s, err = q.Status(id)
+			return err == nil && (s.Status.State == "completed" || s.Status.State == "failed")
+		})
+		for _, r := range s.Status.Runs {
+			if r.WorkerID == "bh-0" && time.Time(r.Started).After(after) {
+				t.Errorf("task %s run %d started on the quarantined bh-0 at %s", id, r.RunID, time.Time(r.Started).Format(time.RFC3339Nano))
+			}
+		}
+	}
+	t.Logf("bh-0: %s", st.Quarantine.Reason)
+
+	// Every run reached the provisioner once, as the queue resolved it.
+	waitFor(t, "every run reported", func() bool {
+		runs, err := srv.Store().RunReports(context.Background(), "bh", time.Time{}, time.Time{})
+		return err == nil && len(runs) == len(tasks)
+	})
+	runs, _ := srv.Store().RunReports(context.Background(), "bh", time.Time{}, time.Time{})
+	for _, r := range runs {
+		s, err := q.Status(r.TaskID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, code := "completed", 0
+		if r.MachineID == "bh-0" {
+			want, code = "failed", 1
+		}
+		if qr := s.Status.Runs[r.RunID]; qr.State != r.Result || r.Result != want || r.ExitCode == nil || *r.ExitCode != code || qr.WorkerID != r.MachineID || r.Kind != client.KindTaskcluster {
+			t.Errorf("reported %s/%d on %s: %s exit %v, queue says %s on %s; want %s exit %d", r.TaskID, r.RunID, r.MachineID, r.Result, r.ExitCode, qr.State, qr.WorkerID, want, code)
+		}
+	}
+}
+
+// startPoolRunner runs a runner in dir whose configuration names only the
+// provisioner; its host name (and machine id) is host.
+func startPoolRunner(t *testing.T, dir, host, provURL, enrollToken string, log *slog.Logger) func() *runner.Status {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	noIMDS := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	cfg := map[string]any{
+		"stateDir":     filepath.Join(dir, "state"),
+		"tasksDir":     filepath.Join(dir, "tasks"),
+		"idlePollWait": "10ms",
+		"runner": map[string]any{
+			"reboot":   map[string]any{"command": []string{"/bin/true"}},
+			"checks":   map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},
+			"watchdog": map[string]any{"timeout": "0s"},
+			"provisioner": map[string]any{
+				"url": provURL, "enrollmentToken": enrollToken,
+				"heartbeatInterval": "100ms", "pollWait": "2s", "imdsEndpoint": noIMDS,
+			},
+		},
+	}
+	raw, _ := json.Marshal(cfg)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "runner.yml")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ac, rc, err := runner.Load(path)
+	if err != nil {
+		t.Fatalf("load the runner config: %v", err)
+	}
+	facts, _, err := runner.MachineRegistration(context.Background(), noIMDS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	facts.Hostname, facts.Serial = host, "SN-"+host
+	r, err := runner.New(ac, rc, runner.Options{Logger: log, Facts: &facts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runner %s: %v", host, err)
+		}
+	})
+	return func() *runner.Status {
+		s, err := runner.NewClient(rc.ControlSocket).Status(context.Background())
+		if err != nil {
+			return nil
+		}
+		return s
+	}
+}
