@@ -127,12 +127,22 @@ func TestBlackHoleRunnerIsQuarantined(t *testing.T) {
 		tasks = append(tasks, create())
 	}
 	after := time.Now()
+	// A bound for a hung test, not a timing assertion: two runners work
+	// through the tasks left, slowly on a loaded machine under -race.
+	deadline := time.Now().Add(3 * time.Minute)
 	for _, id := range tasks {
 		var s *tcqueue.TaskStatusResponse
-		waitFor(t, "task "+id+" resolved", func() bool {
+		for {
 			s, err = q.Status(id)
-			return err == nil && (s.Status.State == "completed" || s.Status.State == "failed")
-		})
+			if err == nil && (s.Status.State == "completed" || s.Status.State == "failed" || s.Status.State == "exception") {
+				break
+			}
+			if time.Now().After(deadline) {
+				b, _ := json.Marshal(s)
+				t.Fatalf("task %s not resolved: %v %s", id, err, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		for _, r := range s.Status.Runs {
 			if r.WorkerID == "bh-0" && time.Time(r.Started).After(after) {
 				t.Errorf("task %s run %d started on the quarantined bh-0 at %s", id, r.RunID, time.Time(r.Started).Format(time.RFC3339Nano))
