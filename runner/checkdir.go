@@ -37,11 +37,15 @@ const (
 	VerdictOK   = "ok"
 	VerdictHalt = "halt"
 	VerdictExit = "exit"
+	// VerdictInterrupted is a run cut short because the runner is stopping
+	// (or the caller gave up): it says nothing about the machine, so it
+	// neither quarantines nor counts as a pass, and the checks stay due.
+	VerdictInterrupted = "interrupted"
 )
 
 // DirVerdict is the outcome of running the checks directory.
 type DirVerdict struct {
-	// Verdict is ok, halt or exit.
+	// Verdict is ok, halt, exit or interrupted.
 	Verdict string
 	// Check is the check that halted or exited.
 	Check string
@@ -102,6 +106,9 @@ func RunCheckDir(ctx context.Context, cfg ChecksConfig, log *slog.Logger) DirVer
 			case <-time.After(wait):
 			}
 		}
+		if code != CheckOK && ctx.Err() != nil {
+			return DirVerdict{Verdict: VerdictInterrupted, Check: e.Name(), Output: "interrupted: " + ctx.Err().Error(), Results: v.Results}
+		}
 		st.OK = code == CheckOK
 		v.Results = append(v.Results, st)
 		switch code {
@@ -110,9 +117,6 @@ func RunCheckDir(ctx context.Context, cfg ChecksConfig, log *slog.Logger) DirVer
 		case CheckExit:
 			return DirVerdict{Verdict: VerdictExit, Check: e.Name(), Output: out, Results: v.Results}
 		default:
-			if ctx.Err() != nil {
-				return DirVerdict{Verdict: VerdictExit, Check: e.Name(), Output: "interrupted: " + ctx.Err().Error(), Results: v.Results}
-			}
 			return DirVerdict{Verdict: VerdictHalt, Check: e.Name(), Output: out, Results: v.Results}
 		}
 	}

@@ -113,3 +113,47 @@ func TestCheckExitQuarantinesUntilChecksPass(t *testing.T) {
 		t.Errorf("reboot reason %q", got[0])
 	}
 }
+
+// A check cut short by the caller's context says nothing about the
+// machine: the verdict is interrupted, not EXIT.
+func TestCheckDirInterruptedIsNotAnExit(t *testing.T) {
+	dir := t.TempDir()
+	writeCheck(t, dir, "10-slow", "sleep 30")
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	v := RunCheckDir(ctx, checksConfig(dir), testLogger())
+	if v.Verdict != VerdictInterrupted || v.Check != "10-slow" {
+		t.Errorf("verdict %q check %q output %q; want interrupted from 10-slow", v.Verdict, v.Check, v.Output)
+	}
+}
+
+// TestStopDuringChecksDoesNotQuarantine stops the runner while its checks
+// directory runs after a task: the machine is not quarantined, in the
+// state it leaves behind, by a check that the stop cut short.
+func TestStopDuringChecksDoesNotQuarantine(t *testing.T) {
+	dir, err := os.MkdirTemp("", "lr-checks-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	armed, started := filepath.Join(dir, ".armed"), filepath.Join(dir, ".started")
+	// Quick at boot; once armed, slow (the check after the task).
+	writeCheck(t, dir, "10-slow", "if [ -f "+armed+" ]; then touch "+started+"; sleep 30; fi")
+	e := newEnv(t, map[string]any{"checks": map[string]any{"dir": dir, "interval": "1h"}})
+	rn := e.start(Options{})
+	if err := os.WriteFile(armed, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.waitResolved(e.createTask("exit 0")); got != "completed" {
+		t.Fatalf("task %s", got)
+	}
+	waitUntil(t, "the check after the task", func() bool { _, err := os.Stat(started); return err == nil }, func() string { return "" })
+	rn.stop(t)
+	st, err := NewStateStore(e.rc.StateFile).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Quarantine != nil {
+		t.Errorf("quarantined by a check the stop interrupted: %+v", st.Quarantine)
+	}
+}

@@ -40,6 +40,12 @@ func (r *Runner) runCheckDir(ctx context.Context) DirVerdict {
 	r.checkMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if v.Verdict == VerdictInterrupted {
+		// Stopping (or a caller that gave up) is not the machine's fault:
+		// nothing is recorded and the checks stay due.
+		r.log.Info("checks directory interrupted; the checks stay due", "check", v.Check)
+		return v
+	}
 	r.checksDue = false
 	r.lastDirChecks = r.now()
 	again := r.noteDirVerdict(v)
