@@ -42,6 +42,10 @@ type Options struct {
 	// zero keeps the provisioner's defaults. The demo shortens both so
 	// that a move happens within seconds.
 	AssignInterval, MoveInterval time.Duration
+	// HistoryInterval is how often the provisioner samples the dashboard's
+	// history; zero keeps its default (1 min). The dashboard's browser
+	// tests shorten it so that a short run draws charts.
+	HistoryInterval time.Duration
 }
 
 // System is a running devstack.
@@ -118,6 +122,7 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 			BuildbotDemand:     bridgeDemand{sys},
 			AssignInterval:     opts.AssignInterval,
 			MoveInterval:       opts.MoveInterval,
+			HistoryInterval:    opts.HistoryInterval,
 			Logger:             logger.With("component", "provisioner"),
 		})
 		if err != nil {

@@ -66,4 +66,25 @@ func TestDashboardDemoPages(t *testing.T) {
 		t.Errorf("newest action shown %q (API: %s by %s), want ops's quarantine", first, a.Action, a.Who)
 	}
 	br.Screenshot("dashboard-demo-machine")
+
+	// The history pages, as their API answers.
+	hist, err := e.Admin.PoolHistory(ctx, e.PoolID, "5m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br.Navigate("/dashboard/pools/" + e.PoolID + "?range=5m")
+	if len(hist.Points) == 0 || br.Count(`figure svg`) < 3 {
+		t.Errorf("pool history: %d points from the API, %d charts on the page", len(hist.Points), br.Count(`figure svg`))
+	}
+	br.Screenshot("dashboard-pool-history")
+	busiest := e.Runners[0].MachineID
+	tl, err := e.Admin.MachineTimeline(ctx, busiest, "1m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br.Navigate("/dashboard/machines/" + busiest + "/history?range=1m")
+	if n := br.Count(`tr.run`); n != len(tl.Runs) || n == 0 {
+		t.Errorf("%s's timeline lists %d runs, the API %d", busiest, n, len(tl.Runs))
+	}
+	br.Screenshot("dashboard-machine-timeline")
 }

@@ -31,6 +31,9 @@ func StartDemo(t *testing.T) *Env {
 	var opts devstack.DemoOptions
 	opts.Keep, opts.Short = true, true
 	opts.System.Stack = tcstack.Options{Logger: Logger(t)}
+	// Samples for the history pages' charts and timelines within the
+	// scenario's seconds.
+	opts.System.HistoryInterval = 500 * time.Millisecond
 	// The report (which prints the tokens) is shown only when the
 	// scenario fails.
 	var report bytes.Buffer
