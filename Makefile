@@ -16,7 +16,7 @@ LDFLAGS   := -X $(VPKG).version=$(VERSION) -X $(VPKG).commit=$(COMMIT) -X $(VPKG
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build print-ldflags demo test unit faults wintest fuzz lint cross bench bench-compare bench-quick services chromium dashboard-shots tools taskcluster-cli clean
+.PHONY: all build print-ldflags demo test unit faults wintest installers fuzz lint cross bench bench-compare bench-quick services chromium dashboard-shots tools taskcluster-cli clean
 
 all: cross
 
@@ -35,11 +35,11 @@ demo:
 ## test: lint, cross-build every target, every test against real services (the
 ## fault suite with its figures), a short fuzz run, and the benchmark
 ## comparison's quick mode (so that its harness cannot rot).
-test: services lint cross unit faults wintest fuzz bench-quick
+test: services lint cross unit faults wintest installers fuzz bench-quick
 
-# The fault suite runs on its own, verbose, so that its figures show.
+# The fault suite and the installers' tests run on their own, verbose, so that their figures show.
 unit: services chromium
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/e2e/faults$$')
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e '/e2e/faults$$' -e '/installers')
 
 ## faults: the fault suite (real runner and provisioner processes behind fault
 ## proxies); each test prints its figures on a line starting with FIGURE.
@@ -50,6 +50,16 @@ faults: services
 wintest:
 	@scripts/ensure-wine.sh
 	PATH=$(CURDIR)/scripts/wine:$$PATH GOOS=windows GOARCH=amd64 CGO_ENABLED=0 $(GO) test -count=1 $(WINPKGS)
+
+## installers: the Windows MSI and the macOS pkg into dist/ (installers/build.sh;
+## SIGN_PKCS12 or SIGN_CERT + SIGN_KEY sign the MSI, docs/install-windows.md),
+## then their tests: the MSI's tables, signing, install/upgrade/uninstall
+## under Wine against a provisioner on loopback, the pkg read back. The tools
+## come from apt-get when missing (scripts/ensure-installer-tools.sh, ensure-wine.sh).
+installers:
+	@scripts/ensure-installer-tools.sh
+	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' installers/build.sh all
+	CGO_ENABLED=1 $(GO) test -count=1 -timeout 20m -v ./installers/...
 
 ## fuzz: each fuzz target for FUZZTIME; docs/testing.md has the longer run.
 FUZZTIME    ?= 8s

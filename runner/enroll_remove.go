@@ -3,6 +3,7 @@ package runner
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -44,7 +45,7 @@ func RemoveData(configPath string) ([]string, error) {
 		if _, err := os.Lstat(abs); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
-		if err := os.RemoveAll(abs); err != nil {
+		if err := removeTree(abs); err != nil {
 			return removed, fmt.Errorf("remove data: %w", err)
 		}
 		removed = append(removed, abs)
@@ -54,4 +55,31 @@ func RemoveData(configPath string) ([]string, error) {
 		removed = append(removed, dir)
 	}
 	return removed, nil
+}
+
+// removeTree is os.RemoveAll, with a plain walk as the fallback: on
+// Windows, RemoveAll's POSIX-semantics delete fails on file systems (and
+// under Wine) that lack it, where DeleteFile and RemoveDirectory work.
+func removeTree(path string) error {
+	if err := os.RemoveAll(path); err == nil {
+		return nil
+	}
+	var paths []string
+	err := filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		paths = append(paths, p)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Children come after their directory in a walk: remove from the end.
+	for i := len(paths) - 1; i >= 0; i-- {
+		if err := os.Remove(paths[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }

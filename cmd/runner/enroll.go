@@ -19,7 +19,7 @@ const enrollTokenEnv = "LABRUNNER_ENROLLMENT_TOKEN"
 
 func newEnrollCommand() *cobra.Command {
 	var o runner.EnrollOptions
-	var tokenFile string
+	var tokenFile, tags string
 	cmd := &cobra.Command{
 		Use:   "enroll --provisioner URL --token T [--pool-hint P]",
 		Short: "Register this machine with a provisioner using an enrollment token, and write the service's config and state",
@@ -47,6 +47,9 @@ environment variable ` + enrollTokenEnv + `.`,
 				return err
 			}
 			o.Token = tok
+			if o.Tags, err = parseTags(tags); err != nil {
+				return err
+			}
 			res, err := runner.Enroll(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -69,7 +72,7 @@ environment variable ` + enrollTokenEnv + `.`,
 	f.StringVar(&o.Token, "token", "", "the enrollment token (or --token-file, or $"+enrollTokenEnv+")")
 	f.StringVar(&tokenFile, "token-file", "", "read the enrollment token from this file (- for standard input)")
 	f.StringVar(&o.PoolHint, "pool-hint", "", "the pool this machine is meant for, sent as the machine tag "+runner.PoolHintTag+" (pools select it with constraints.tags)")
-	f.StringToStringVar(&o.Tags, "tags", nil, "machine tags sent at registration, key=value,key=value")
+	f.StringVar(&tags, "tags", "", "machine tags sent at registration, key=value,key=value (empty: none)")
 	f.StringVar(&o.ConfigPath, "config", platform.DefaultConfigPath(), "configuration file to write")
 	f.StringVar(&o.DataDir, "data-dir", platform.DefaultDataDir(), "state directory to use (tasks go in its tasks/ directory)")
 	f.BoolVar(&o.Force, "force", false, "register again even if already enrolled, replacing the configuration file")
@@ -110,4 +113,21 @@ func enrollToken(cmd *cobra.Command, flag, file string) (string, error) {
 		return "", fmt.Errorf("enroll: --token-file %s: %w", file, err)
 	}
 	return strings.TrimSpace(string(b)), nil
+}
+
+// parseTags reads "key=value,key=value"; empty is no tags (the installers
+// pass their TAGS property as is).
+func parseTags(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(s, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return nil, fmt.Errorf("enroll: --tags %q: write key=value,key=value", s)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
 }

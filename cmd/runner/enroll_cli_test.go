@@ -66,9 +66,13 @@ func TestCLIEnroll(t *testing.T) {
 	}
 
 	t.Setenv(enrollTokenEnv, "lre_unused-0123456789")
-	code, out, stderr = enroll("m1")
+	code, out, stderr = enroll("m1", "--pool-hint", "", "--tags", "")
 	if code != 0 || !strings.HasPrefix(out, "already enrolled as machine "+ms[0].MachineID) {
 		t.Fatalf("enrolled machine: exit %d: %s%s", code, out, stderr)
+	}
+	code, _, stderr = enroll("m3", "--tags", "novalue")
+	if code != 1 || !strings.Contains(stderr, "key=value") {
+		t.Fatalf("bad --tags: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = enroll("m3", "--token", "x")
 	if code != 1 || !strings.Contains(stderr, "give the token once") {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -12,6 +14,7 @@ import (
 
 func newServiceCommand() *cobra.Command {
 	var configPath string
+	var ifConfigured bool
 	cmd := &cobra.Command{
 		Use:   "service install|configure|uninstall|start|stop|restart|status",
 		Short: "Manage the runner as an OS service (Windows service, LaunchDaemon, systemd unit); see docs/operations.md",
@@ -38,6 +41,12 @@ shows what the runner itself is doing.`,
 		Args:      cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs),
 		ValidArgs: runner.ServiceActions,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ifConfigured && args[0] == "start" {
+				if _, err := os.Stat(configPath); errors.Is(err, os.ErrNotExist) {
+					fmt.Fprintf(cmd.OutOrStdout(), "%s: not started: %s does not exist yet; enrol with `runner enroll`, then `runner service start`\n", platform.ServiceName(), configPath)
+					return nil
+				}
+			}
 			msg, err := runner.ControlService(args[0], configPath)
 			if err != nil {
 				return err
@@ -47,6 +56,7 @@ shows what the runner itself is doing.`,
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", platform.DefaultConfigPath(), "configuration file the service runs with")
+	cmd.Flags().BoolVar(&ifConfigured, "if-configured", false, "with start: do nothing when the configuration file does not exist yet (the MSI starts the service so)")
 	return cmd
 }
 
