@@ -59,7 +59,7 @@ wintest:
 installers:
 	@scripts/ensure-installer-tools.sh
 	VERSION='$(VERSION)' LDFLAGS='$(LDFLAGS)' installers/build.sh all
-	CGO_ENABLED=1 $(GO) test -count=1 -timeout 20m -v ./installers/...
+	LABRUNNER_PKG='$(CURDIR)/dist/labrunner-$(VERSION).pkg' CGO_ENABLED=1 $(GO) test -count=1 -timeout 20m -v ./installers/...
 
 ## fuzz: each fuzz target for FUZZTIME; docs/testing.md has the longer run.
 FUZZTIME    ?= 8s
