@@ -18,7 +18,7 @@ trap 'rm -rf "$work"' EXIT
 for arch in amd64 arm64; do
   GOOS=darwin GOARCH=$arch CGO_ENABLED=0 go build -trimpath -ldflags "$LDFLAGS" -o "$work/runner-$arch" ./cmd/runner
 done
-GOOS= GOARCH= go run ./installers/macos/pkgroot -out "$work/root" -amd64 "$work/runner-amd64" -arm64 "$work/runner-arm64"
+GOOS='' GOARCH='' go run ./installers/macos/pkgroot -out "$work/root" -amd64 "$work/runner-amd64" -arm64 "$work/runner-arm64"
 mkdir -p "$work/scripts" "$work/flat"
 install -m 755 installers/macos/scripts/preinstall installers/macos/scripts/postinstall "$work/scripts/"
 
