@@ -87,4 +87,40 @@ func TestDashboardDemoPages(t *testing.T) {
 		t.Errorf("%s's timeline lists %d runs, the API %d", busiest, n, len(tl.Runs))
 	}
 	br.Screenshot("dashboard-machine-timeline")
+
+	t.Run("every linked page", func(t *testing.T) { everyLinkedPage(t, e) })
+}
+
+// everyLinkedPage follows every dashboard link from the main page, two
+// levels deep (pools, machines, their histories and whatever pages are
+// linked beside them): each answers 200 and breaks nothing of the
+// Content-Security-Policy (no script, style or image it refuses).
+func everyLinkedPage(t *testing.T, e *browsertest.Env) {
+	br := e.Browser(t)
+	br.WatchCSP()
+	br.Login(e.ReadOnlyToken, "", "")
+	seen := map[string]bool{}
+	level := []string{"/dashboard"}
+	for depth := 0; depth < 3 && len(level) > 0; depth++ {
+		var next []string
+		for _, p := range level {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			if status := br.Open(p); status != 200 {
+				t.Errorf("GET %s: %d", p, status)
+				continue
+			}
+			if v := br.CSPViolations(); len(v) > 0 {
+				t.Errorf("GET %s breaks the Content-Security-Policy: %v", p, v)
+			}
+			next = append(next, br.DashboardLinks()...)
+		}
+		level = next
+	}
+	if len(seen) < 2+2*len(e.Runners) {
+		t.Errorf("only %d pages reached from /dashboard: %v", len(seen), seen)
+	}
+	t.Logf("%d dashboard pages checked", len(seen))
 }
