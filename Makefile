@@ -74,9 +74,10 @@ fuzz:
 services:
 	@scripts/ensure-services.sh
 
-## chromium: install (apt-get) Chromium, at the pinned version, for the browser tests.
+## chromium: install (apt-get) Chromium, at the pinned version, for the browser
+## tests; where it cannot be installed, they are skipped (and say why).
 chromium:
-	@scripts/ensure-chromium.sh
+	@scripts/ensure-chromium.sh || echo "chromium could not be installed: the browser tests (e2e/dashboard) will be skipped"
 
 ## dashboard-shots: the browser tests, writing their screenshots into docs/img.
 dashboard-shots: chromium
