@@ -52,6 +52,8 @@ func (b *Bridge) Handler() http.Handler {
 		return client.PendingResponse{Builders: p}, err
 	}))
 	mux.HandleFunc("GET /api/v1/status", b.api("status", func(r *http.Request) (any, error) { return b.status(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/tasks/{taskId}", b.api("task", b.serveTaskView))
+	mux.HandleFunc("GET /api/v1/builds/{builder}/{number}", b.api("build", b.serveBuildLookup))
 	mux.Handle("GET /metrics", b.metrics.handler())
 	return mux
 }

@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"time"
+
+	"github.com/labrunner/labrunner/internal/pulse"
 )
 
 // Status is what `bridge status` shows: the tasks tracked, how far behind
@@ -26,10 +28,23 @@ type Status struct {
 	LatestDead     []DeadLetter `json:"latestDeadLetters"`
 	// PendingByBuilder is the SchedulerDB's pending requests per builder.
 	PendingByBuilder map[string]int `json:"pendingByBuilder"`
+	// TaskQueueID is the queue whose tasks this instance bridges.
+	TaskQueueID string `json:"taskQueueId"`
+	// Databases is each database's answer to a trivial query.
+	Databases []DBHealth `json:"databases"`
+	// PulseQueues are this bridge's queues as the broker reports them
+	// (consumers attached, messages waiting), when the bus can say.
+	PulseQueues []pulse.QueueInfo `json:"pulseQueues,omitempty"`
+	// PulseError is why the queues could not be read.
+	PulseError string `json:"pulseError,omitempty"`
 }
 
 func (b *Bridge) status(ctx context.Context) (Status, error) {
-	st := Status{Instance: b.cfg.InstanceID, LastMessageSecondsAgo: -1}
+	tc := b.cfg.TCListener
+	st := Status{Instance: b.cfg.InstanceID, LastMessageSecondsAgo: -1, TaskQueueID: tc.ProvisionerID + "/" + tc.WorkerType}
+	// The databases and Pulse first: they say why the rest may fail.
+	st.Databases = b.databaseHealth(ctx)
+	st.PulseQueues, st.PulseError = b.pulseQueues(ctx)
 	rows, err := b.store.List(ctx)
 	if err != nil {
 		return st, err

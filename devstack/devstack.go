@@ -120,6 +120,9 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 			AdminTokens:        []string{sys.AdminToken},
 			Pulse:              s.Bus,
 			BuildbotDemand:     bridgeDemand{sys},
+			// The bridge is mounted under /bridge/ on the same listener:
+			// the system map and the why page ask it there.
+			Bridges: []provisioner.BridgeEndpoint{{Name: "devstack", URL: s.RootURL + "/bridge"}},
 			AssignInterval:     opts.AssignInterval,
 			MoveInterval:       opts.MoveInterval,
 			HistoryInterval:    opts.HistoryInterval,

@@ -6,7 +6,6 @@ package provisioner
 // GET /api/v1/machines/{id}/timeline.
 
 import (
-	_ "embed"
 	"html/template"
 	"math"
 	"net/http"
@@ -16,13 +15,6 @@ import (
 
 	"github.com/labrunner/labrunner/provisioner/client"
 )
-
-//go:embed dashboard_history.html
-var dashboardHistoryHTML string
-
-func init() {
-	template.Must(dashboardTemplates.Parse(dashboardHistoryHTML))
-}
 
 // rangeLink is one of the page's span choices.
 type rangeLink struct {

@@ -108,15 +108,7 @@ func (s *Server) historyTick(ctx context.Context, hs HistoryStore) {
 }
 
 func (s *Server) saveReplica(ctx context.Context, hs HistoryStore) error {
-	host, _ := os.Hostname()
-	s.hist.mu.Lock()
-	r := ReplicaRecord{ReplicaID: s.cfg.ReplicaID, Hostname: host, Started: s.hist.started, Seen: s.now(), Leading: s.Leading(),
-		LastError: s.hist.lastErr, LastErrorAt: s.hist.lastErrAt}
-	s.hist.mu.Unlock()
-	if r.Started.IsZero() {
-		r.Started = r.Seen
-	}
-	return hs.SaveReplica(ctx, r)
+	return hs.SaveReplica(ctx, s.selfReplica(s.now()))
 }
 
 // timelineState is the state a machine's timeline shows: quarantined and
@@ -162,6 +154,9 @@ func (s *Server) sampleHistory(ctx context.Context) error {
 		if sizes[i].pendingErr == nil {
 			v := sz.Pending
 			ps.Pending = &v
+		} else if client.HasTaskcluster(p.Spec.Source) && !client.HasBuildbot(p.Spec.Source) {
+			// The system map shows it as the queue's last error.
+			s.probes.note("queue", fmt.Errorf("pending count of pool %s: %w", p.PoolID, sizes[i].pendingErr), now)
 		}
 		samples = append(samples, ps)
 	}

@@ -24,6 +24,8 @@ func (s *Server) apiRoutes() []route {
 		{"GET", "/api/v1/pools/{poolId}/sizing", accessRead, s.sizing},
 		{"GET", "/api/v1/pools/{poolId}/history", accessRead, s.getPoolHistory},
 		{"GET", "/api/v1/machines/{id}/timeline", accessRead, s.getMachineTimeline},
+		{"GET", "/api/v1/why", accessRead, s.getWhy},
+		{"GET", "/api/v1/system", accessRead, s.getSystem},
 		{"POST", "/api/v1/tokens", accessAdmin, s.createToken},
 	}
 }
@@ -36,5 +38,7 @@ func (s *Server) dashboardRoutes() []page {
 		{"/dashboard/machines/{id}", s.dashboardMachine},
 		{"/dashboard/pools/{poolId}", s.dashboardPoolHistory},
 		{"/dashboard/machines/{id}/history", s.dashboardMachineHistory},
+		{"/dashboard/why", s.dashboardWhy},
+		{"/dashboard/map", s.dashboardMap},
 	}
 }

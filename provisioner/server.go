@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -52,6 +53,10 @@ type Server struct {
 	leaderTerms atomic.Int64
 	// hist is the history sampler's state (history_sampler.go).
 	hist historyState
+	// probes remembers the system map's last error of each component.
+	probes probeLog
+	// bridgeHTTP calls the bridges' read-only endpoints (bridges.go).
+	bridgeHTTP *retryablehttp.Client
 }
 
 // handlerFunc serves one route for an authenticated caller.
@@ -98,6 +103,7 @@ func New(cfg Config) (*Server, error) {
 
 		cancelReady: make(chan struct{}),
 		tc:          newTaskcluster(cfg),
+		bridgeHTTP:  newBridgeHTTP(),
 	}
 	s.demand = cfg.Demand
 	if s.demand == nil {
