@@ -122,11 +122,11 @@ func Start(ctx context.Context, opts Options) (*System, error) {
 			BuildbotDemand:     bridgeDemand{sys},
 			// The bridge is mounted under /bridge/ on the same listener:
 			// the system map and the why page ask it there.
-			Bridges: []provisioner.BridgeEndpoint{{Name: "devstack", URL: s.RootURL + "/bridge"}},
-			AssignInterval:     opts.AssignInterval,
-			MoveInterval:       opts.MoveInterval,
-			HistoryInterval:    opts.HistoryInterval,
-			Logger:             logger.With("component", "provisioner"),
+			Bridges:         []provisioner.BridgeEndpoint{{Name: "devstack", URL: s.RootURL + "/bridge"}},
+			AssignInterval:  opts.AssignInterval,
+			MoveInterval:    opts.MoveInterval,
+			HistoryInterval: opts.HistoryInterval,
+			Logger:          logger.With("component", "provisioner"),
 		})
 		if err != nil {
 			return nil, err

@@ -84,12 +84,25 @@ func (s *Server) runHistory(ctx context.Context) error {
 	s.hist.mu.Unlock()
 	t := time.NewTicker(s.cfg.HistoryInterval)
 	defer t.Stop()
+	// A replica that has just become the leader samples at once rather
+	// than up to an interval later, so a fresh system has a first point.
+	watch := time.NewTicker(time.Second)
+	defer watch.Stop()
+	sampledTerm := int64(-1)
 	for {
+		if s.Leading() {
+			sampledTerm = s.leaderTerms.Load()
+		}
 		s.historyTick(ctx, hs)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+		for next := false; !next; {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				next = true
+			case <-watch.C:
+				next = s.Leading() && s.leaderTerms.Load() != sampledTerm
+			}
 		}
 	}
 }

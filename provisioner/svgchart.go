@@ -26,6 +26,8 @@ const (
 	timelineLabelW      = 70
 	timelinePlotW       = chartW - timelineLabelW - chartMarginR
 	histogramBarsHeight = 150
+	// sparsePoints: a chart with at most this many points marks each.
+	sparsePoints = 60
 )
 
 // chartSeries is one line: a value per x, NaN where there is none.
@@ -141,6 +143,16 @@ func lineChart(id, title string, from, to time.Time, xs []time.Time, series []ch
 		}
 		fmt.Fprintf(&b, `<path class="series" data-series="%s" data-values="%s" d="%s" fill="none" stroke="%s" stroke-width="1.6"><title>%s</title></path>`,
 			esc(s.Name), vals.String(), strings.TrimSpace(d.String()), s.Color, esc(s.Name))
+		if len(xs) <= sparsePoints {
+			// Few points (a young history): mark each, since a lone
+			// point draws no line.
+			for i, v := range s.Values {
+				if !math.IsNaN(v) {
+					fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2.5" fill="%s"><title>%s %s: %s</title></circle>`,
+						f1(xAt(xs[i], from, to, chartMarginL, chartPlotW)), f1(yAt(v)), s.Color, esc(s.Name), xs[i].UTC().Format("15:04"), strconv.FormatFloat(v, 'g', -1, 64))
+				}
+			}
+		}
 		fmt.Fprintf(&b, `<rect x="%s" y="7" width="10" height="10" fill="%s"/><text x="%s" y="16" font-size="11">%s</text>`, f1(lx), s.Color, f1(lx+13), esc(s.Name))
 		lx += 13 + 7*float64(len(s.Name)) + 14
 	}

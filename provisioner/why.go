@@ -219,7 +219,7 @@ func poolsSummary(ps []client.WhyPool) string {
 		c.Quarantined += p.Counts.Quarantined
 		c.Offline += p.Counts.Offline
 	}
-	return fmt.Sprintf("%d machines could take it: %d idle, %d busy, %d quarantined, %d offline.", c.Assigned, c.Idle, c.Busy, c.Quarantined, c.Offline)
+	return fmt.Sprintf("%s could take it: %d idle, %d busy, %d quarantined, %d offline.", count(c.Assigned, "machine", "machines"), c.Idle, c.Busy, c.Quarantined, c.Offline)
 }
 
 // taskInfo keeps what the answer shows of a task's definition.
