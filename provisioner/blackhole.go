@@ -129,6 +129,7 @@ func (s *Server) detectPool(ctx context.Context, p client.Pool, machines []*Mach
 	}
 	members := map[string]*MachineRecord{}
 	candidates := map[string]int64{}
+	excluded := map[string]bool{}
 	auto := 0
 	for _, m := range machines {
 		if m.PoolID != p.PoolID {
@@ -137,6 +138,7 @@ func (s *Server) detectPool(ctx context.Context, p client.Pool, machines []*Mach
 		members[m.MachineID] = m
 		w := watches[m.MachineID]
 		if quarantined(m, now) {
+			excluded[m.MachineID] = true
 			if w.AutoUntil != nil && w.AutoUntil.After(now) {
 				auto++
 			}
@@ -147,7 +149,7 @@ func (s *Server) detectPool(ctx context.Context, p client.Pool, machines []*Mach
 	if len(runs) == 0 || len(candidates) == 0 {
 		return nil, nil
 	}
-	j := judgePool(pol, runs, candidates)
+	j := judgePool(pol, runs, candidates, excluded)
 	if j.note != "" && len(j.flagged) == 0 {
 		s.log.Debug("black-hole detection", "pool", p.PoolID, "note", j.note)
 	}

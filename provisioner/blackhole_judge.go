@@ -14,8 +14,8 @@ package provisioner
 //	                 P(X ≥ r) ≤ α/10 against the pool's rate of the same
 //
 // and nobody when the rest of the pool fails at least poolCeiling of its
-// runs (a bad push) or when more than half of the machines judged would be
-// flagged.
+// runs (a bad push) or when more than half of the machines with runs in
+// the window would be flagged.
 
 import (
 	"fmt"
@@ -110,26 +110,31 @@ func (t tally) minus(o tally) tally {
 }
 
 // judgePool judges the machines of candidates (machine → the last report
-// id already judged) on runs, the pool's reports ordered by finish. Each
+// id already judged) on runs, the pool's reports ordered by finish; the
+// runs of machines in excluded (quarantined ones) are left out of the
+// pool's rates, so that a known black hole does not make the others look
+// good, or a pool-wide failure out of one broken machine. Each
 // machine is judged on every tail of its latest recentRuns runs from
 // minRuns on (its last 5, its last 6, ...), so that a machine that turned
 // bad a few runs ago is not hidden by its healthy past; the strongest
 // tail decides.
-func judgePool(pol blackHolePolicy, runs []RunRecord, candidates map[string]int64) judgement {
+func judgePool(pol blackHolePolicy, runs []RunRecord, candidates map[string]int64, excluded map[string]bool) judgement {
 	facts, medians := runSignals(pol, runs)
 	// suffix[i] counts runs[i:]: the pool over a period starting at run i
 	// is a subtraction.
 	suffix := make([]tally, len(runs)+1)
 	for i := len(runs) - 1; i >= 0; i-- {
 		suffix[i] = suffix[i+1]
-		suffix[i].add(facts[i])
+		if !excluded[runs[i].MachineID] {
+			suffix[i].add(facts[i])
+		}
 	}
 	byMachine := map[string][]int{}
 	for i := range runs {
 		byMachine[runs[i].MachineID] = append(byMachine[runs[i].MachineID], i)
 	}
 	var out judgement
-	judged := 0
+	judged, active := 0, 0
 	ids := make([]string, 0, len(candidates))
 	for id := range candidates {
 		ids = append(ids, id)
@@ -137,6 +142,9 @@ func judgePool(pol blackHolePolicy, runs []RunRecord, candidates map[string]int6
 	sort.Strings(ids)
 	for _, id := range ids {
 		all := byMachine[id]
+		if len(all) > 0 {
+			active++
+		}
 		// own[j] counts the machine's runs all[j:], judged or not, to
 		// take them out of the pool's tally.
 		own := make([]tally, len(all)+1)
@@ -196,8 +204,8 @@ func judgePool(pol blackHolePolicy, runs []RunRecord, candidates map[string]int6
 			out.flagged = append(out.flagged, *best)
 		}
 	}
-	if len(out.flagged) > 0 && 2*len(out.flagged) > judged {
-		out.note = fmt.Sprintf("%d of the %d machines judged would be black holes: a pool-wide failure, nobody quarantined", len(out.flagged), judged)
+	if len(out.flagged) > 0 && 2*len(out.flagged) > active {
+		out.note = fmt.Sprintf("%d of the %d machines with runs would be black holes (%d judged): a pool-wide failure, nobody quarantined", len(out.flagged), active, judged)
 		out.flagged = nil
 	}
 	sort.SliceStable(out.flagged, func(i, j int) bool { return out.flagged[i].p < out.flagged[j].p })

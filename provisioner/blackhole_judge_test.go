@@ -57,17 +57,17 @@ func TestJudgePoolWideFailureFlagsNobody(t *testing.T) {
 		all[fmt.Sprintf("m%d", m)] = 0
 		fails[fmt.Sprintf("m%d", m)] = 6
 	}
-	if j := judgePool(pol, judgeRuns(10, 20, fails), all); len(j.flagged) != 0 || j.note == "" {
+	if j := judgePool(pol, judgeRuns(10, 20, fails), all, nil); len(j.flagged) != 0 || j.note == "" {
 		t.Errorf("every machine failing its last 6 runs: flagged %+v (note %q), want nobody and a note", j.flagged, j.note)
 	}
 	// One machine failing its last 6 stands out.
-	if j := judgePool(pol, judgeRuns(10, 20, map[string]int{"m3": 6}), all); len(j.flagged) != 1 || j.flagged[0].machineID != "m3" || j.flagged[0].runs != 6 {
+	if j := judgePool(pol, judgeRuns(10, 20, map[string]int{"m3": 6}), all, nil); len(j.flagged) != 1 || j.flagged[0].machineID != "m3" || j.flagged[0].runs != 6 {
 		t.Errorf("m3 failing its last 6 runs: flagged %+v, want m3 on its last 6", j.flagged)
 	}
 	// Runs already judged do not count again.
 	runs := judgeRuns(10, 20, map[string]int{"m3": 6})
 	judged := map[string]int64{"m3": runs[len(runs)-1].ID}
-	if j := judgePool(pol, runs, judged); len(j.flagged) != 0 {
+	if j := judgePool(pol, runs, judged, nil); len(j.flagged) != 0 {
 		t.Errorf("m3's failures already judged: flagged %+v, want nobody", j.flagged)
 	}
 	// A cancellation or a deadline is nobody's failure.
@@ -77,7 +77,23 @@ func TestJudgePoolWideFailureFlagsNobody(t *testing.T) {
 			runs[i].Result, runs[i].Reason = client.ResultException, "canceled"
 		}
 	}
-	if j := judgePool(pol, runs, all); len(j.flagged) != 0 {
+	if j := judgePool(pol, runs, all, nil); len(j.flagged) != 0 {
 		t.Errorf("m3's last 6 runs cancelled: flagged %+v, want nobody", j.flagged)
+	}
+}
+
+// TestJudgeLeavesQuarantinedMachinesOutOfThePool: in a pool of three, a
+// quarantined machine failing everything does not make a second broken
+// machine look like a pool-wide failure.
+func TestJudgeLeavesQuarantinedMachinesOutOfThePool(t *testing.T) {
+	pol, _ := effectiveBlackHole(nil)
+	runs := judgeRuns(3, 20, map[string]int{"m0": 20, "m1": 6})
+	candidates := map[string]int64{"m1": 0, "m2": 0}
+	if j := judgePool(pol, runs, candidates, nil); len(j.flagged) != 0 {
+		t.Fatalf("with m0 counted in the pool (50 %% failing): flagged %+v, want nobody (the ceiling)", j.flagged)
+	}
+	j := judgePool(pol, runs, candidates, map[string]bool{"m0": true})
+	if len(j.flagged) != 1 || j.flagged[0].machineID != "m1" || j.flagged[0].poolRate != 0 {
+		t.Errorf("with m0 quarantined: flagged %+v (note %q), want m1 against a pool failing 0 %%", j.flagged, j.note)
 	}
 }
