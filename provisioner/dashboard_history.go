@@ -162,7 +162,10 @@ func (s *Server) dashboardMachineHistory(r *http.Request, c chrome) (string, any
 		if label == "" {
 			label = "result not reported"
 		}
-		runs.Boxes = append(runs.Boxes, timelineBox{From: rs.Started, To: rs.Finished, Color: colorOf(resultColors, result), Class: "run result-" + label,
+		if rs.Reason != "" {
+			label += " (" + rs.Reason + ")"
+		}
+		runs.Boxes = append(runs.Boxes, timelineBox{From: rs.Started, To: rs.Finished, Color: colorOf(resultColors, result), Class: "run result-" + orDefault(result, "unreported"),
 			Title: rs.TaskID + "/" + strconv.Itoa(rs.RunID) + ": " + label, Detail: stamp(rs.Started) + " – " + stamp(rs.Finished) + " (" + rs.Finished.Sub(rs.Started).Round(time.Second).String() + ")"})
 	}
 	for _, rb := range t.Reboots {

@@ -186,6 +186,11 @@ func (s *Server) machineTimeline(ctx context.Context, machineID string, span tim
 	for _, r := range runs {
 		out.Runs = append(out.Runs, client.RunSpan{TaskID: r.TaskID, RunID: r.RunID, Pool: r.PoolID, Started: r.Started, Finished: r.Finished})
 	}
+	reports, err := hs.MachineRunReports(ctx, machineID, from, to.Add(time.Millisecond))
+	if err != nil {
+		return nil, storeError("machine run reports", err)
+	}
+	out.Runs = mergeRunReports(out.Runs, reports)
 	if m.CurrentTask != nil && m.TaskStarted != nil {
 		out.Runs = append(out.Runs, client.RunSpan{TaskID: m.CurrentTask.TaskID, RunID: m.CurrentTask.RunID, Pool: m.PoolID,
 			Started: *m.TaskStarted, Finished: to, Result: "running"})

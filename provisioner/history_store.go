@@ -60,6 +60,9 @@ type HistoryStore interface {
 	LatestMachineStates(ctx context.Context) (map[string]MachineState, error)
 	// MachineRuns returns a machine's runs finished with from <= finished < to.
 	MachineRuns(ctx context.Context, machineID string, from, to time.Time) ([]TaskRun, error)
+	// MachineRunReports returns the runs a machine reported finished
+	// with from <= finished < to.
+	MachineRunReports(ctx context.Context, machineID string, from, to time.Time) ([]RunRecord, error)
 	// TaskRunsOf returns the recorded runs of a task, on any machine.
 	TaskRunsOf(ctx context.Context, taskID string) ([]TaskRun, error)
 	// PruneHistory deletes samples and state changes older than before,

@@ -37,6 +37,16 @@ func TestMachineTimeline(t *testing.T) {
 			h.sample()
 			h.sample() // unchanged: no new row
 
+			// The runner reports TaskA failed (with its own, exact times)
+			// and TaskS, so short that no heartbeat saw it, completed.
+			if _, err := h.srv.store.(*sqlStore).AddRunReports(h.ctx(), []RunRecord{
+				{PoolID: "win", MachineID: "w1", RunReport: client.RunReport{TaskID: "TaskA", RunID: 0, Kind: client.KindTaskcluster, Result: "failed",
+					Started: start.Add(65 * time.Second), Finished: start.Add(3*time.Minute - time.Second)}},
+				{PoolID: "win", MachineID: "w1", RunReport: client.RunReport{TaskID: "TaskS", RunID: 0, Kind: client.KindTaskcluster, Result: "exception", Reason: "canceled",
+					Started: start.Add(3*time.Minute + 10*time.Second), Finished: start.Add(3*time.Minute + 20*time.Second)}},
+			}, h.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
 			tl, err := h.admin.MachineTimeline(h.ctx(), "w1", "24h")
 			if err != nil {
 				t.Fatal(err)
@@ -67,8 +77,9 @@ func TestMachineTimeline(t *testing.T) {
 			if len(rows) != 4 || rows[3].State != "offline" {
 				t.Fatalf("stored state changes %+v, want 4 ending offline", rows)
 			}
-			if len(tl.Runs) != 2 || tl.Runs[0].TaskID != "TaskA" || tl.Runs[0].Finished.Sub(tl.Runs[0].Started) != 2*time.Minute ||
-				tl.Runs[1].TaskID != "TaskB" || tl.Runs[1].Result != "running" || tl.Runs[1].RunID != 1 {
+			if len(tl.Runs) != 3 || tl.Runs[0].TaskID != "TaskA" || tl.Runs[0].Result != "failed" || !tl.Runs[0].Started.Equal(start.Add(65*time.Second)) ||
+				tl.Runs[1].TaskID != "TaskS" || tl.Runs[1].Result != "exception" || tl.Runs[1].Reason != "canceled" ||
+				tl.Runs[2].TaskID != "TaskB" || tl.Runs[2].Result != "running" || tl.Runs[2].RunID != 1 {
 				t.Fatalf("runs %+v", tl.Runs)
 			}
 			if len(tl.Reboots) != 2 || tl.Reboots[0].Kind != "boot" || tl.Reboots[1].Kind != "requested" || tl.Reboots[1].Why != "driver update" {
@@ -77,7 +88,7 @@ func TestMachineTimeline(t *testing.T) {
 
 			body := h.page("/dashboard/machines/w1/history")
 			for _, want := range []string{`class="state state-idle"`, `class="state state-busy"`, `class="state state-quarantined"`,
-				`class="run result-result not reported"`, `class="run result-running"`, `class="reboot reboot-boot"`, `class="reboot reboot-requested"`,
+				`class="run result-failed"`, `class="run result-exception"`, "exception (canceled)", `class="run result-running"`, `class="reboot reboot-boot"`, `class="reboot reboot-requested"`,
 				"USB hub resets", "TaskA", "driver update"} {
 				if !strings.Contains(body, want) {
 					t.Fatalf("timeline page lacks %s", want)

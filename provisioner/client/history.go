@@ -63,9 +63,9 @@ type StateSpan struct {
 	Detail string    `json:"detail,omitempty"`
 }
 
-// RunSpan is one run a machine ran. Result is the run's resolution when
-// known (completed, failed, exception, …), "running" for the current
-// run, and empty when the provisioner was not told.
+// RunSpan is one run a machine ran. Result is the result the machine
+// reported (completed, failed, exception), "running" for the current
+// run, and empty when no report came (a runner that does not report).
 type RunSpan struct {
 	TaskID   string    `json:"taskId"`
 	RunID    int       `json:"runId"`
@@ -73,6 +73,8 @@ type RunSpan struct {
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	Result   string    `json:"result,omitempty"`
+	// Reason is the reported reasonResolved of an exception.
+	Reason string `json:"reason,omitempty"`
 }
 
 // RebootMark is a reboot on a machine's timeline: Kind "boot" when the
