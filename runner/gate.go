@@ -89,6 +89,9 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 		}
 		r.st.CurrentTasks = append(r.st.CurrentTasks, ct)
 	}
+	if len(runs) > 0 {
+		r.memoryBusy()
+	}
 	r.commit()
 	return runs, err
 }

@@ -6,8 +6,14 @@ package runner
 // tasks. Go's default (GOGC=100) lets the heap grow to 4 MB before
 // collecting and returns freed pages to the OS only gradually, so an idle
 // runner held 3–4 MB of garbage and free pages (docs/benchmarks.md, idle
-// RSS). With a live heap this small a collection costs well under a
-// millisecond, so collecting sooner is cheap.
+// RSS). While idle the runner therefore collects sooner (GOGC 25: with a
+// heap this small a collection costs well under a millisecond) and hands
+// free pages back at once; while runs go on it uses Go's default, as
+// collecting that often cost a fifth of the no-op task throughput.
+//
+//	start ──▶ idle settings ──claim──▶ busy (GOGC 100)
+//	              ▲                         │ last run ends
+//	              └── 2 s without a run ◀───┘   (free pages returned)
 
 import (
 	"os"
@@ -15,17 +21,34 @@ import (
 	"time"
 )
 
-// gcPercent is the runner's GOGC: the heap may grow by a quarter of the
-// live heap (at least 1 MB) before a collection, instead of doubling
-// (at least 4 MB). GOGC in the environment still wins.
-const gcPercent = 25
+// GC percents for an idle and a busy runner; GOGC in the environment
+// overrides both (the runner then leaves the collector alone).
+const (
+	idleGCPercent = 25
+	busyGCPercent = 100
+)
 
-// tuneMemory sets the collector's target for the runner process, unless
-// the operator set GOGC.
-func tuneMemory() {
-	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(gcPercent)
-	}
+// idleRelease is how long the machine must stay without a run before the
+// idle settings return: long enough that a busy machine, which claims its
+// next task at once, does not switch between tasks.
+const idleRelease = 2 * time.Second
+
+// memoryTuning is the collector's state by idleness; guarded by the
+// Runner's mu.
+type memoryTuning struct {
+	tuned bool        // GOGC is not set: the runner sets the GC percent
+	idle  bool        // the idle settings are in force
+	timer *time.Timer // pending return to the idle settings
+}
+
+// tuneMemory puts the idle settings in force at start, unless the
+// operator set GOGC.
+func (r *Runner) tuneMemory() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, set := os.LookupEnv("GOGC")
+	r.mem.tuned = !set
+	r.memoryIdle()
 }
 
 // releaseMemory collects and returns every free page to the OS at once,
@@ -36,21 +59,41 @@ func releaseMemory() {
 	go debug.FreeOSMemory()
 }
 
-// idleRelease is how long the machine must stay without a run before the
-// memory a run used (its log buffers, mostly) is returned: long enough
-// that a busy machine, which claims its next task at once, does not pay
-// for it between tasks.
-const idleRelease = 2 * time.Second
-
-// releaseWhenIdle returns free memory to the OS once no run has been
-// running for idleRelease. Caller holds r.mu.
-func (r *Runner) releaseWhenIdle() {
-	if r.releaseTimer != nil {
-		r.releaseTimer.Stop()
+// memoryIdle puts the idle settings in force. Caller holds r.mu.
+func (r *Runner) memoryIdle() {
+	r.mem.idle = true
+	if r.mem.tuned {
+		debug.SetGCPercent(idleGCPercent)
 	}
-	r.releaseTimer = time.AfterFunc(idleRelease, func() {
+}
+
+// memoryBusy is called when runs were claimed: Go's default collector
+// settings while they run. Caller holds r.mu.
+func (r *Runner) memoryBusy() {
+	if r.mem.timer != nil {
+		r.mem.timer.Stop()
+	}
+	if r.mem.idle {
+		r.mem.idle = false
+		if r.mem.tuned {
+			debug.SetGCPercent(busyGCPercent)
+		}
+	}
+}
+
+// releaseWhenIdle returns to the idle settings and hands free memory back
+// to the OS once no run has been running for idleRelease. Caller holds
+// r.mu.
+func (r *Runner) releaseWhenIdle() {
+	if r.mem.timer != nil {
+		r.mem.timer.Stop()
+	}
+	r.mem.timer = time.AfterFunc(idleRelease, func() {
 		r.mu.Lock()
 		idle := len(r.st.CurrentTasks) == 0
+		if idle {
+			r.memoryIdle()
+		}
 		r.mu.Unlock()
 		if idle {
 			debug.FreeOSMemory()

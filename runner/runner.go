@@ -92,9 +92,8 @@ type Runner struct {
 	stopAgent     context.CancelCauseFunc
 	agentHalted   bool // the stop is final: no new agent loop
 	polling       int  // claimWork calls in flight
-	// releaseTimer returns free memory once the machine stays idle
-	// (memory.go).
-	releaseTimer *time.Timer
+	// mem is the collector's settings by idleness (memory.go).
+	mem memoryTuning
 
 	// The first pass since this start (firstpass.go): every check passed
 	// once; the checks directory gave OK once, or the check it failed on
@@ -170,7 +169,7 @@ func (r *Runner) SetLogOutput(w io.Writer) {
 // provisioner, the machine registers first; a refused registration stops
 // the runner with that error.
 func (r *Runner) Run(ctx context.Context) error {
-	tuneMemory()
+	r.tuneMemory()
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	err := r.run(ctx, stop)
