@@ -41,7 +41,7 @@ var modes = map[string]mode{
 		noopTasks: map[string]int{Labrunner: 5, GenericWorker: 2}, cancelTasks: 1, cancelGiveUp: 2 * time.Second,
 		statusWindow: 2 * time.Second, logMB: 2, mountMB: 2, servers: quickServers},
 	"full": {name: "full", rounds: 3, startup: 3 * time.Second, idleWindow: 30 * time.Second, latencyTasks: 8,
-		noopTasks: map[string]int{Labrunner: 100, GenericWorker: 5}, cancelTasks: 10, cancelGiveUp: 35 * time.Second,
+		noopTasks: map[string]int{Labrunner: 100, GenericWorker: 5}, cancelTasks: 10, cancelGiveUp: 10 * time.Second,
 		statusWindow: 5 * time.Second, logMB: 50, mountMB: 200, servers: fullServers},
 }
 
