@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,27 @@ func TestWhyQueryErrors(t *testing.T) {
 	page := (&historyEnv{env: w.env}).page("/dashboard/why?q=what%3F")
 	if !strings.Contains(page, "is neither a taskId") {
 		t.Fatal("the why page does not explain a bad query")
+	}
+}
+
+func TestParseWhyQuery(t *testing.T) {
+	for q, want := range map[string]whyQuery{
+		"fN1ivKsXTxunRZfgkB2sZQ":       {taskID: "fN1ivKsXTxunRZfgkB2sZQ"},
+		" fN1ivKsXTxunRZfgkB2sZQ ":     {taskID: "fN1ivKsXTxunRZfgkB2sZQ"},
+		"linux-build #3":               {builder: "linux-build", build: 3},
+		"WINNT 10.0 x64 build/12":      {builder: "WINNT 10.0 x64 build", build: 12},
+		"OS X 10.15 mozilla-central#0": {builder: "OS X 10.15 mozilla-central", build: 0},
+	} {
+		r, _ := http.NewRequest(http.MethodGet, "/dashboard/why?q="+url.QueryEscape(q), nil)
+		got, aerr := parseWhyQuery(r)
+		if aerr != nil || got != want {
+			t.Errorf("q=%q: %+v %v, want %+v", q, got, aerr, want)
+		}
+	}
+	for _, q := range []string{"linux-build", "#3", "linux-build #-1", "fN1ivKsXTxunRZfgkB2sZ"} {
+		r, _ := http.NewRequest(http.MethodGet, "/dashboard/why?q="+url.QueryEscape(q), nil)
+		if _, aerr := parseWhyQuery(r); aerr == nil || aerr.field != "q" {
+			t.Errorf("q=%q accepted", q)
+		}
 	}
 }

@@ -72,9 +72,22 @@ func TestDashboardHistoryWhyAndMap(t *testing.T) {
 	if n := br.Count(`#chart-durations rect.bar[data-runs="1"]`); n != 1 {
 		t.Errorf("the durations histogram has %d bars of 1 run, want the one task's", n)
 	}
+	// The runner reports each finished run: the timeline colours it.
+	e.WaitFor("the runner's report of its run", func() bool {
+		tl, err := e.Admin.MachineTimeline(ctx, m, "15m")
+		if err != nil {
+			return false
+		}
+		for _, r := range tl.Runs {
+			if r.Result == "completed" {
+				return true
+			}
+		}
+		return false
+	})
 	br.Navigate("/dashboard/machines/" + m + "/history?range=15m")
-	if n := br.Count(`#chart-timeline rect.run`); n < 1 {
-		t.Errorf("the timeline draws %d runs, want the task's", n)
+	if n := br.Count(`#chart-timeline rect.run.result-completed`); n < 1 {
+		t.Errorf("the timeline draws %d completed runs, want the task's", n)
 	}
 	if n := br.Count(`#chart-timeline path.reboot-boot`); n != 1 {
 		t.Errorf("the timeline draws %d boots, want the registration", n)
