@@ -89,6 +89,9 @@ type Config struct {
 	// TaskUser is the account task commands run as (default
 	// platform.DefaultTaskUserMode); New refuses a mode the OS cannot do.
 	TaskUser platform.TaskUserMode
+	// ConsoleUser, in console mode, is the account expected at the
+	// console (the autologin account); empty: whoever is logged in.
+	ConsoleUser string
 	// RecoverUploadFor bounds the upload of the saved log of each run left
 	// by a previous agent, before that run is resolved (default 2 minutes).
 	RecoverUploadFor time.Duration
@@ -194,6 +197,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 	}
+	// Accounts first: their processes may hold the files.
+	a.removeLeftTaskUsers()
 	if !a.cfg.KeepTaskDirs {
 		a.removeLeftTaskFiles()
 	}

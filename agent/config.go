@@ -70,6 +70,9 @@ type FileConfig struct {
 	// TaskUser is the account task commands run as: per-task, console or
 	// service (default service; docs/operations.md, "Task users").
 	TaskUser string `yaml:"taskUser"`
+	// ConsoleUser, with taskUser: console, is the account expected at the
+	// console (the autologin account); empty: whoever is logged in.
+	ConsoleUser string `yaml:"consoleUser"`
 }
 
 // FileChainOfTrust configures the signing of chain-of-trust documents.

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -77,10 +76,11 @@ func TestParseConfigRejectsUnknownKeysAndBadDurations(t *testing.T) {
 	}
 }
 
-// taskUser defaults to service; a wrong mode, or one the OS cannot do, is
-// a problem naming the key.
+// taskUser defaults to service; a wrong mode is a problem naming the
+// key; a mode this runner cannot do (not root) is refused with the fix.
 func TestParseConfigTaskUser(t *testing.T) {
 	base := "rootURL: https://tc.example.com\ncredentials: {clientId: c, accessToken: a}\ntaskQueueId: lab/hw\nworkerGroup: g\nworkerId: w\nstateDir: /s\ntasksDir: /t\n"
+	capable := platform.CheckTaskUserMode(platform.TaskUserPerTask) == nil
 	c, err := ParseConfig([]byte(base))
 	if err != nil || c.TaskUser != "service" {
 		t.Fatalf("default taskUser = %v, %v; want service", c, err)
@@ -89,12 +89,13 @@ func TestParseConfigTaskUser(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `taskUser: "root" is not a task-user mode; use per-task, console or service`) {
 		t.Errorf("taskUser: root gave %v", err)
 	}
-	_, err = ParseConfig([]byte(base + "taskUser: console\n"))
-	if err == nil || !strings.Contains(err.Error(), "taskUser: ") || !strings.Contains(err.Error(), "not supported yet on "+runtime.GOOS) {
-		t.Errorf("taskUser: console gave %v; want not supported yet", err)
+	for _, mode := range []string{"per-task", "console"} {
+		c, err = ParseConfig([]byte(base + "taskUser: " + mode + "\nconsoleUser: ci\n"))
+		if capable != (err == nil) {
+			t.Errorf("taskUser: %s gave %v, %v (task users possible here: %v)", mode, c, err, capable)
+		}
 	}
-	c, err = ParseConfig([]byte(base + "taskUser: per-task\n"))
-	if supported := platform.CheckTaskUserMode(platform.TaskUserPerTask) == nil; supported != (err == nil) {
-		t.Errorf("taskUser: per-task gave %v, %v (supported here: %v)", c, err, supported)
+	if c, err := ParseConfig([]byte(base + "taskUser: service\n")); err != nil || c.TaskUser != "service" {
+		t.Errorf("taskUser: service gave %v, %v", c, err)
 	}
 }

@@ -53,6 +53,12 @@ type Payload struct {
 	SupersederURL string
 	// Mounts are the files, directories and caches to mount, in order.
 	Mounts []mounts.Mount
+	// OSGroups are the local groups the task user joins for this task
+	// (each needs generic-worker:os-group:<taskQueueId>/<group>).
+	OSGroups []string
+	// RunAsAdministrator is features.runAsAdministrator (Windows): the
+	// commands get the task user's elevated token.
+	RunAsAdministrator bool
 }
 
 // ArtifactType is the payload artifact kind: a single file or a directory tree.
@@ -190,7 +196,10 @@ type wirePayload struct {
 		LiveLog          *bool `json:"liveLog"`
 		TaskclusterProxy bool  `json:"taskclusterProxy"`
 		ChainOfTrust     bool  `json:"chainOfTrust"`
+		// RunAsAdministrator is in the Windows schema only.
+		RunAsAdministrator bool `json:"runAsAdministrator"`
 	} `json:"features"`
+	OSGroups     []string `json:"osGroups"`
 	OnExitStatus struct {
 		Retry       []int `json:"retry"`
 		PurgeCaches []int `json:"purgeCaches"`
@@ -247,6 +256,14 @@ func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, e
 	}
 	p.TaskclusterProxy = rp.Features.TaskclusterProxy
 	p.ChainOfTrust = rp.Features.ChainOfTrust
+	p.OSGroups = rp.OSGroups
+	p.RunAsAdministrator = rp.Features.RunAsAdministrator
+	if p.RunAsAdministrator && p.ChainOfTrust {
+		// As generic-worker: an elevated task could forge its own
+		// chain-of-trust document.
+		return nil, &PayloadError{Problems: []Problem{{Field: "payload.features.runAsAdministrator",
+			Message: "cannot be used with features.chainOfTrust (an elevated task could read the signing key); drop one of the two"}}}
+	}
 	if p.Env == nil {
 		p.Env = map[string]string{}
 	}
@@ -289,22 +306,8 @@ func unsupportedFields(doc any) []string {
 		return nil
 	}
 	var out []string
-	for _, name := range []string{"osGroups"} {
-		if list, ok := obj[name].([]any); ok && len(list) > 0 {
-			out = append(out, "payload."+name)
-		} else if _, present := obj[name]; present && !ok {
-			out = append(out, "payload."+name)
-		}
-	}
 	if _, ok := obj["rdpInfo"]; ok {
 		out = append(out, "payload.rdpInfo")
-	}
-	if features, ok := obj["features"].(map[string]any); ok {
-		for _, name := range []string{"runAsAdministrator"} {
-			if v, present := features[name]; present && v != false {
-				out = append(out, "payload.features."+name)
-			}
-		}
 	}
 	return out
 }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/labrunner/labrunner/platform"
+	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
+	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 )
 
 func mustParse(t *testing.T, style platform.CommandStyle, payload string) *Payload {
@@ -176,32 +179,58 @@ func TestNotJSONObject(t *testing.T) {
 }
 
 func TestUnsupportedFieldsRejected(t *testing.T) {
-	base := `"command": [["true"]], "maxRunTime": 5`
-	cases := map[string]string{
-		"payload.features.runAsAdministrator": `"features": {"runAsAdministrator": true}`,
-	}
-	for field, extra := range cases {
-		probs := problems(t, platform.ArgvCommands, `{`+base+`, `+extra+`}`)
-		hasProblem(t, probs, field, "not supported by labrunner yet", "docs/payload.md")
-		if len(probs) != 1 {
-			t.Errorf("%s: want exactly one problem, got %v", field, probs)
-		}
-	}
 	win := `"command": ["echo"], "maxRunTime": 5`
-	winCases := map[string]string{
-		"payload.osGroups":                    `"osGroups": ["Administrators"]`,
-		"payload.rdpInfo":                     `"rdpInfo": "public/rdp.json"`,
-		"payload.features.runAsAdministrator": `"features": {"runAsAdministrator": true}`,
+	probs := problems(t, platform.CmdLineCommands, `{`+win+`, "rdpInfo": "public/rdp.json"}`)
+	hasProblem(t, probs, "payload.rdpInfo", "not supported by labrunner yet")
+	if len(probs) != 1 {
+		t.Errorf("rdpInfo: want exactly one problem, got %v", probs)
 	}
-	for field, extra := range winCases {
-		probs := problems(t, platform.CmdLineCommands, `{`+win+`, `+extra+`}`)
-		hasProblem(t, probs, field, "not supported by labrunner yet")
-		if len(probs) != 1 {
-			t.Errorf("%s: want exactly one problem, got %v", field, probs)
-		}
+}
+
+// osGroups is accepted on every OS (generic-worker's posix schema allows
+// only an empty list; labrunner has groups there too); runAsAdministrator
+// is a Windows field, and never goes with chainOfTrust.
+func TestTaskUserPayloadFields(t *testing.T) {
+	posix := `"command": [["true"]], "maxRunTime": 5`
+	win := `"command": ["echo"], "maxRunTime": 5`
+	p, err := parsePayload(json.RawMessage(`{`+posix+`, "osGroups": ["audio", "video"]}`), platform.ArgvCommands)
+	if err != nil || !slices.Equal(p.OSGroups, []string{"audio", "video"}) {
+		t.Errorf("posix osGroups: %v, %v", p, err)
 	}
-	// The posix schema itself forbids non-empty osGroups; it is still reported as unsupported.
-	hasProblem(t, problems(t, platform.ArgvCommands, `{`+base+`, "osGroups": ["wheel"]}`), "payload.osGroups", "not supported")
+	p, err = parsePayload(json.RawMessage(`{`+win+`, "osGroups": ["Administrators"], "features": {"runAsAdministrator": true}}`), platform.CmdLineCommands)
+	if err != nil || !p.RunAsAdministrator || !slices.Equal(p.OSGroups, []string{"Administrators"}) {
+		t.Errorf("windows osGroups and runAsAdministrator: %v, %v", p, err)
+	}
+	hasProblem(t, problems(t, platform.ArgvCommands, `{`+posix+`, "features": {"runAsAdministrator": true}}`), "payload.features.runAsAdministrator", "not a generic-worker v44 payload field")
+	hasProblem(t, problems(t, platform.CmdLineCommands, `{`+win+`, "features": {"runAsAdministrator": true, "chainOfTrust": true}}`),
+		"payload.features.runAsAdministrator", "chainOfTrust")
+}
+
+// osGroups and runAsAdministrator need generic-worker's scopes for the
+// task's pool (provisionerId/workerType); a missing one is named.
+func TestTaskUserScopes(t *testing.T) {
+	task := &tcqueue.TaskDefinitionResponse{
+		ProvisionerID: "lab", WorkerType: "win11-gpu", TaskQueueID: "lab/win11-gpu",
+		Deadline: tcclient.Time(time.Now().Add(time.Hour)), Expires: tcclient.Time(time.Now().Add(24 * time.Hour)),
+		Payload: json.RawMessage(`{"command": ["echo"], "maxRunTime": 5, "osGroups": ["Administrators", "Hyper-V Administrators"], "features": {"runAsAdministrator": true}}`),
+		Scopes:  []string{"generic-worker:os-group:lab/win11-gpu/Administrators"},
+	}
+	if platform.TaskCommandStyle() != platform.CmdLineCommands {
+		task.Payload = json.RawMessage(`{"command": [["true"]], "maxRunTime": 5, "osGroups": ["Administrators", "Hyper-V Administrators"]}`)
+	}
+	_, err := parseTaskPayload(task)
+	var perr *PayloadError
+	if !errors.As(err, &perr) {
+		t.Fatalf("parseTaskPayload without the scopes = %v; want a *PayloadError", err)
+	}
+	hasProblem(t, perr.Problems, "task.scopes", "generic-worker:os-group:lab/win11-gpu/Hyper-V Administrators", "payload.osGroups")
+	if platform.TaskCommandStyle() == platform.CmdLineCommands {
+		hasProblem(t, perr.Problems, "task.scopes", "generic-worker:run-as-administrator:lab/win11-gpu", "payload.features.runAsAdministrator")
+	}
+	task.Scopes = []string{"generic-worker:os-group:lab/win11-gpu/*", "generic-worker:run-as-administrator:lab/win11-gpu"}
+	if _, err := parseTaskPayload(task); err != nil {
+		t.Errorf("parseTaskPayload with the scopes (one by a trailing *): %v", err)
+	}
 }
 
 func TestPayloadErrorMessageListsEveryProblem(t *testing.T) {

@@ -281,8 +281,13 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 	limit := time.NewTimer(spec.MaxRunTime)
 	defer limit.Stop()
 	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir, TempDir: taskTempDir(taskDir), ProxyURL: proxyURL})
-	user, err := a.startTaskUser(taskDir, tl)
-	if err != nil {
+	user, err := a.startTaskUser(taskDir, spec, tl)
+	var payloadErr *taskUserPayloadError
+	switch {
+	case errors.As(err, &payloadErr):
+		o.malformed = err
+		return o
+	case err != nil:
 		o.internal = err
 		return o
 	}
@@ -296,7 +301,11 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 			return o
 		}
 		if user != nil {
-			user.RunAs(cmd)
+			if err := user.RunAs(cmd); err != nil {
+				tl.Printf("Could not start command %d as %s: %v", i, user.Name, err)
+				o.internal = err
+				return o
+			}
 		}
 		cmd.Stdout = tl
 		cmd.Stderr = tl

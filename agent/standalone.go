@@ -73,6 +73,7 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 		return fmt.Errorf("taskUser: %w", err)
 	}
 	cfg.TaskUser = mode
+	cfg.ConsoleUser = c.ConsoleUser
 
 	if path := c.ChainOfTrust.Ed25519SigningKey; path != "" {
 		key, err := loadSigningKey(path, log)

@@ -27,7 +27,65 @@ func parseTaskPayload(task *tcqueue.TaskDefinitionResponse) (*Payload, error) {
 	if err := checkMountGrants(p, task); err != nil {
 		return nil, err
 	}
+	if err := checkTaskUserScopes(p, task); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// taskPool is the task's <provisionerId>/<workerType>, the pool part of
+// generic-worker's scopes (its task queue id).
+func taskPool(task *tcqueue.TaskDefinitionResponse) string {
+	if task.ProvisionerID != "" && task.WorkerType != "" {
+		return task.ProvisionerID + "/" + task.WorkerType
+	}
+	return task.TaskQueueID
+}
+
+// TaskUserScopes are the scopes a payload's task-user features need in
+// pool, spelled as generic-worker checks them
+// (workers/generic-worker/os_groups.go and runasadministrator_windows.go
+// at v44.23.4).
+func TaskUserScopes(p *Payload, pool string) []string {
+	var out []string
+	for _, g := range p.OSGroups {
+		out = append(out, "generic-worker:os-group:"+pool+"/"+g)
+	}
+	if p.RunAsAdministrator {
+		out = append(out, "generic-worker:run-as-administrator:"+pool)
+	}
+	return out
+}
+
+// checkTaskUserScopes refuses osGroups and features.runAsAdministrator
+// without their scopes in the task's scopes.
+func checkTaskUserScopes(p *Payload, task *tcqueue.TaskDefinitionResponse) error {
+	var problems []Problem
+	for _, need := range TaskUserScopes(p, taskPool(task)) {
+		if !scopeHeld(task.Scopes, need) {
+			field := "payload.osGroups"
+			if strings.HasPrefix(need, "generic-worker:run-as-administrator:") {
+				field = "payload.features.runAsAdministrator"
+			}
+			problems = append(problems, Problem{Field: "task.scopes", Message: fmt.Sprintf(
+				"lacks %s, which %s needs; add the scope to the task's scopes", need, field)})
+		}
+	}
+	if len(problems) > 0 {
+		return &PayloadError{Problems: problems}
+	}
+	return nil
+}
+
+// scopeHeld says whether held satisfies need (exactly, or by a trailing
+// * as Taskcluster's scope expressions do).
+func scopeHeld(held []string, need string) bool {
+	for _, h := range held {
+		if h == need || strings.HasSuffix(h, "*") && strings.HasPrefix(need, h[:len(h)-1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // checkMountGrants applies generic-worker's mount rules that need the task

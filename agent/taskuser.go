@@ -1,40 +1,99 @@
 package agent
 
-// A run's task user (platform.TaskUser): in per-task mode each run's
-// commands run as a fresh account that owns the task directory; after the
-// last command every process of that account is killed and the account is
-// removed with its home. docs/operations.md ("Task users") describes the
-// modes.
+// A run's task user (platform.TaskUser). In per-task mode each run's
+// commands run as a fresh account that owns the task directory; in console
+// mode as the console's logged-in user. The payload's osGroups are joined
+// for the run and features.runAsAdministrator gives the commands the
+// account's elevated token, as generic-worker does
+// (workers/generic-worker/os_groups_windows.go and
+// runasadministrator_windows.go at v44.23.4). After the last command
+// every process of a per-task account is killed, what survives is
+// reported, and the account is removed with its home.
+// docs/operations.md ("Task users") describes the modes.
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/labrunner/labrunner/platform"
 )
 
-// startTaskUser makes the run's account and gives it the task directory;
-// nil (and no error) when commands run as the agent's own account.
-func (a *Agent) startTaskUser(taskDir string, tl *taskLog) (*platform.TaskUser, error) {
-	if a.cfg.TaskUser != platform.TaskUserPerTask {
+// runUser is the account of one run and the groups it joined.
+type runUser struct {
+	*platform.TaskUser
+	groups []string
+}
+
+// taskUserPayloadError is a payload the task user cannot honour
+// (malformed-payload, as generic-worker).
+type taskUserPayloadError struct{ err error }
+
+func (e *taskUserPayloadError) Error() string { return e.err.Error() }
+func (e *taskUserPayloadError) Unwrap() error { return e.err }
+
+// startTaskUser makes or finds the run's account, gives it the task
+// directory, joins the payload's groups and elevates when asked; nil (and
+// no error) when commands run as the agent's own account. A
+// *taskUserPayloadError is the payload's fault.
+func (a *Agent) startTaskUser(taskDir string, spec *Payload, tl *taskLog) (*runUser, error) {
+	var u *platform.TaskUser
+	var err error
+	switch a.cfg.TaskUser {
+	case platform.TaskUserPerTask:
+		u, err = platform.NewTaskUser(a.cfg.TasksDir)
+	case platform.TaskUserConsole:
+		u, err = platform.ConsoleTaskUser(a.cfg.ConsoleUser)
+	default:
+		if len(spec.OSGroups) > 0 {
+			// generic-worker's words when it runs tasks as its own account.
+			tl.Printf("Not adding task user to group(s) %v since we are running as current user (taskUser: service).", spec.OSGroups)
+		}
 		return nil, nil
 	}
-	u, err := platform.NewTaskUser()
 	if err != nil {
-		tl.Printf("Could not create the task user: %v", err)
+		tl.Printf("Could not set up the task user (taskUser: %s): %v", a.cfg.TaskUser, err)
 		return nil, fmt.Errorf("task user: %w", err)
+	}
+	ru := &runUser{TaskUser: u}
+	fail := func(err error) (*runUser, error) {
+		a.endTaskUser(ru, tl)
+		return nil, err
 	}
 	if err := u.Own(taskDir); err != nil {
 		tl.Printf("Could not give the task directory to task user %s: %v", u.Name, err)
-		a.endTaskUser(u, tl)
-		return nil, fmt.Errorf("task user: %w", err)
+		return fail(fmt.Errorf("task user: %w", err))
 	}
-	tl.Printf("Running as task user %s (home %s)", u.Name, u.Home)
-	return u, nil
+	if len(spec.OSGroups) > 0 {
+		ru.groups, err = u.AddToGroups(spec.OSGroups)
+		if err != nil {
+			tl.Printf("Could not add task user to os group(s) %v: %v", spec.OSGroups, err)
+			return fail(&taskUserPayloadError{fmt.Errorf("payload.osGroups: could not add task user to os group(s) %v: %w; list groups that exist on the worker", spec.OSGroups, err)})
+		}
+		tl.Printf("Task user %s added to group(s) %s for this task", u.Name, strings.Join(ru.groups, ", "))
+	}
+	if spec.RunAsAdministrator {
+		if err := u.RunElevated(); err != nil {
+			tl.Printf("Could not obtain UAC elevated auth token: %v", err)
+			if errors.Is(err, platform.ErrNoElevation) {
+				err = &taskUserPayloadError{fmt.Errorf("payload.features.runAsAdministrator: %w; you probably need to add group \"Administrators\" to task.payload.osGroups, or UAC is off on this worker", err)}
+			}
+			return fail(err)
+		}
+		tl.Printf("Commands run elevated (features.runAsAdministrator)")
+	}
+	if u.Console {
+		tl.Printf("Running as the console's user %s (home %s)", u.Name, u.Home)
+	} else {
+		tl.Printf("Running as task user %s (home %s)", u.Name, u.Home)
+	}
+	return ru, nil
 }
 
-// endTaskUser kills what the run's account left running and removes the
-// account; failures are logged in the task log and the agent's.
-func (a *Agent) endTaskUser(u *platform.TaskUser, tl *taskLog) {
+// endTaskUser kills what the run's account left running, reports what
+// survives, leaves the groups it joined and removes the account; failures
+// are logged in the task log and the agent's.
+func (a *Agent) endTaskUser(u *runUser, tl *taskLog) {
 	if u == nil {
 		return
 	}
@@ -49,12 +108,35 @@ func (a *Agent) endTaskUser(u *platform.TaskUser, tl *taskLog) {
 	if err != nil {
 		tl.Printf("Could not kill every process of task user %s: %v", u.Name, err)
 		a.log.Error("kill the task user's processes", "user", u.Name, "error", err)
+	}
+	if pids, err := u.Survivors(); err != nil || len(pids) > 0 {
+		tl.Printf("Processes of task user %s survive the task: %v %v", u.Name, pids, err)
+		a.log.Error("processes of the task user survive the task", "user", u.Name, "pids", pids, "error", err)
 		// Removing an account whose processes still run would leave them
 		// to a future account of the same id.
 		return
 	}
+	if err := u.RemoveFromGroups(u.groups); err != nil {
+		tl.Printf("Could not remove task user %s from its groups: %v", u.Name, err)
+		a.log.Error("remove the task user from its groups", "user", u.Name, "error", err)
+	}
 	if err := u.Remove(); err != nil {
 		tl.Printf("Could not remove task user %s: %v", u.Name, err)
 		a.log.Error("remove the task user", "user", u.Name, "error", err)
+	}
+}
+
+// removeLeftTaskUsers removes the per-task accounts a previous agent on
+// this tasks directory left (a crash or power loss mid-task).
+func (a *Agent) removeLeftTaskUsers() {
+	if a.cfg.TaskUser != platform.TaskUserPerTask {
+		return
+	}
+	names, err := platform.RemoveLeftTaskUsers(a.cfg.TasksDir)
+	if len(names) > 0 {
+		a.log.Warn("removed task users left by an earlier run of the agent", "users", names)
+	}
+	if err != nil {
+		a.log.Error("remove task users left by an earlier run of the agent", "error", err)
 	}
 }

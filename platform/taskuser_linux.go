@@ -1,36 +1,26 @@
 package platform
 
-// Linux task users through the shadow tools (useradd, chpasswd, userdel,
-// in the passwd package of Debian and its kin), started with
-// syscall.Credential; their processes are found in /proc.
+// Linux task users through the shadow tools (useradd, chpasswd, gpasswd,
+// userdel, in the passwd package of Debian and its kin); their processes
+// are found in /proc.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
-	"time"
 )
 
-const perTaskUsersSupported = true
-
-// taskUserSys is the account's ids.
-type taskUserSys struct {
-	uid, gid uint32
-}
-
-func (u *TaskUser) create() error {
+func (u *TaskUser) create(comment string) error {
 	if err := shadowTool(nil, "useradd", "--create-home", "--user-group", "--shell", "/bin/sh",
-		"--comment", "labrunner task user", u.Name); err != nil {
+		"--comment", comment, u.Name); err != nil {
 		return err
 	}
 	ok := false
@@ -46,16 +36,11 @@ func (u *TaskUser) create() error {
 	if err := shadowTool(strings.NewReader(u.Name+":"+pw+"\n"), "chpasswd"); err != nil {
 		return err
 	}
-	acct, err := user.Lookup(u.Name)
+	acct, err := lookupTaskUser(u.Name)
 	if err != nil {
-		return fmt.Errorf("look up the new account: %w", err)
+		return err
 	}
-	uid, err1 := strconv.ParseUint(acct.Uid, 10, 32)
-	gid, err2 := strconv.ParseUint(acct.Gid, 10, 32)
-	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("ids of the new account: %w", err)
-	}
-	u.Home, u.sys = acct.HomeDir, taskUserSys{uid: uint32(uid), gid: uint32(gid)}
+	u.Home, u.sys = acct.Home, acct.sys
 	// The home is the account's alone, whatever HOME_MODE says.
 	if err := os.Chmod(u.Home, 0o700); err != nil {
 		return fmt.Errorf("restrict the new home: %w", err)
@@ -89,86 +74,34 @@ func shadowTool(stdin *strings.Reader, name string, args ...string) error {
 	return nil
 }
 
-func (u *TaskUser) own(dir string) error {
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		return os.Lchown(p, int(u.sys.uid), int(u.sys.gid))
-	})
+// listTaskUsers reads the account database for task_ accounts with the
+// comment.
+func listTaskUsers(comment string) ([]string, error) {
+	f, err := os.Open("/etc/passwd")
 	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) >= 5 && strings.HasPrefix(fields[0], taskUserPrefix) && fields[4] == comment {
+			names = append(names, fields[0])
+		}
+	}
+	return names, sc.Err()
+}
+
+func (u *TaskUser) addToGroup(g string) error {
+	if err := shadowTool(nil, "gpasswd", "--add", u.Name, g); err != nil {
 		return err
 	}
-	return letThrough(filepath.Dir(dir))
+	return u.joinedGroup(g)
 }
 
-// letThrough adds search permission for others to dir and its parents
-// that lack it, so that a task user can reach its task directory; a
-// directory of another account that would stop it is an error.
-func letThrough(dir string) error {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return err
-	}
-	for {
-		fi, err := os.Stat(abs)
-		if err != nil {
-			return err
-		}
-		if perm := fi.Mode().Perm(); perm&0o001 == 0 {
-			st, ok := fi.Sys().(*syscall.Stat_t)
-			if !ok || int(st.Uid) != os.Geteuid() {
-				return fmt.Errorf("%s (mode %04o) belongs to another account and task users cannot pass it; give others search permission (chmod o+x) or move tasksDir", abs, perm)
-			}
-			// Search only: 0700 becomes 0711, which RestrictToServiceAccount
-			// still counts as private.
-			if err := os.Chmod(abs, fi.Mode()|0o011); err != nil {
-				return err
-			}
-		}
-		parent := filepath.Dir(abs)
-		if parent == abs {
-			return nil
-		}
-		abs = parent
-	}
-}
-
-func (u *TaskUser) runAs(cmd *exec.Cmd) {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	// No supplementary groups: the runner's (root's) are dropped.
-	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.sys.uid, Gid: u.sys.gid, Groups: []uint32{}}
-}
-
-// killProcesses kills, in rounds, every process whose real, effective or
-// saved uid is the account's, until a round finds none: a process forking
-// during one round is found in the next.
-func (u *TaskUser) killProcesses() (int, error) {
-	killed := 0
-	for round := 0; round < 50; round++ {
-		pids, err := processesOf(u.sys.uid)
-		if err != nil {
-			return killed, err
-		}
-		if len(pids) == 0 {
-			return killed, nil
-		}
-		for _, pid := range pids {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
-				killed++
-			} else if !errors.Is(err, syscall.ESRCH) {
-				return killed, fmt.Errorf("kill %d: %w", pid, err)
-			}
-		}
-		time.Sleep(time.Duration(round+1) * 10 * time.Millisecond)
-	}
-	pids, _ := processesOf(u.sys.uid)
-	if len(pids) == 0 {
-		return killed, nil
-	}
-	return killed, fmt.Errorf("processes %v still run after 50 rounds of kills", pids)
+func (u *TaskUser) removeFromGroup(g string) error {
+	return shadowTool(nil, "gpasswd", "--delete", u.Name, g)
 }
 
 // processesOf lists the processes with uid as real, effective or saved

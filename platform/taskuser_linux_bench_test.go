@@ -15,7 +15,7 @@ func BenchmarkTaskUserLife(b *testing.B) {
 	}
 	dir := testTempDir(b)
 	for b.Loop() {
-		u, err := NewTaskUser()
+		u, err := NewTaskUser(dir)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -23,7 +23,9 @@ func BenchmarkTaskUserLife(b *testing.B) {
 			b.Fatal(err)
 		}
 		cmd := exec.Command("/bin/true")
-		u.RunAs(cmd)
+		if err := u.RunAs(cmd); err != nil {
+			b.Fatal(err)
+		}
 		if err := cmd.Run(); err != nil {
 			b.Fatal(err)
 		}

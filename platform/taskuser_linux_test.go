@@ -22,7 +22,7 @@ func needRoot(t *testing.T) {
 // its own) and is gone with its home afterwards.
 func TestTaskUserLife(t *testing.T) {
 	needRoot(t)
-	u, err := NewTaskUser()
+	u, err := NewTaskUser(t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,9 @@ func TestTaskUserLife(t *testing.T) {
 
 	cmd := exec.Command("/bin/sh", "-c", `id -un; echo $HOME; touch sub/made; cat "$1" || echo cannot-read; (setsid sleep 1000.4242 >/dev/null 2>&1 &)`, "sh", secret)
 	cmd.Dir = dir
-	u.RunAs(cmd)
+	if err := u.RunAs(cmd); err != nil {
+		t.Fatal(err)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -100,7 +102,7 @@ func TestTaskUserLife(t *testing.T) {
 // opened behind its owner's back: Own says which and how to fix it.
 func TestTaskUserOwnRefusesAnotherAccountsDirectory(t *testing.T) {
 	needRoot(t)
-	u, err := NewTaskUser()
+	u, err := NewTaskUser(t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,6 @@
 package platform
 
 import (
-	"errors"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -18,26 +16,14 @@ func TestParseTaskUserMode(t *testing.T) {
 	}
 }
 
-// service runs everywhere; console nowhere yet; per-task where the OS has
-// task users (Linux), and elsewhere the refusal names the OS.
-func TestCheckTaskUserMode(t *testing.T) {
-	if err := CheckTaskUserMode(TaskUserService); err != nil {
-		t.Errorf("service refused: %v", err)
+// The accounts of two runners (two tasks directories) are told apart, so
+// that one's clean-up at start never removes the other's.
+func TestTaskUserCommentNamesItsRunner(t *testing.T) {
+	a, b := taskUserComment("/var/lib/labrunner/tasks"), taskUserComment("/tmp/other/tasks")
+	if a == b || !strings.HasPrefix(a, "labrunner task user ") || len(a) > 48 {
+		t.Errorf("comments %q and %q: want distinct, short, labrunner's", a, b)
 	}
-	notYet := "not supported yet on " + runtime.GOOS
-	if err := CheckTaskUserMode(TaskUserConsole); !errors.Is(err, ErrTaskUserModeUnsupported) || !strings.Contains(err.Error(), notYet) {
-		t.Errorf("console: %v; want %q", err, notYet)
-	}
-	err := CheckTaskUserMode(TaskUserPerTask)
-	switch {
-	case runtime.GOOS == "linux" && err != nil:
-		t.Errorf("per-task refused on Linux: %v", err)
-	case runtime.GOOS != "linux" && (!errors.Is(err, ErrTaskUserModeUnsupported) || !strings.Contains(err.Error(), notYet)):
-		t.Errorf("per-task on %s: %v; want %q", runtime.GOOS, err, notYet)
-	}
-	if runtime.GOOS != "linux" {
-		if _, err := NewTaskUser(); !errors.Is(err, ErrTaskUserModeUnsupported) {
-			t.Errorf("NewTaskUser on %s: %v; want not supported", runtime.GOOS, err)
-		}
+	if a != taskUserComment("/var/lib/labrunner/tasks") {
+		t.Errorf("the comment of one tasks directory changes")
 	}
 }

@@ -1,11 +1,10 @@
-//go:build !linux
+//go:build !linux && !darwin && !windows
 
 package platform
 
-// Task users are not implemented yet on Windows and macOS (each gets a
-// taskuser_<os>.go of its own when they are): CheckTaskUserMode refuses
-// per-task and console, so these are never reached by a runner that
-// started.
+// Task users on the OSes labrunner does not ship for: CheckTaskUserMode
+// refuses per-task and console, so nothing below is reached by a runner
+// that started.
 
 import (
 	"fmt"
@@ -13,22 +12,39 @@ import (
 	"runtime"
 )
 
-const perTaskUsersSupported = false
-
-// taskUserSys will hold the account's OS handles (SID and profile on
-// Windows, record name on macOS).
 type taskUserSys struct{}
 
-func (taskUserSys) unsupported() error {
-	return fmt.Errorf("%w: task users are not supported yet on %s", ErrTaskUserModeUnsupported, runtime.GOOS)
+func canManageTaskUsers() error { return unsupportedHere("creating task users") }
+
+func (u *TaskUser) create(string) error { return canManageTaskUsers() }
+
+func consoleUser(string) (*TaskUser, error) { return nil, canManageTaskUsers() }
+
+func listTaskUsers(string) ([]string, error) { return nil, nil }
+
+func existingTaskUser(string) (*TaskUser, error) { return nil, canManageTaskUsers() }
+
+func (u *TaskUser) own(string) error { return canManageTaskUsers() }
+
+func (u *TaskUser) runAs(*exec.Cmd) error { return canManageTaskUsers() }
+
+func (u *TaskUser) addToGroup(string) error { return canManageTaskUsers() }
+
+func (u *TaskUser) groupsChanged() error { return nil }
+
+func (u *TaskUser) removeFromGroup(string) error { return canManageTaskUsers() }
+
+func (u *TaskUser) elevate() error { return ErrNoElevation }
+
+func (u *TaskUser) killProcesses() (int, error) { return 0, canManageTaskUsers() }
+
+func (u *TaskUser) processes() ([]int, error) { return nil, nil }
+
+func (u *TaskUser) remove() error { return canManageTaskUsers() }
+
+func (u *TaskUser) release() {}
+
+// unsupportedHere is the refusal of an OS without task users.
+func unsupportedHere(what string) error {
+	return fmt.Errorf("%w: %s is not supported on %s", ErrTaskUserModeUnsupported, what, runtime.GOOS)
 }
-
-func (u *TaskUser) create() error { return u.sys.unsupported() }
-
-func (u *TaskUser) own(string) error { return u.sys.unsupported() }
-
-func (u *TaskUser) runAs(*exec.Cmd) {}
-
-func (u *TaskUser) killProcesses() (int, error) { return 0, u.sys.unsupported() }
-
-func (u *TaskUser) remove() error { return u.sys.unsupported() }

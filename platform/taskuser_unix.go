@@ -1,0 +1,176 @@
+//go:build linux || darwin
+
+package platform
+
+// What Linux and macOS task users share: commands start as the account
+// through syscall.Credential (setuid and setgid by the runner, which runs
+// as root: no password is ever used), the task directory is chowned to
+// it, and its processes are killed in rounds until none is left.
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// taskUserSys is the account's ids, the supplementary groups its
+// commands get (osGroups; the console user's own) and, for the console's
+// user, the variables of its graphical session.
+type taskUserSys struct {
+	uid, gid uint32
+	groups   []uint32
+	env      []string
+	// wrap, when set, turns a command's argv into the one to start (macOS
+	// console: launchctl asuser); the command then starts as root.
+	wrap func(argv []string) []string
+}
+
+func canManageTaskUsers() error {
+	if uid := os.Geteuid(); uid != 0 {
+		return fmt.Errorf("the runner runs as uid %d, not root, and cannot create task accounts nor start commands as them; run the runner as root (its service does)", uid)
+	}
+	return nil
+}
+
+// lookupTaskUser fills u's ids and home from the account database.
+func lookupTaskUser(name string) (*TaskUser, error) {
+	acct, err := user.Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("look up account %s: %w", name, err)
+	}
+	uid, err1 := strconv.ParseUint(acct.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(acct.Gid, 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("ids of account %s: %w", name, err)
+	}
+	return &TaskUser{Name: name, Home: acct.HomeDir, sys: taskUserSys{uid: uint32(uid), gid: uint32(gid)}}, nil
+}
+
+func existingTaskUser(name string) (*TaskUser, error) { return lookupTaskUser(name) }
+
+func (u *TaskUser) own(dir string) error {
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(u.sys.uid), int(u.sys.gid))
+	})
+	if err != nil {
+		return err
+	}
+	return letThrough(filepath.Dir(dir))
+}
+
+// letThrough adds search permission for others to dir and its parents
+// that lack it, so that a task user can reach its task directory; a
+// directory of another account that would stop it is an error.
+func letThrough(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for {
+		fi, err := os.Stat(abs)
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o001 == 0 {
+			st, ok := fi.Sys().(*syscall.Stat_t)
+			if !ok || int(st.Uid) != os.Geteuid() {
+				return fmt.Errorf("%s (mode %04o) belongs to another account and task users cannot pass it; give others search permission (chmod o+x) or move tasksDir", abs, perm)
+			}
+			// Search only: 0700 becomes 0711, which RestrictToServiceAccount
+			// still counts as private.
+			if err := os.Chmod(abs, fi.Mode()|0o011); err != nil {
+				return err
+			}
+		}
+		parent := filepath.Dir(abs)
+		if parent == abs {
+			return nil
+		}
+		abs = parent
+	}
+}
+
+func (u *TaskUser) runAs(cmd *exec.Cmd) error {
+	cmd.Env = append(cmd.Env, "HOME="+u.Home, "USER="+u.Name, "LOGNAME="+u.Name)
+	cmd.Env = append(cmd.Env, u.sys.env...)
+	if u.sys.wrap != nil {
+		argv := u.sys.wrap(cmd.Args)
+		path, err := exec.LookPath(argv[0])
+		if err != nil {
+			return err
+		}
+		cmd.Path, cmd.Args = path, argv
+		return nil
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	// Only the account's groups: the runner's (root's) are dropped.
+	groups := append([]uint32{}, u.sys.groups...)
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.sys.uid, Gid: u.sys.gid, Groups: groups}
+	return nil
+}
+
+// joinedGroup records that the account's commands get group g's id.
+func (u *TaskUser) joinedGroup(g string) error {
+	grp, err := user.LookupGroup(g)
+	if err != nil {
+		return err
+	}
+	gid, err := strconv.ParseUint(grp.Gid, 10, 32)
+	if err != nil {
+		return fmt.Errorf("id of group %s: %w", g, err)
+	}
+	u.sys.groups = append(u.sys.groups, uint32(gid))
+	return nil
+}
+
+// The commands' groups are set at each start (runAs): nothing to refresh.
+func (u *TaskUser) groupsChanged() error { return nil }
+
+func (u *TaskUser) elevate() error {
+	return fmt.Errorf("%w: features.runAsAdministrator is for Windows only", ErrNoElevation)
+}
+
+func (u *TaskUser) release() {}
+
+func (u *TaskUser) processes() ([]int, error) { return processesOf(u.sys.uid) }
+
+// killProcesses kills, in rounds, every process whose real, effective or
+// saved uid is the account's, until a round finds none: a process forking
+// during one round is found in the next.
+func (u *TaskUser) killProcesses() (int, error) {
+	killed := 0
+	for round := 0; round < 50; round++ {
+		pids, err := processesOf(u.sys.uid)
+		if err != nil {
+			return killed, err
+		}
+		if len(pids) == 0 {
+			return killed, nil
+		}
+		for _, pid := range pids {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+				killed++
+			} else if !errors.Is(err, syscall.ESRCH) {
+				return killed, fmt.Errorf("kill %d: %w", pid, err)
+			}
+		}
+		time.Sleep(time.Duration(round+1) * 10 * time.Millisecond)
+	}
+	pids, _ := processesOf(u.sys.uid)
+	if len(pids) == 0 {
+		return killed, nil
+	}
+	return killed, fmt.Errorf("processes %v still run after 50 rounds of kills", pids)
+}
