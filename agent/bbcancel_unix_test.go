@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labrunner/labrunner/platform"
+
 	bbclient "github.com/labrunner/labrunner/bridge/client"
 )
 
@@ -19,7 +21,7 @@ import (
 // so only the build's own can end the tree in time.
 func TestCancelledBuildKilledAfterItsGrace(t *testing.T) {
 	dir := testTempDir(t)
-	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), KillGrace: time.Minute, Logger: quietLogger()})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: filepath.Join(dir, "tasks"), KillGrace: time.Minute, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

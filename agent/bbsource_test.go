@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labrunner/labrunner/platform"
+
 	bbclient "github.com/labrunner/labrunner/bridge/client"
 )
 
@@ -129,7 +131,7 @@ func TestBBSourceKillGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(Config{TasksDir: filepath.Join(testTempDir(t), "tasks")})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: filepath.Join(testTempDir(t), "tasks")})
 	if err != nil {
 		t.Fatal(err)
 	}

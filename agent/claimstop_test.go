@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labrunner/labrunner/platform"
+
 	bbclient "github.com/labrunner/labrunner/bridge/client"
 )
 
@@ -146,7 +148,7 @@ func (b *longPollBridge) waitClaimInFlight(t *testing.T) {
 // bridge returns at once rather than after the poll.
 func TestAgentStopAbandonsBridgeLongPoll(t *testing.T) {
 	bridge := newLongPollBridge(t, false)
-	a, err := New(Config{Source: bridge.source(t), TasksDir: filepath.Join(testTempDir(t), "tasks"), Logger: claimTestLogger()})
+	a, err := New(Config{TaskUser: platform.TaskUserService, Source: bridge.source(t), TasksDir: filepath.Join(testTempDir(t), "tasks"), Logger: claimTestLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

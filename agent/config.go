@@ -68,7 +68,7 @@ type FileConfig struct {
 	// ChainOfTrust configures features.chainOfTrust.
 	ChainOfTrust FileChainOfTrust `yaml:"chainOfTrust"`
 	// TaskUser is the account task commands run as: per-task, console or
-	// service (default service; docs/operations.md, "Task users").
+	// service (default per-task; docs/operations.md, "Task users").
 	TaskUser string `yaml:"taskUser"`
 	// ConsoleUser, with taskUser: console, is the account expected at the
 	// console (the autologin account); empty: whoever is logged in.

@@ -76,14 +76,17 @@ func TestParseConfigRejectsUnknownKeysAndBadDurations(t *testing.T) {
 	}
 }
 
-// taskUser defaults to service; a wrong mode is a problem naming the
+// taskUser defaults to per-task; a wrong mode is a problem naming the
 // key; a mode this runner cannot do (not root) is refused with the fix.
 func TestParseConfigTaskUser(t *testing.T) {
 	base := "rootURL: https://tc.example.com\ncredentials: {clientId: c, accessToken: a}\ntaskQueueId: lab/hw\nworkerGroup: g\nworkerId: w\nstateDir: /s\ntasksDir: /t\n"
 	capable := platform.CheckTaskUserMode(platform.TaskUserPerTask) == nil
 	c, err := ParseConfig([]byte(base))
-	if err != nil || c.TaskUser != "service" {
-		t.Fatalf("default taskUser = %v, %v; want service", c, err)
+	switch {
+	case capable && (err != nil || c.TaskUser != "per-task"):
+		t.Fatalf("default taskUser = %v, %v; want per-task", c, err)
+	case !capable && (err == nil || !strings.Contains(err.Error(), "taskUser: service")):
+		t.Fatalf("default taskUser where task users cannot be made: %v; want the refusal naming taskUser: service", err)
 	}
 	_, err = ParseConfig([]byte(base + "taskUser: root\n"))
 	if err == nil || !strings.Contains(err.Error(), `taskUser: "root" is not a task-user mode; use per-task, console or service`) {

@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labrunner/labrunner/platform"
+
 	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
@@ -124,6 +126,9 @@ func (e *env) config() Config {
 		IdlePollWait: 10 * time.Millisecond,
 		KillGrace:    2 * time.Second,
 		Logger:       quietLogger(),
+		// The tests on this env are about the queue side of a run; the
+		// task-user modes have their own (taskuser_linux_test.go).
+		TaskUser: platform.TaskUserService,
 	}
 }
 

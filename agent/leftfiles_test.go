@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 // firstClaimSource has no work and says when it was first asked.
@@ -53,7 +55,7 @@ func TestStartRemovesUnjournalledTaskFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := &firstClaimSource{claimed: make(chan struct{})}
-	a, err := New(Config{TasksDir: tasksDir, Journal: j, Source: src, Version: "test", Logger: silentLogger, IdlePollWait: time.Millisecond})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: tasksDir, Journal: j, Source: src, Version: "test", Logger: silentLogger, IdlePollWait: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

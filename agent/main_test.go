@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/labrunner/labrunner/platform"
+
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 )
 
@@ -45,7 +47,7 @@ func runHelperAgent(raw string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	a, err := New(Config{
+	a, err := New(Config{TaskUser: platform.TaskUserService,
 		Source: NewTCSource(TCSourceConfig{
 			RootURL: hc.RootURL, Credentials: tcclient.Credentials{ClientID: hc.ClientID, AccessToken: hc.AccessToken},
 			TaskQueueID: hc.TaskQueueID, WorkerGroup: hc.WorkerGroup, WorkerID: hc.WorkerID,

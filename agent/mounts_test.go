@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labrunner/labrunner/platform"
+
 	"github.com/klauspost/compress/zstd"
 	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
@@ -73,7 +75,7 @@ func (e *mountEnv) startAgent(adjust ...func(*Config)) {
 		}),
 		WorkerGroup: "lab", WorkerID: "mounts-test", RootURL: e.stack.RootURL,
 		TasksDir: filepath.Join(e.dir, "tasks"), Version: "test", IdlePollWait: 10 * time.Millisecond,
-		KillGrace: 2 * time.Second, Logger: quietMountLogger(),
+		KillGrace: 2 * time.Second, Logger: quietMountLogger(), TaskUser: platform.TaskUserService,
 		PurgeCache: NewPurgeCache(e.stack.RootURL, e.taskQueueID, func() tcclient.Credentials { return e.stack.Credentials }),
 	}
 	for _, f := range adjust {

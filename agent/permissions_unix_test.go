@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 // The tasks directory, each task directory and each task log are the
@@ -25,7 +27,7 @@ func TestTaskFilesArePrivate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	a, err := New(Config{TasksDir: tasksDir, Version: "test", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: tasksDir, Version: "test", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

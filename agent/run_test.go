@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labrunner/labrunner/platform"
+
 	"github.com/labrunner/labrunner/internal/devqueue"
 )
 
@@ -463,7 +465,7 @@ func TestKilledAgentRunResolvedOnRestart(t *testing.T) {
 
 func TestRunTaskLocally(t *testing.T) {
 	dir := testTempDir(t)
-	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), Version: "test"})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: filepath.Join(dir, "tasks"), Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}

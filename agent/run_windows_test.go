@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/labrunner/labrunner/platform"
+
 	"golang.org/x/sys/windows"
 )
 
@@ -19,7 +21,7 @@ func underWine() bool {
 
 func TestCmdLinesRunInSequenceWithState(t *testing.T) {
 	dir := testTempDir(t)
-	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), Version: "test", KeepTaskDirs: true})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: filepath.Join(dir, "tasks"), Version: "test", KeepTaskDirs: true})
 	if err != nil {
 		t.Fatal(err)
 	}

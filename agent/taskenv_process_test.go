@@ -119,7 +119,7 @@ func checkTaskEnv(t *testing.T, seen map[string]string, payloadEnv map[string]st
 func TestTaskSeesOnlyDocumentedEnv(t *testing.T) {
 	setParentEnv(t, parentEssentials)
 	dir := testTempDir(t)
-	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), Version: "test", KeepTaskDirs: true})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: filepath.Join(dir, "tasks"), Version: "test", KeepTaskDirs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestTaskSeesOnlyDocumentedEnv(t *testing.T) {
 func TestBuildbotBuildSeesOnlyDocumentedEnv(t *testing.T) {
 	setParentEnv(t, parentEssentials)
 	dir := testTempDir(t)
-	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), Version: "test", KeepTaskDirs: true, Logger: silentLogger})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: filepath.Join(dir, "tasks"), Version: "test", KeepTaskDirs: true, Logger: silentLogger})
 	if err != nil {
 		t.Fatal(err)
 	}

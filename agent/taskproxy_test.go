@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 func TestTaskclusterProxyServesTheTask(t *testing.T) {
@@ -29,7 +31,7 @@ func TestTaskclusterProxyServesTheTask(t *testing.T) {
 
 func TestTaskclusterProxyNeedsQueueCredentials(t *testing.T) {
 	dir := testTempDir(t)
-	a, err := New(Config{TasksDir: filepath.Join(dir, "tasks"), Version: "test", Logger: quietMountLogger()})
+	a, err := New(Config{TaskUser: platform.TaskUserService, TasksDir: filepath.Join(dir, "tasks"), Version: "test", Logger: quietMountLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/labrunner/labrunner/internal/devqueue"
 	"github.com/labrunner/labrunner/internal/devstack"
 	"github.com/labrunner/labrunner/internal/testsvc"
+	"github.com/labrunner/labrunner/platform"
 )
 
 // graphEnv is a devstack, a bridge listening to a bridged task queue, a
@@ -201,7 +202,10 @@ func (e *graphEnv) startAgent(names []string, results map[string]agent.BuilderRe
 	// 10 s, which builds must not wait for.
 	a, err := agent.New(agent.Config{Source: src, TasksDir: filepath.Join(e.dir, "tasks"), RootURL: e.stack.RootURL, Capacity: 2,
 		WorkerGroup: "lab", WorkerID: "lab-1", IdlePollWait: 50 * time.Millisecond, ErrorPollWait: 200 * time.Millisecond,
-		KillGrace: 10 * time.Second, Logger: log})
+		KillGrace: 10 * time.Second, Logger: log,
+		// These tests follow work through the bridge and the queue; task
+		// users have tests of their own (agent/taskuser_linux_test.go).
+		TaskUser: platform.TaskUserService})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -89,6 +89,7 @@ func (e *graphEnv) startProvisionedRunner(provURL, enrollToken string) *runner.C
 	cfg := map[string]any{
 		"stateDir":     filepath.Join(e.dir, "state"),
 		"tasksDir":     filepath.Join(e.dir, "tasks"),
+		"taskUser":     "service", // about the runner and the bridge, not task users
 		"idlePollWait": "10ms",
 		"runner": map[string]any{
 			"reboot":   map[string]any{"command": []string{"/bin/true"}},

@@ -28,6 +28,7 @@ func testRunnerBothSourcesStatus(t *testing.T, su setup) {
 		"workerId":     "runner-1",
 		"stateDir":     filepath.Join(e.dir, "state"),
 		"tasksDir":     filepath.Join(e.dir, "tasks"),
+		"taskUser":     "service", // about the runner and the bridge, not task users
 		"idlePollWait": "10ms",
 		"runner": map[string]any{
 			"reboot":   map[string]any{"command": []string{"/bin/true"}},

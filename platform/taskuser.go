@@ -44,7 +44,7 @@ const (
 
 // DefaultTaskUserMode is the mode when none is configured: tasks never
 // run as the runner's account unless an operator says so.
-const DefaultTaskUserMode = TaskUserService
+const DefaultTaskUserMode = TaskUserPerTask
 
 // ParseTaskUserMode reads a mode; "" is the default.
 func ParseTaskUserMode(s string) (TaskUserMode, error) {

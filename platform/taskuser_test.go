@@ -6,7 +6,7 @@ import (
 )
 
 func TestParseTaskUserMode(t *testing.T) {
-	for in, want := range map[string]TaskUserMode{"": TaskUserService, "service": TaskUserService, "per-task": TaskUserPerTask, "console": TaskUserConsole} {
+	for in, want := range map[string]TaskUserMode{"": TaskUserPerTask, "service": TaskUserService, "per-task": TaskUserPerTask, "console": TaskUserConsole} {
 		if got, err := ParseTaskUserMode(in); err != nil || got != want {
 			t.Errorf("ParseTaskUserMode(%q) = %q, %v; want %q", in, got, err, want)
 		}

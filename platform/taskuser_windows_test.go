@@ -47,7 +47,7 @@ func runTree(t *testing.T, cmd *exec.Cmd) string {
 // the account and its profile are gone afterwards.
 func TestWindowsTaskUserLife(t *testing.T) {
 	if underWine() {
-		t.Skip("Wine keeps NetUserAdd's accounts inside the calling process: no SID, logon or profile (docs/testing.md)")
+		t.Skip("Wine keeps NetUserAdd's accounts inside the calling process: no SID, logon or profile (docs/operations.md, What was tested where)")
 	}
 	if err := CheckTaskUserMode(TaskUserPerTask); err != nil {
 		t.Skipf("this account cannot make task users (run the tests as LocalSystem): %v", err)

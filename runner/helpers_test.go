@@ -81,7 +81,10 @@ func newEnv(t *testing.T, runnerKeys map[string]any) *testEnv {
 		"stateDir":     filepath.Join(e.dir, "state"),
 		"tasksDir":     filepath.Join(e.dir, "tasks"),
 		"idlePollWait": "10ms",
-		"runner":       rk,
+		// The tests are about the runner's life, not about task users
+		// (taskuser_linux_test.go): tasks run as the test's account.
+		"taskUser": "service",
+		"runner":   rk,
 	}
 	b, _ := json.Marshal(cfg) // JSON is YAML
 	e.configPath = filepath.Join(e.dir, "runner.yml")

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"encoding/json"
 	"log/slog"
 	"os"
 	"regexp"
@@ -10,15 +11,34 @@ import (
 	"github.com/labrunner/labrunner/internal/testsvc"
 )
 
-// A runner in per-task mode says so in its status, and a task it runs
-// from the queue cannot read the runner's state file nor its
-// configuration: the task fails.
+// A runner whose configuration does not name taskUser runs tasks as
+// per-task users and says so in its status; a task it runs from the
+// queue cannot read the runner's state file nor its configuration: the
+// task fails.
 func TestPerTaskRunnerKeepsItsFilesFromTasks(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("per-task users are made with useradd and need root; run the tests as root (CI does)")
 	}
 	e := newEnv(t, nil)
-	e.ac.TaskUser = "per-task"
+	b, err := os.ReadFile(e.configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	delete(cfg, "taskUser")
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(e.configPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if e.ac, e.rc, err = Load(e.configPath); err != nil {
+		t.Fatal(err)
+	}
+	if e.ac.TaskUser != "per-task" {
+		t.Fatalf("taskUser without a setting = %q, want per-task", e.ac.TaskUser)
+	}
 	var logs testsvc.LogBuffer
 	rn := e.start(Options{Logger: logs.Logger(slog.LevelInfo)})
 	s := e.waitStatus(rn, "status after start", func(*Status) bool { return true })
@@ -35,8 +55,8 @@ func TestPerTaskRunnerKeepsItsFilesFromTasks(t *testing.T) {
 	}
 }
 
-// By default tasks run as the runner's account: the status says so and
-// the runner warns at start.
+// Tasks run as the runner's account only when taskUser: service is set:
+// the status says so and the runner warns at start.
 func TestServiceModeIsShownAndWarned(t *testing.T) {
 	e := newEnv(t, nil)
 	var logs testsvc.LogBuffer

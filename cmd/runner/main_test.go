@@ -9,7 +9,9 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,6 +127,7 @@ func TestRunAgainstDevstack(t *testing.T) {
 		"workerId":     "machine-1",
 		"stateDir":     filepath.Join(dir, "state"),
 		"tasksDir":     filepath.Join(dir, "tasks"),
+		"taskUser":     "service", // the CLI is under test, not task users
 		"livelog":      map[string]string{"listen": "127.0.0.1:0", "publicURL": "http://127.0.0.1:1"},
 		"idlePollWait": "10ms",
 	}
@@ -201,6 +204,7 @@ func TestRunCancelsThroughRabbitMQ(t *testing.T) {
 		"workerId":           "machine-1",
 		"stateDir":           filepath.Join(dir, "state"),
 		"tasksDir":           filepath.Join(dir, "tasks"),
+		"taskUser":           "service", // the CLI is under test, not task users
 		"pulseURL":           amqpURL,
 		"pulseQueue":         "queue/guest/labrunner-test-" + unique,
 		"cancelPollInterval": "1h",
@@ -306,5 +310,37 @@ func TestRunTaskUnreadableFileExits2(t *testing.T) {
 	code, _, stderr := execute(context.Background(), "run-task", filepath.Join(t.TempDir(), "missing.json"))
 	if code != 2 || !strings.Contains(stderr, "missing.json") {
 		t.Fatalf("exit code %d, stderr %q; want 2 naming the file", code, stderr)
+	}
+}
+
+// run-task runs the task as a per-task user by default (root here), as
+// the caller with --task-user service; a wrong mode names the flag.
+func TestRunTaskTaskUser(t *testing.T) {
+	dir := t.TempDir()
+	task := filepath.Join(dir, "payload.json")
+	if err := os.WriteFile(task, []byte(`{"command": [["/bin/sh", "-c", "id -un"]], "maxRunTime": 30}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := execute(context.Background(), "run-task", task, "--tasks-dir", filepath.Join(dir, "tasks"), "--task-user", "service")
+	if code != 0 || !strings.Contains(stdout, "\n"+me.Username+"\n") {
+		t.Errorf("--task-user service: exit %d, want the task run as %s:\n%s%s", code, me.Username, stdout, stderr)
+	}
+	if os.Geteuid() == 0 {
+		code, stdout, stderr = execute(context.Background(), "run-task", task, "--tasks-dir", filepath.Join(dir, "tasks"))
+		if code != 0 || !regexp.MustCompile(`Running as task user (task_[0-9a-f]+) .*\n(.*\n)*task_[0-9a-f]+\n`).MatchString(stdout) {
+			t.Errorf("default: exit %d, want the task run as a task user:\n%s%s", code, stdout, stderr)
+		}
+	} else {
+		code, _, stderr = execute(context.Background(), "run-task", task, "--tasks-dir", filepath.Join(dir, "tasks"))
+		if code != 2 || !strings.Contains(stderr, "--task-user service") {
+			t.Errorf("default without root: exit %d, want 2 and the fix named:\n%s", code, stderr)
+		}
+	}
+	if code, _, stderr := execute(context.Background(), "run-task", task, "--task-user", "admin"); code != 2 || !strings.Contains(stderr, "--task-user") {
+		t.Errorf("--task-user admin: exit %d, want 2 naming the flag:\n%s", code, stderr)
 	}
 }

@@ -73,6 +73,7 @@ func TestCLIRunWithProvisionerAndStatus(t *testing.T) {
 	ln.Close()
 	cfg := map[string]any{
 		"stateDir": filepath.Join(dir, "state"), "tasksDir": filepath.Join(dir, "tasks"), "idlePollWait": "10ms",
+		"taskUser": "service", // the CLI is under test, not task users
 		"runner": map[string]any{
 			"drainGrace":  "2s",
 			"checks":      map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},

@@ -109,6 +109,7 @@ func newCLIEnv(t *testing.T, reboot map[string]any) *cliEnv {
 		"workerId":     "machine-1",
 		"stateDir":     filepath.Join(dir, "state"),
 		"tasksDir":     filepath.Join(dir, "tasks"),
+		"taskUser":     "service", // the CLI is under test, not task users
 		"idlePollWait": "10ms",
 		"runner": map[string]any{
 			"drainGrace": "2s",

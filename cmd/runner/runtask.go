@@ -13,10 +13,11 @@ import (
 	"github.com/labrunner/labrunner/internal/stdlog"
 
 	"github.com/labrunner/labrunner/agent"
+	"github.com/labrunner/labrunner/platform"
 )
 
 func newRunTaskCommand() *cobra.Command {
-	var artifactsDir, tasksDir string
+	var artifactsDir, tasksDir, taskUser string
 	var keep bool
 	cmd := &cobra.Command{
 		Use:   "run-task FILE [--artifacts DIR]",
@@ -35,12 +36,16 @@ func newRunTaskCommand() *cobra.Command {
 				tasksDir = filepath.Join(os.TempDir(), "labrunner-tasks")
 			}
 			stdlog.Route(slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)), slog.LevelDebug)
+			mode, err := platform.ParseTaskUserMode(taskUser)
+			if err != nil {
+				return exitErrorf(cmd, 2, "--task-user: %v", err)
+			}
 			a, err := agent.New(agent.Config{
-				TasksDir: tasksDir, Version: version, KeepTaskDirs: keep,
+				TasksDir: tasksDir, Version: version, KeepTaskDirs: keep, TaskUser: mode,
 				Logger: slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 			})
 			if err != nil {
-				return err
+				return exitErrorf(cmd, 2, "%v (here: --task-user service)", err)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -54,6 +59,7 @@ func newRunTaskCommand() *cobra.Command {
 	cmd.Flags().StringVar(&artifactsDir, "artifacts", "", "copy the task's artifacts (and its log) into this directory")
 	cmd.Flags().StringVar(&tasksDir, "tasks-dir", "", "where to make the task directory (default: the system temp directory)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the task directory after the run")
+	cmd.Flags().StringVar(&taskUser, "task-user", "", "the account the task runs as: per-task (default; needs root), console, or service (the caller's own account, no isolation)")
 	return cmd
 }
 

@@ -78,6 +78,11 @@ func newRunner(t *testing.T, cfg map[string]any) *runnerProc {
 		stateDir: filepath.Join(dir, "state"), tasksDir: filepath.Join(dir, "tasks"), tmpDir: filepath.Join(dir, "tmp")}
 	r.socket = filepath.Join(r.stateDir, "control.sock")
 	cfg["stateDir"], cfg["tasksDir"] = r.stateDir, r.tasksDir
+	if _, set := cfg["taskUser"]; !set {
+		// The faults are the runner's; task users have tests of their own
+		// (agent/taskuser_linux_test.go, runner/taskuser_linux_test.go).
+		cfg["taskUser"] = "service"
+	}
 	rc, _ := cfg["runner"].(map[string]any)
 	if rc == nil {
 		rc = map[string]any{}
