@@ -20,7 +20,7 @@ func TestChainOfTrustKeyConfig(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := "rootURL: https://tc.example.com\ncredentials: {clientId: w, accessToken: s}\ntaskQueueId: lab/win\nworkerGroup: g\nworkerId: w\nstateDir: /s\ntasksDir: /t\n"
+	base := "rootURL: https://tc.example.com\ncredentials: {clientId: w, accessToken: s}\ntaskQueueId: lab/win\nworkerGroup: g\nworkerId: w\nstateDir: /s\ntasksDir: /t\ntaskUser: service\n"
 	c, err := ParseConfig([]byte(base + "chainOfTrust: {ed25519SigningKey: " + good + "}\n"))
 	if err != nil || c.ChainOfTrust.Ed25519SigningKey != good {
 		t.Fatalf("a good key: %+v, %v", c, err)

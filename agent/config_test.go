@@ -21,6 +21,7 @@ tasksDir: /var/lib/labrunner/tasks
 pulseURL: amqps://user:pw@pulse.example.com:5671
 livelog: {listen: ":60099", publicURL: "http://machine-01.example.com:60099"}
 reclaimMargin: 2m
+taskUser: service
 `))
 	if err != nil {
 		t.Fatal(err)

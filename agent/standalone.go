@@ -137,7 +137,7 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 	}
 	log.Info("agent started", "taskQueueId", c.TaskQueueID, "workerGroup", c.WorkerGroup, "workerId", c.WorkerID, "capacity", cfg.Capacity, "taskUser", string(cfg.TaskUser))
 	if cfg.TaskUser == platform.TaskUserService {
-		log.Warn("tasks run as the runner's own account (taskUser: service): a task can read the runner's credentials and change the machine for later tasks; set taskUser: per-task where the OS supports it (docs/operations.md, Task users)")
+		log.Warn("tasks run as the runner's own account (taskUser: service): a task can read the runner's credentials and change the machine for later tasks; remove taskUser: service from the configuration to run each task as a fresh task user (per-task, the default; docs/operations.md, Task users)")
 	}
 	return a.Run(ctx)
 }

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labrunner/labrunner/platform"
 )
@@ -161,4 +163,59 @@ func processesWithArg(t *testing.T, arg string) []string {
 		}
 	}
 	return pids
+}
+
+// A per-task agent removes, before its first claim, the task user a
+// crashed agent on the same tasks directory left running, and kills its
+// processes; another agent's task user is left alone.
+func TestPerTaskAgentRemovesLeftTaskUsersAtStart(t *testing.T) {
+	a, _, _ := perTaskAgent(t)
+	left, err := platform.NewTaskUser(a.cfg.TasksDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := platform.NewTaskUser(a.cfg.TasksDir + "-another-runner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, u := range []*platform.TaskUser{left, other} {
+			if _, err := user.Lookup(u.Name); err == nil {
+				_, _ = u.KillProcesses()
+				_ = u.Remove()
+			}
+		}
+	}()
+	sleeper := exec.Command("/bin/sleep", "1000.4712")
+	if err := left.RunAs(sleeper); err != nil {
+		t.Fatal(err)
+	}
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go sleeper.Wait()
+	src := &firstClaimSource{claimed: make(chan struct{})}
+	a.cfg.Source = src
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-src.claimed:
+	case <-time.After(time.Minute):
+		t.Fatal("the agent did not start claiming")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var unknown user.UnknownUserError
+	if _, err := user.Lookup(left.Name); !errors.As(err, &unknown) {
+		t.Errorf("the task user %s left by a crash is still there: %v", left.Name, err)
+	}
+	if pids := processesWithArg(t, "1000.4712"); len(pids) > 0 {
+		t.Errorf("its process survives: %v", pids)
+	}
+	if _, err := user.Lookup(other.Name); err != nil {
+		t.Errorf("another runner's task user %s was removed: %v", other.Name, err)
+	}
 }

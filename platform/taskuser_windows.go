@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -208,9 +209,16 @@ func (u *TaskUser) grantWindowObjects() error {
 	return nil
 }
 
+// windowObjectsMu serialises the read-modify-write of the window
+// station's and desktop's DACLs: two tasks at once (capacity 2) would
+// otherwise lose one's entry.
+var windowObjectsMu sync.Mutex
+
 // grantHandle sets (SET_ACCESS) or takes back (REVOKE_ACCESS) sid's full
 // access to a window station or desktop.
 func grantHandle(h windows.Handle, sid *windows.SID, mode windows.ACCESS_MODE) error {
+	windowObjectsMu.Lock()
+	defer windowObjectsMu.Unlock()
 	sd, err := windows.GetSecurityInfo(h, windows.SE_WINDOW_OBJECT, windows.DACL_SECURITY_INFORMATION)
 	if err != nil {
 		return fmt.Errorf("GetSecurityInfo: %w", err)

@@ -10,6 +10,9 @@ import (
 	"github.com/labrunner/labrunner/agent"
 )
 
+// agentYAML is an agent section for tests about the runner: section; it
+// sets taskUser: service since per-task (the default) is refused where the
+// tests run without root or LocalSystem (Wine).
 const agentYAML = `rootURL: https://tc.example.com
 credentials: {clientId: c, accessToken: t}
 taskQueueId: lab/win11
@@ -17,6 +20,7 @@ workerGroup: mtv
 workerId: m1
 stateDir: /var/lib/labrunner
 tasksDir: /var/lib/labrunner/tasks
+taskUser: service
 `
 
 func TestConfigDefaultsAndRunnerSection(t *testing.T) {
@@ -96,9 +100,9 @@ runner:
 		t.Fatalf("error %v, want a ConfigError", err)
 	}
 	want := []string{
-		"line 8: capacty: unknown key; did you mean capacity? Fix or remove it (see docs/config.md)",
-		`line 13: runner.checks.tries: want a whole number, not "many" (see docs/config.md)`,
-		"line 17: runner.drainGrase: unknown key; did you mean drainGrace? Fix or remove it (see docs/config.md)",
+		"line 9: capacty: unknown key; did you mean capacity? Fix or remove it (see docs/config.md)",
+		`line 14: runner.checks.tries: want a whole number, not "many" (see docs/config.md)`,
+		"line 18: runner.drainGrase: unknown key; did you mean drainGrace? Fix or remove it (see docs/config.md)",
 	}
 	if strings.Join(ce.Problems, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(ce.Problems, "\n"), strings.Join(want, "\n"))

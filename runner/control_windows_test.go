@@ -26,6 +26,7 @@ workerGroup: lab
 workerId: win-01
 stateDir: '%s'
 tasksDir: '%s'
+taskUser: service
 runner:
   controlSocket: '%s'
   quarantine: {mirrorToQueue: false}

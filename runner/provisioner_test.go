@@ -82,6 +82,8 @@ func newProvEnv(t *testing.T, agentKeys map[string]any) *provEnv {
 		"tasksDir":     filepath.Join(e.dir, "tasks"),
 		"idlePollWait": "10ms",
 		"killGrace":    "500ms",
+		// About the provisioner link, not task users.
+		"taskUser": "service",
 		"runner": map[string]any{
 			"reboot":   map[string]any{"command": []string{"/bin/sh", "-c", `echo "$LABRUNNER_REBOOT_REASON" >> ` + e.rebootLog}},
 			"checks":   map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},
