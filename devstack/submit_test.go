@@ -125,6 +125,8 @@ func startAgent(ctx context.Context, s *System, workDir string, logger *slog.Log
 		TasksDir:      filepath.Join(workDir, "tasks"),
 		Version:       "demo",
 		Logger:        logger,
+		// The test is about task submit, not task users.
+		TaskUser: platform.TaskUserService,
 	})
 	if err != nil {
 		_ = logServer.Close()

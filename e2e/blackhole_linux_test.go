@@ -185,6 +185,7 @@ func startPoolRunner(t *testing.T, dir, host, provURL, enrollToken string, log *
 	cfg := map[string]any{
 		"stateDir":     filepath.Join(dir, "state"),
 		"tasksDir":     filepath.Join(dir, "tasks"),
+		"taskUser":     "service", // about black holes, not task users
 		"idlePollWait": "10ms",
 		"runner": map[string]any{
 			"reboot":   map[string]any{"command": []string{"/bin/true"}},

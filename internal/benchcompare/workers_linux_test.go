@@ -83,10 +83,7 @@ func startLabrunner(t testing.TB, s *stack, b binaries, dir, workerType string, 
 		"taskQueueId": provisionerID + "/" + workerType, "workerGroup": "bench", "workerId": workerType,
 		"capacity": max(o.capacity, 1),
 		"stateDir": filepath.Join(dir, "state"), "tasksDir": filepath.Join(dir, "tasks"),
-		// Like for like: generic-worker's simple engine runs tasks as its
-		// own account too (a task user's cost is BenchmarkTaskUserLife's).
-		"taskUser": "service",
-		"livelog":  map[string]string{"listen": "127.0.0.1:0", "publicURL": "http://127.0.0.1:1"},
+		"livelog": map[string]string{"listen": "127.0.0.1:0", "publicURL": "http://127.0.0.1:1"},
 	}
 	if o.pulse {
 		c["pulseURL"] = s.pulseURL
