@@ -70,3 +70,26 @@ func TestPerTaskOSGroups(t *testing.T) {
 		t.Errorf("osGroups with a group the worker lacks: %s; want malformed-payload naming it:\n%s", res.Resolution, log)
 	}
 }
+
+// A writable cache made by one task user is written by the next one: the
+// cache, moved into each task directory, is given to each task's account.
+func TestPerTaskCacheAcrossTaskUsers(t *testing.T) {
+	a, _, _ := perTaskAgent(t)
+	scopes := []string{"generic-worker:cache:lr-shared"}
+	payload := func(script string) map[string]any {
+		return map[string]any{"command": [][]string{{"/bin/sh", "-c", script}}, "maxRunTime": 60,
+			"mounts": []map[string]any{{"cacheName": "lr-shared", "directory": "cache"}}}
+	}
+	res, log := runTaskDef(t, a, scopes, payload(`mkdir -p cache/sub && echo one > cache/sub/file && echo first-ok`))
+	if res.Resolution.State != StateCompleted || !strings.Contains(log, "\nfirst-ok\n") {
+		t.Fatalf("first task: %s:\n%s", res.Resolution, log)
+	}
+	first := taskUserOf(t, log)
+	res, log = runTaskDef(t, a, scopes, payload(`cat cache/sub/file && echo two >> cache/sub/file && echo second-ok`))
+	if res.Resolution.State != StateCompleted || !strings.Contains(log, "\none\n") || !strings.Contains(log, "\nsecond-ok\n") {
+		t.Fatalf("second task could not read and write the first one's cache: %s:\n%s", res.Resolution, log)
+	}
+	if second := taskUserOf(t, log); second == first {
+		t.Errorf("both tasks ran as %s", first)
+	}
+}
