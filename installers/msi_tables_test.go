@@ -103,6 +103,7 @@ func TestMSITables(t *testing.T) {
 			target: []string{"enroll ", `--provisioner "[PROVISIONER_URL]"`, `--token "[ENROLLMENT_TOKEN]"`, `--pool-hint "[POOL_HINT]"`, `--tags "[TAGS]"`, configArg, `--data-dir "[CommonAppDataFolder]labrunner"`}},
 		"StartRunner":      {set: caExeFromFile | caInScript | caNoImpersonate, unset: caContinue, target: []string{"service start --if-configured " + configArg}},
 		"RemoveRunnerData": {set: caExeFromFile | caInScript | caNoImpersonate | caContinue, target: []string{"remove-data " + configArg}},
+		"StopRunner":       {set: caExeFromFile | caInScript | caNoImpersonate | caContinue, target: []string{"service stop"}},
 	} {
 		r := rowBy(t, cas, "Action", name)
 		typ, _ := strconv.Atoi(r["Type"])
@@ -155,6 +156,7 @@ func checkSequence(t *testing.T, rows []map[string]string) {
 		}
 	}
 	before("RemoveExistingProducts", "InstallInitialize", "the old version and its service go before the new one is installed")
+	before("StopRunner", "StopServices", "the service's process has exited before the files go (Windows locks a running program)")
 	before("DeleteServices", "RemoveRunnerData", "the service is stopped and gone before its data")
 	before("RemoveRunnerData", "RemoveFiles", "runner.exe must still be there to remove the data")
 	before("InstallServices", "ConfigureRunnerService", "the service exists to be configured")
@@ -166,6 +168,7 @@ func checkSequence(t *testing.T, rows []map[string]string) {
 		"EnrollRunner":     "NOT REMOVE AND PROVISIONER_URL AND ENROLLMENT_TOKEN",
 		"StartRunner":      "NOT REMOVE",
 		"RemoveRunnerData": `REMOVE~="ALL" AND REMOVE_DATA="1" AND NOT UPGRADINGPRODUCTCODE`,
+		"StopRunner":       `REMOVE~="ALL"`,
 	} {
 		if cond[a] != c {
 			t.Errorf("%s condition %q, want %q", a, cond[a], c)

@@ -124,7 +124,7 @@ func TestMSIUnderWine(t *testing.T) {
 		t.Errorf("service %q after uninstall, want none", st)
 	}
 	if fileExists(w.path(installDir + `\runner.exe`)) {
-		t.Errorf("runner.exe is still there after uninstall")
+		t.Errorf("runner.exe is still there after uninstall; the log says:\n%s", grepLines(log, "runner.exe", "reboot", "in use", "RemoveFiles", "StopServices", "error"))
 	}
 	if !fileExists(w.path(configFile)) || !fileExists(w.path(linkFile)) {
 		t.Errorf("uninstall removed the config or the machine token; they must stay without REMOVE_DATA=1")
@@ -252,4 +252,18 @@ func tail(s string) string {
 		return "…" + s[len(s)-4000:]
 	}
 	return s
+}
+
+// grepLines is the lines of s that contain any of words (case-insensitive).
+func grepLines(s string, words ...string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		for _, w := range words {
+			if strings.Contains(strings.ToLower(l), strings.ToLower(w)) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // ServiceName is the runner's name to the OS service manager (the launchd
@@ -93,4 +94,13 @@ func LaunchdPlist(label, exe string, args []string) []byte {
 </plist>
 `, LaunchdLogDir, LaunchdLogDir)
 	return []byte(b.String())
+}
+
+// StopServiceAndWait stops the service and, on Windows, waits until its
+// process has exited, so that an installer can replace or delete the
+// program file (Windows keeps a running program's file locked, and a
+// service reports "stopped" a moment before its process ends). handled is
+// false where the service manager's own stop is enough.
+func StopServiceAndWait(name string, timeout time.Duration) (handled bool, err error) {
+	return stopServiceAndWait(name, timeout)
 }

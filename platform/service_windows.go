@@ -133,3 +133,62 @@ func (h *serviceHandler) Execute(_ []string, req <-chan svc.ChangeRequest, st ch
 		}
 	}
 }
+
+// stopServiceAndWait asks the service to stop, waits for "stopped", then
+// for the process that ran it to exit, all within timeout. A service that
+// does not exist or is already stopped is done.
+func stopServiceAndWait(name string, timeout time.Duration) (bool, error) {
+	deadline := time.Now().Add(timeout)
+	m, err := mgr.Connect()
+	if err != nil {
+		return true, fmt.Errorf("stop service %s: connect to the service manager: %w", name, err)
+	}
+	defer m.Disconnect()
+	s, err := m.OpenService(name)
+	if errors.Is(err, windows.ERROR_SERVICE_DOES_NOT_EXIST) {
+		return true, nil
+	}
+	if err != nil {
+		return true, fmt.Errorf("stop service %s: %w", name, err)
+	}
+	defer s.Close()
+	st, err := s.Query()
+	if err != nil {
+		return true, fmt.Errorf("stop service %s: query: %w", name, err)
+	}
+	pid := st.ProcessId
+	if st.State != svc.Stopped && st.State != svc.StopPending {
+		if _, err := s.Control(svc.Stop); err != nil && !errors.Is(err, windows.ERROR_SERVICE_NOT_ACTIVE) {
+			return true, fmt.Errorf("stop service %s: %w", name, err)
+		}
+	}
+	for st.State != svc.Stopped {
+		if time.Now().After(deadline) {
+			return true, fmt.Errorf("stop service %s: still %d after %v", name, st.State, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if st, err = s.Query(); err != nil {
+			return true, fmt.Errorf("stop service %s: query: %w", name, err)
+		}
+	}
+	if pid == 0 {
+		return true, nil
+	}
+	h, err := windows.OpenProcess(windows.SYNCHRONIZE, false, pid)
+	if err != nil {
+		return true, nil // gone already
+	}
+	defer windows.CloseHandle(h)
+	wait := time.Until(deadline)
+	if wait < 0 {
+		wait = 0
+	}
+	ev, err := windows.WaitForSingleObject(h, uint32(wait.Milliseconds()))
+	if err != nil {
+		return true, fmt.Errorf("stop service %s: wait for process %d: %w", name, pid, err)
+	}
+	if ev != windows.WAIT_OBJECT_0 {
+		return true, fmt.Errorf("stop service %s: process %d still running after %v", name, pid, timeout)
+	}
+	return true, nil
+}

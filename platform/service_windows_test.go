@@ -145,3 +145,12 @@ func TestServiceHandlerRunFailureIsAFailureExit(t *testing.T) {
 		t.Errorf("got (%v, %d, %v), want (true, 1, boom)", specific, code, h.err)
 	}
 }
+
+// TestStopServiceAndWaitOnAMissingServiceIsDone: an uninstall on a machine
+// whose service is already gone must not fail.
+func TestStopServiceAndWaitOnAMissingServiceIsDone(t *testing.T) {
+	handled, err := StopServiceAndWait("labrunner-no-such-service", time.Second)
+	if !handled || err != nil {
+		t.Errorf("got (%v, %v), want (true, nil)", handled, err)
+	}
+}

@@ -11,11 +11,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kardianos/service"
 
 	"github.com/labrunner/labrunner/platform"
 )
+
+// stopWait bounds `runner service stop`: the default drain grace and a margin.
+const stopWait = 12 * time.Minute
 
 // ServiceActions are the actions of `runner service`.
 var ServiceActions = []string{"install", "configure", "uninstall", "start", "stop", "restart", "status"}
@@ -105,6 +109,11 @@ func ControlService(action, configPath string) (string, error) {
 		return fmt.Sprintf("uninstalled %s (%s)", name, s.Platform()), nil
 	case "start", "stop", "restart":
 		handled, err := platform.ServiceControl(action, name)
+		if !handled && action == "stop" {
+			// Returns once the process is gone, so that an installer can
+			// replace the program (Windows); long enough for a drain.
+			handled, err = platform.StopServiceAndWait(name, stopWait)
+		}
 		if !handled {
 			err = service.Control(s, action)
 		}
