@@ -70,7 +70,15 @@ type route struct {
 }
 
 // New builds a Server from cfg, opening the store if needed.
-func New(cfg Config) (*Server, error) {
+func New(cfg Config) (_ *Server, err error) {
+	// A store New opened itself (from cfg.DB) is New's to close when the
+	// rest of the configuration is refused.
+	opened := cfg.Store == nil
+	defer func() {
+		if err != nil && opened && cfg.Store != nil {
+			_ = cfg.Store.Close()
+		}
+	}()
 	if err := cfg.setDefaults(context.Background()); err != nil {
 		return nil, fmt.Errorf("provisioner config: %w", err)
 	}
