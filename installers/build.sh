@@ -49,7 +49,7 @@ build_msi() {
   # 0x2000), and the command-line properties passed to the elevated
   # install when a non-administrator or an MDM starts it.
   msibuild "$work/labrunner.msi" -q "UPDATE \`CustomAction\` SET \`Type\` = 11282 WHERE \`Action\` = 'EnrollRunner'"
-  msibuild "$work/labrunner.msi" -q "UPDATE \`Property\` SET \`Value\` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;PROVISIONER_URL;ENROLLMENT_TOKEN;POOL_HINT;TAGS;REMOVE_DATA' WHERE \`Property\` = 'SecureCustomProperties'"
+  msibuild "$work/labrunner.msi" -q "UPDATE \`Property\` SET \`Value\` = 'WIX_DOWNGRADE_DETECTED;WIX_UPGRADE_DETECTED;PROVISIONER_URL;ENROLLMENT_TOKEN;POOL_HINT;TAGS;TASK_USER;REMOVE_DATA' WHERE \`Property\` = 'SecureCustomProperties'"
   installers/windows/sign.sh "$work/labrunner.msi" "labrunner $VERSION"
   mv "$work/labrunner.msi" "$msi"
   echo "$msi (MSI version $v)"

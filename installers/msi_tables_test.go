@@ -86,7 +86,7 @@ func TestMSITables(t *testing.T) {
 		t.Errorf("no ARPCONTACT/ARPHELPLINK for Add/Remove Programs: %v", props)
 	}
 	secure := strings.Split(props["SecureCustomProperties"], ";")
-	for _, p := range []string{"PROVISIONER_URL", "ENROLLMENT_TOKEN", "POOL_HINT", "TAGS", "REMOVE_DATA", "WIX_UPGRADE_DETECTED"} {
+	for _, p := range []string{"PROVISIONER_URL", "ENROLLMENT_TOKEN", "POOL_HINT", "TAGS", "TASK_USER", "REMOVE_DATA", "WIX_UPGRADE_DETECTED"} {
 		if !contains(secure, p) {
 			t.Errorf("SecureCustomProperties %v lacks %s: an elevated or MDM install would drop it", secure, p)
 		}
@@ -100,7 +100,7 @@ func TestMSITables(t *testing.T) {
 	for name, w := range map[string]caWant{
 		"ConfigureRunnerService": {set: caExeFromFile | caInScript | caNoImpersonate | caContinue, target: []string{"service configure"}},
 		"EnrollRunner": {set: caExeFromFile | caInScript | caNoImpersonate | caHideTarget, unset: caContinue,
-			target: []string{"enroll ", `--provisioner "[PROVISIONER_URL]"`, `--token "[ENROLLMENT_TOKEN]"`, `--pool-hint "[POOL_HINT]"`, `--tags "[TAGS]"`, configArg, `--data-dir "[CommonAppDataFolder]labrunner"`}},
+			target: []string{"enroll ", `--provisioner "[PROVISIONER_URL]"`, `--token "[ENROLLMENT_TOKEN]"`, `--pool-hint "[POOL_HINT]"`, `--tags "[TAGS]"`, `--task-user "[TASK_USER]"`, configArg, `--data-dir "[CommonAppDataFolder]labrunner"`}},
 		"StartRunner":      {set: caExeFromFile | caInScript | caNoImpersonate, unset: caContinue, target: []string{"service start --if-configured " + configArg}},
 		"RemoveRunnerData": {set: caExeFromFile | caInScript | caNoImpersonate | caContinue, target: []string{"remove-data " + configArg}},
 		"StopRunner":       {set: caExeFromFile | caInScript | caNoImpersonate | caContinue, target: []string{"service stop"}},

@@ -59,7 +59,9 @@ func TestMSIUnderWine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log, code, took := w.msiexec("/i", winPath(v1), "/qn", "PROVISIONER_URL="+prov, "ENROLLMENT_TOKEN="+tok.Token, "POOL_HINT=win11-hw", "TAGS=gpu=yes,rack=4")
+	log, code, took := w.msiexec("/i", winPath(v1), "/qn", "PROVISIONER_URL="+prov, "ENROLLMENT_TOKEN="+tok.Token, "POOL_HINT=win11-hw", "TAGS=gpu=yes,rack=4",
+		// Wine's LocalSystem lacks the privileges per-task users need.
+		"TASK_USER=service")
 	if code != 0 {
 		t.Fatalf("install exited %d:\n%s", code, tail(log))
 	}
@@ -73,7 +75,7 @@ func TestMSIUnderWine(t *testing.T) {
 		}
 	}
 	cfg := readFile(t, w.path(configFile))
-	if strings.Contains(cfg, tok.Token) || !strings.Contains(cfg, "url: "+prov) {
+	if strings.Contains(cfg, tok.Token) || !strings.Contains(cfg, "url: "+prov) || !strings.Contains(cfg, "taskUser: service") {
 		t.Errorf("config written by the install:\n%s", cfg)
 	}
 	id := linkMachineID(t, w)
@@ -246,10 +248,10 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// tail is the end of a long log, for failure messages.
+// tail is the start and the end of a long log, for failure messages.
 func tail(s string) string {
-	if len(s) > 4000 {
-		return "…" + s[len(s)-4000:]
+	if len(s) > 6000 { // msiexec's own output (the runner's messages) first, then the log's end
+		return s[:3000] + "\n…\n" + s[len(s)-3000:]
 	}
 	return s
 }

@@ -53,6 +53,9 @@ type EnrollOptions struct {
 	PoolHint string
 	// Tags are sent with the machine's facts at registration.
 	Tags map[string]string
+	// TaskUser, when set, is written as the config's taskUser (per-task,
+	// console or service); empty leaves the runner's default.
+	TaskUser string
 	// Force registers again even when the machine is already enrolled, and
 	// replaces a configuration file of another kind.
 	Force bool
@@ -95,7 +98,7 @@ func Enroll(ctx context.Context, o EnrollOptions) (EnrollResult, error) {
 	if done, err := o.existing(&res); done || err != nil {
 		return res, err
 	}
-	cfg, err := enrolledConfig(o.DataDir, o.ProvisionerURL)
+	cfg, err := enrolledConfig(o.DataDir, o.ProvisionerURL, o.TaskUser)
 	if err != nil {
 		return EnrollResult{}, err
 	}
@@ -148,6 +151,11 @@ func (o *EnrollOptions) check() error {
 	if o.PoolHint != "" && o.Tags[PoolHintTag] != "" && o.Tags[PoolHintTag] != o.PoolHint {
 		return fmt.Errorf("enroll: --pool-hint %q and --tag %s=%s disagree: give one", o.PoolHint, PoolHintTag, o.Tags[PoolHintTag])
 	}
+	if o.TaskUser != "" {
+		if _, err := platform.ParseTaskUserMode(o.TaskUser); err != nil {
+			return fmt.Errorf("enroll: --task-user: %w", err)
+		}
+	}
 	if !filepath.IsAbs(o.ConfigPath) || !filepath.IsAbs(o.DataDir) {
 		return fmt.Errorf("enroll: --config %q and --data-dir %q must be absolute paths", o.ConfigPath, o.DataDir)
 	}
@@ -190,31 +198,30 @@ func (o *EnrollOptions) existing(res *EnrollResult) (done bool, err error) {
 	return true, nil
 }
 
-// enrolledConfig is the configuration file an enrolled machine runs with,
-// checked by the same parser the service uses.
-func enrolledConfig(dataDir, url string) ([]byte, error) {
+// enrolledConfig is the configuration file an enrolled machine runs with.
+// It is not run through Parse here: Parse also asks whether this process
+// could run tasks in the chosen task-user mode, and enroll runs as an
+// administrator while the service runs as LocalSystem or root.
+func enrolledConfig(dataDir, url, taskUser string) ([]byte, error) {
 	var doc struct {
 		StateDir string `yaml:"stateDir"`
 		TasksDir string `yaml:"tasksDir"`
+		TaskUser string `yaml:"taskUser,omitempty"`
 		Runner   struct {
 			Provisioner struct {
 				URL string `yaml:"url"`
 			} `yaml:"provisioner"`
 		} `yaml:"runner"`
 	}
-	doc.StateDir, doc.TasksDir = dataDir, filepath.Join(dataDir, "tasks")
+	doc.StateDir, doc.TasksDir, doc.TaskUser = dataDir, filepath.Join(dataDir, "tasks"), taskUser
 	doc.Runner.Provisioner.URL = url
 	body, err := yaml.Marshal(&doc)
 	if err != nil {
 		return nil, fmt.Errorf("enroll: encode config: %w", err)
 	}
-	b := append([]byte("# Written by `runner enroll` (docs/config.md). The enrollment token was\n"+
+	return append([]byte("# Written by `runner enroll` (docs/config.md). The enrollment token was\n"+
 		"# spent on registration and is not kept; the machine id and token are in\n"+
-		"# <stateDir>/provisioner-link.json.\n"), body...)
-	if _, _, err := Parse(b); err != nil {
-		return nil, fmt.Errorf("enroll: the config it would write does not load: %w", err)
-	}
-	return b, nil
+		"# <stateDir>/provisioner-link.json.\n"), body...), nil
 }
 
 func (o *EnrollOptions) collectFacts(ctx context.Context) (client.Facts, error) {

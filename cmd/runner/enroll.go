@@ -73,6 +73,7 @@ environment variable ` + enrollTokenEnv + `.`,
 	f.StringVar(&tokenFile, "token-file", "", "read the enrollment token from this file (- for standard input)")
 	f.StringVar(&o.PoolHint, "pool-hint", "", "the pool this machine is meant for, sent as the machine tag "+runner.PoolHintTag+" (pools select it with constraints.tags)")
 	f.StringVar(&tags, "tags", "", "machine tags sent at registration, key=value,key=value (empty: none)")
+	f.StringVar(&o.TaskUser, "task-user", "", "write taskUser (per-task, console or service) into the config; empty keeps the runner's default")
 	f.StringVar(&o.ConfigPath, "config", platform.DefaultConfigPath(), "configuration file to write")
 	f.StringVar(&o.DataDir, "data-dir", platform.DefaultDataDir(), "state directory to use (tasks go in its tasks/ directory)")
 	f.BoolVar(&o.Force, "force", false, "register again even if already enrolled, replacing the configuration file")
