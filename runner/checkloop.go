@@ -11,15 +11,23 @@ import (
 )
 
 // runBuiltins runs the built-in checks and applies health to quarantine.
-func (r *Runner) runBuiltins(ctx context.Context, forceClock bool) {
+// betweenTasks is the claim gate's call, with nothing running and nothing
+// being claimed: only then are the task users left behind judged.
+func (r *Runner) runBuiltins(ctx context.Context, forceClock, betweenTasks bool) {
 	r.checkMu.Lock()
 	defer r.checkMu.Unlock()
 	r.mu.Lock()
 	now := r.now()
 	clockDue := forceClock || now.Sub(r.lastClock) >= r.cfg.Checks.Interval.Duration || slices.Contains(r.pendingChecks(), "clock")
 	running := len(r.st.CurrentTasks)
+	betweenTasks = betweenTasks && running == 0 && r.polling == 0
 	r.mu.Unlock()
 	samples := r.measure(ctx, clockDue, running)
+	if betweenTasks {
+		if s, ok := r.leftTaskUsers(); ok {
+			samples = append(samples, s)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lastBuiltin = now
@@ -95,7 +103,7 @@ func (r *Runner) ticker(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		if builtinDue {
-			r.runBuiltins(ctx, false)
+			r.runBuiltins(ctx, false, false)
 		}
 		if dirDue {
 			r.runCheckDir(ctx)

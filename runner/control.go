@@ -186,7 +186,7 @@ func (r *Runner) RequestReboot(afterTask bool) {
 // CheckNow runs the checks directory and the built-in checks now.
 func (r *Runner) CheckNow(ctx context.Context) CheckReport {
 	v := r.runCheckDir(ctx)
-	r.runBuiltins(ctx, true)
+	r.runBuiltins(ctx, true, false)
 	go r.maybeReboot()
 	r.mu.Lock()
 	defer r.mu.Unlock()

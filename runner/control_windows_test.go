@@ -45,7 +45,7 @@ runner:
 	r.boot()
 	// The boot checks, as Run does: the machine is idle once each passed.
 	r.runCheckDir(context.Background())
-	r.runBuiltins(context.Background(), true)
+	r.runBuiltins(context.Background(), true, false)
 	r.mu.Lock()
 	r.booting = false
 	r.commit()

@@ -39,7 +39,7 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 		if dirDue {
 			r.runCheckDir(ctx)
 		}
-		r.runBuiltins(ctx, false)
+		r.runBuiltins(ctx, false, true)
 		r.maybeReboot()
 		r.mu.Lock()
 		ok, ch := r.claimable(), r.changed

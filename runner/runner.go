@@ -233,7 +233,7 @@ func (r *Runner) run(ctx context.Context, stopRun func()) error {
 
 	// Boot checks run while nothing can be claimed.
 	r.runCheckDir(bgCtx)
-	r.runBuiltins(bgCtx, true)
+	r.runBuiltins(bgCtx, true, false)
 	r.mu.Lock()
 	r.booting = false
 	r.commit()
