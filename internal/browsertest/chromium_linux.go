@@ -16,8 +16,10 @@ var (
 )
 
 // Chromium returns the path of a Chromium binary, installing Debian's
-// package with scripts/ensure-chromium.sh when there is none. The test is
-// skipped, saying why, only when that install fails.
+// package with scripts/ensure-chromium.sh when there is none. When that
+// install fails the test is skipped, saying why, except under `make test`
+// (LABRUNNER_REQUIRE_BROWSER=1), where it fails: CI must not pass without
+// its browser tests.
 func Chromium(t testing.TB) string {
 	t.Helper()
 	chromiumOnce.Do(func() {
@@ -38,6 +40,9 @@ func Chromium(t testing.TB) string {
 		chromiumErr += ":\n" + string(out)
 	})
 	if chromiumPath == "" {
+		if os.Getenv("LABRUNNER_REQUIRE_BROWSER") != "" {
+			t.Fatalf("browser test cannot run (LABRUNNER_REQUIRE_BROWSER is set): %s", chromiumErr)
+		}
 		t.Skipf("browser test skipped: %s", chromiumErr)
 	}
 	return chromiumPath
