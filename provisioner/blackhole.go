@@ -8,6 +8,7 @@ package provisioner
 //	report ──▶ kick ──▶ pass (≥ 1 s apart): per pool judge ──▶ quarantine ≤ cap
 //	quarantine: watch.judgedAfter = its last judged run (never judged again)
 //	operator unquarantine: every run so far judged (not re-quarantined for them)
+//	quarantine ending, pool with a canary: blackhole_canary.go
 
 import (
 	"context"
@@ -80,14 +81,14 @@ func (s *Server) runDetector(ctx context.Context) error {
 // DetectOnce judges every pool's machines and quarantines its black holes.
 // Only one replica should run it at a time (the assigner's leader does).
 func (s *Server) DetectOnce(ctx context.Context) error {
-	quarantinedNow, err := s.detectLocked(ctx)
-	for _, m := range quarantinedNow {
-		s.mirrorQuarantine(ctx, m, *m.QuarantinedUntil)
+	mirrors, err := s.detectLocked(ctx)
+	for _, q := range mirrors {
+		s.mirrorQuarantine(ctx, q.m, q.until)
 	}
 	return err
 }
 
-func (s *Server) detectLocked(ctx context.Context) ([]*MachineRecord, error) {
+func (s *Server) detectLocked(ctx context.Context) ([]queueMirror, error) {
 	s.assignMu.Lock()
 	defer s.assignMu.Unlock()
 	pools, err := s.store.ListPools(ctx)
@@ -102,11 +103,18 @@ func (s *Server) detectLocked(ctx context.Context) ([]*MachineRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	var done []*MachineRecord
+	// Canaries first: a machine released by its canary is judged on its
+	// new runs like any other.
+	done, err := s.canaryPass(ctx, pools, machines, watches)
 	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range pools {
 		q, err := s.detectPool(ctx, p, machines, watches)
-		done = append(done, q...)
+		for _, m := range q {
+			done = append(done, queueMirror{m: m, until: *m.QuarantinedUntil})
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pool %s: %w", p.PoolID, err))
 		}

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/labrunner/labrunner/provisioner/client"
 )
 
 // receivedMargin is how far before the last read the next read starts:
@@ -60,6 +62,11 @@ func (c *runCache) window(ctx context.Context, st Store, poolID string, from, no
 	p.runs = keep
 	added := false
 	for _, r := range fresh {
+		// A canary is a probe of a quarantined machine, not the pool's
+		// work: it is judged by blackhole_canary.go alone.
+		if r.Kind == client.KindCanary {
+			continue
+		}
 		if !p.ids[r.ID] {
 			p.ids[r.ID] = true
 			p.runs = append(p.runs, r)

@@ -114,5 +114,10 @@ func validateBlackHole(p *client.BlackHolePolicy, sent present) *apiError {
 			return badField("blackHole."+c.name, "must be more than 0 and at most %g, not %g: leave it out for the default", c.hi, c.v)
 		}
 	}
+	if len(p.Canary) > 0 || sent["blackHole.canary"] {
+		if _, aerr := canaryRunTime(p.Canary); aerr != nil {
+			return aerr
+		}
+	}
 	return nil
 }

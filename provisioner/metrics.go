@@ -25,9 +25,11 @@ type metrics struct {
 	blackHoles    *prometheus.CounterVec
 	// blackHoleCapped counts black holes left in service by the pool's cap.
 	blackHoleCapped *prometheus.CounterVec
-	blackHoleDesc   *prometheus.Desc
-	machinesDesc    *prometheus.Desc
-	leaderDesc      *prometheus.Desc
+	// canaries counts black holes' recovery probes by outcome.
+	canaries      *prometheus.CounterVec
+	blackHoleDesc *prometheus.Desc
+	machinesDesc  *prometheus.Desc
+	leaderDesc    *prometheus.Desc
 }
 
 func newMetrics(s *Server) *metrics {
@@ -61,6 +63,9 @@ func newMetrics(s *Server) *metrics {
 		blackHoleCapped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "labrunner_provisioner_blackhole_capped_total", Help: "Black holes left in service because the pool's cap of automatic quarantines was reached.",
 		}, []string{"pool"}),
+		canaries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "labrunner_provisioner_blackhole_canaries_total", Help: "Canary runs of quarantined black holes, by pool and outcome (started, passed, failed, timeout).",
+		}, []string{"pool", "outcome"}),
 		blackHoleDesc: prometheus.NewDesc("labrunner_provisioner_blackhole_quarantined", "Machines in a quarantine set by the black-hole detector, by pool.", []string{"pool"}, nil),
 		machinesDesc:  prometheus.NewDesc("labrunner_provisioner_machines", "Machines by pool and state (offline, quarantined, draining, or the reported state).", []string{"pool", "state"}, nil),
 		leaderDesc:    prometheus.NewDesc("labrunner_provisioner_assigner_leader", "1 when this replica runs the assigner.", nil, nil),
@@ -68,7 +73,7 @@ func newMetrics(s *Server) *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.pending, m.assignments, m.directives, m.heartbeats, m.registrations, m.requests, m.runReports, m.blackHoles, m.blackHoleCapped, m}
+	return []prometheus.Collector{m.pending, m.assignments, m.directives, m.heartbeats, m.registrations, m.requests, m.runReports, m.blackHoles, m.blackHoleCapped, m.canaries, m}
 }
 
 func (m *metrics) observeRequest(route string, code int, d time.Duration) {

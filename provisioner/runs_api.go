@@ -34,12 +34,19 @@ func decodeRunReports(data []byte) (client.RunReportsRequest, *apiError) {
 		if r.RunID < 0 || r.RunID > math.MaxInt32 {
 			return req, badField(at("runId"), "must be from 0 to %d, not %d", math.MaxInt32, r.RunID)
 		}
-		ref := client.TaskRef{TaskID: r.TaskID, RunID: r.RunID, Kind: r.Kind, Builder: r.Builder, BuildNumber: r.BuildNumber}
-		if aerr := checkTaskKind(&ref); aerr != nil {
-			aerr.field = strings.Replace(aerr.field, "currentTask.", fmt.Sprintf("runs[%d].", i), 1)
-			return req, aerr
+		if r.Kind == client.KindCanary {
+			// A black hole's recovery probe (blackhole_canary.go).
+			if r.Builder != "" || r.BuildNumber != 0 {
+				return req, badField(at("kind"), "builder and buildNumber belong to Buildbot builds, not to a canary: remove them")
+			}
+		} else {
+			ref := client.TaskRef{TaskID: r.TaskID, RunID: r.RunID, Kind: r.Kind, Builder: r.Builder, BuildNumber: r.BuildNumber}
+			if aerr := checkTaskKind(&ref); aerr != nil {
+				aerr.field = strings.Replace(aerr.field, "currentTask.", fmt.Sprintf("runs[%d].", i), 1)
+				return req, aerr
+			}
+			r.Kind = ref.Kind
 		}
-		r.Kind = ref.Kind
 		if !slices.Contains(runResults, r.Result) {
 			return req, badField(at("result"), "%q is not a result: use one of %s", r.Result, strings.Join(runResults, ", "))
 		}

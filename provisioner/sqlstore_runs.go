@@ -5,6 +5,7 @@ package provisioner
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -30,6 +31,10 @@ type Watch struct {
 	JudgedAfter int64
 	// AutoUntil is the end of the detector's quarantine, nil when none.
 	AutoUntil *time.Time
+	// CanaryTask is the canary the machine was sent (empty when none
+	// runs) and CanaryDeadline when its report is due.
+	CanaryTask     string
+	CanaryDeadline *time.Time
 }
 
 func (s *sqlStore) AddRunReports(ctx context.Context, runs []RunRecord, now time.Time) (int, error) {
@@ -97,6 +102,27 @@ func (s *sqlStore) RunReports(ctx context.Context, poolID string, finishedSince,
 	return out, nil
 }
 
+func (s *sqlStore) FindRunReport(ctx context.Context, machineID, taskID, kind string) (RunRecord, error) {
+	r := RunRecord{MachineID: machineID}
+	var exit sql.NullInt64
+	var st, fin int64
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, pool_id, task_id, run_id, kind, result, reason, exit_code, started, finished
+		FROM run_reports WHERE machine_id = ? AND task_id = ? AND kind = ? ORDER BY id DESC LIMIT 1`), machineID, taskID, kind).
+		Scan(&r.ID, &r.PoolID, &r.TaskID, &r.RunID, &r.Kind, &r.Result, &r.Reason, &exit, &st, &fin)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("read %s run %s of %s: %w", kind, taskID, machineID, err)
+	}
+	if exit.Valid {
+		c := int(exit.Int64)
+		r.ExitCode = &c
+	}
+	r.Started, r.Finished = fromMS(st), fromMS(fin)
+	return r, nil
+}
+
 func (s *sqlStore) PruneRunReports(ctx context.Context, before time.Time) (int64, error) {
 	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM run_reports WHERE finished < ?`), ms(before))
 	if err != nil {
@@ -107,7 +133,7 @@ func (s *sqlStore) PruneRunReports(ctx context.Context, before time.Time) (int64
 }
 
 func (s *sqlStore) Watches(ctx context.Context) (map[string]Watch, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT machine_id, judged_after, auto_until FROM blackhole_watch`)
+	rows, err := s.db.QueryContext(ctx, `SELECT machine_id, judged_after, auto_until, canary_task, canary_deadline FROM blackhole_watch`)
 	if err != nil {
 		return nil, fmt.Errorf("read black-hole watch: %w", err)
 	}
@@ -115,20 +141,21 @@ func (s *sqlStore) Watches(ctx context.Context) (map[string]Watch, error) {
 	out := map[string]Watch{}
 	for rows.Next() {
 		var w Watch
-		var until sql.NullInt64
-		if err := rows.Scan(&w.MachineID, &w.JudgedAfter, &until); err != nil {
+		var until, deadline sql.NullInt64
+		if err := rows.Scan(&w.MachineID, &w.JudgedAfter, &until, &w.CanaryTask, &deadline); err != nil {
 			return nil, fmt.Errorf("read black-hole watch: %w", err)
 		}
-		w.AutoUntil = timePtr(until)
+		w.AutoUntil, w.CanaryDeadline = timePtr(until), timePtr(deadline)
 		out[w.MachineID] = w
 	}
 	return out, rows.Err()
 }
 
 func (s *sqlStore) SaveWatch(ctx context.Context, w Watch) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO blackhole_watch (machine_id, judged_after, auto_until) VALUES (?, ?, ?)
-		ON CONFLICT (machine_id) DO UPDATE SET judged_after = excluded.judged_after, auto_until = excluded.auto_until`),
-		w.MachineID, w.JudgedAfter, nullMS(w.AutoUntil)); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO blackhole_watch (machine_id, judged_after, auto_until, canary_task, canary_deadline) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (machine_id) DO UPDATE SET judged_after = excluded.judged_after, auto_until = excluded.auto_until,
+		canary_task = excluded.canary_task, canary_deadline = excluded.canary_deadline`),
+		w.MachineID, w.JudgedAfter, nullMS(w.AutoUntil), w.CanaryTask, nullMS(w.CanaryDeadline)); err != nil {
 		return fmt.Errorf("save black-hole watch of %s: %w", w.MachineID, err)
 	}
 	return nil
@@ -137,7 +164,7 @@ func (s *sqlStore) SaveWatch(ctx context.Context, w Watch) error {
 func (s *sqlStore) ReleaseRuns(ctx context.Context, machineID string) error {
 	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO blackhole_watch (machine_id, judged_after, auto_until)
 		VALUES (?, (SELECT COALESCE(MAX(id), 0) FROM run_reports WHERE machine_id = ?), NULL)
-		ON CONFLICT (machine_id) DO UPDATE SET judged_after = excluded.judged_after, auto_until = NULL`), machineID, machineID); err != nil {
+		ON CONFLICT (machine_id) DO UPDATE SET judged_after = excluded.judged_after, auto_until = NULL, canary_task = '', canary_deadline = NULL`), machineID, machineID); err != nil {
 		return fmt.Errorf("release the judged runs of %s: %w", machineID, err)
 	}
 	return nil

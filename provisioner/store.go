@@ -125,6 +125,9 @@ type Store interface {
 	// finishedSince and received since receivedSince, in the order they
 	// finished.
 	RunReports(ctx context.Context, poolID string, finishedSince, receivedSince time.Time) ([]RunRecord, error)
+	// FindRunReport returns the machine's latest reported run of taskID
+	// of that kind, or ErrNotFound.
+	FindRunReport(ctx context.Context, machineID, taskID, kind string) (RunRecord, error)
 	// PruneRunReports forgets runs finished before before.
 	PruneRunReports(ctx context.Context, before time.Time) (int64, error)
 	// Watches returns the black-hole detector's memory, by machine.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 )
@@ -91,4 +92,8 @@ type BlackHolePolicy struct {
 	MaxQuarantinedShare float64 `json:"maxQuarantinedShare,omitempty" yaml:"maxQuarantinedShare,omitempty"`
 	// QuarantineFor is how long a black hole stays quarantined (default 24h).
 	QuarantineFor string `json:"quarantineFor,omitempty" yaml:"quarantineFor,omitempty"`
+	// Canary, when set, is a task payload (generic-worker's, as the
+	// agent runs) that a black hole runs when its quarantine ends: a
+	// completed run releases it, any other result quarantines it again.
+	Canary json.RawMessage `json:"canary,omitempty" yaml:"-"`
 }

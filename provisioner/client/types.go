@@ -94,6 +94,9 @@ const (
 const (
 	KindTaskcluster = "taskcluster"
 	KindBuildbot    = "buildbot"
+	// KindCanary is a black-hole quarantine's recovery probe: a pool's
+	// canary payload run with no queue (RunReport.Kind only).
+	KindCanary = "canary"
 )
 
 // TaskRef names one run of a task. A Buildbot build (Kind buildbot) also
@@ -159,6 +162,17 @@ type Directive struct {
 	Until      *time.Time  `json:"until,omitempty"`
 	// Credentials come with new-credentials directives.
 	Credentials *TaskclusterCredentials `json:"credentials,omitempty"`
+	// Canary, on a quarantine directive, is a task to run while
+	// quarantined and report as a run of kind canary; its result decides
+	// whether the quarantine ends (docs/provisioner.md, "Black holes").
+	Canary *Canary `json:"canary,omitempty"`
+}
+
+// Canary is a recovery probe: a generic-worker payload, run once under
+// TaskID with no queue behind it.
+type Canary struct {
+	TaskID  string          `json:"taskId"`
+	Payload json.RawMessage `json:"payload"`
 }
 
 // DirectivesResponse answers GET /api/v1/machines/{id}/directives.
