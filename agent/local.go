@@ -62,7 +62,18 @@ func NewLocalRun(def []byte, artifactsDir string) (*LocalRun, error) {
 	return &LocalRun{taskID: slugid.Nice(), task: task, artifactsDir: artifactsDir}, nil
 }
 
-// TaskID is a fresh slugid.
+// NewLocalRunAs is NewLocalRun under a task id given by the caller (the
+// runner's canary, whose id the provisioner chose and awaits a report of).
+func NewLocalRunAs(taskID string, def []byte, artifactsDir string) (*LocalRun, error) {
+	r, err := NewLocalRun(def, artifactsDir)
+	if err != nil {
+		return nil, err
+	}
+	r.taskID = taskID
+	return r, nil
+}
+
+// TaskID is a fresh slugid, or the one given to NewLocalRunAs.
 func (r *LocalRun) TaskID() string { return r.taskID }
 
 // RunID is always 0.

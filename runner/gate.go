@@ -24,7 +24,8 @@ type gate struct {
 	inner agent.Source
 }
 
-// Claim runs the checks due, waits for the gate to open, then claims. The
+// Claim runs the checks due, waits for the gate to open, then claims (or
+// hands over the provisioner's canary while quarantined: canary.go). The
 // claim in flight is abandoned as soon as the gate closes (a drain, a
 // move, a quarantine, a pending reboot or the service stopping): a drained
 // or moved machine does not wait out the source's long poll, and a run
@@ -42,6 +43,12 @@ func (g *gate) Claim(ctx context.Context, max int) ([]agent.Run, error) {
 		r.runBuiltins(ctx, false, true)
 		r.maybeReboot()
 		r.mu.Lock()
+		if run := r.canaryDue(); run != nil {
+			// Handed over as if claimed: the gate stays closed to the queue.
+			r.commit()
+			r.mu.Unlock()
+			return []agent.Run{run}, nil
+		}
 		ok, ch := r.claimable(), r.changed
 		if ok {
 			r.polling++

@@ -10,6 +10,7 @@ package runner
 //	reassign ──▶ drain ends; new pool ──idle──▶ agent loop restarted with it
 //	new-credentials ──▶ the next claimWork uses them (no restart)
 //	reboot ──▶ after the running task       quarantine/unquarantine ──▶ source "provisioner"
+//	quarantine with a canary ──▶ run it while quarantined, report it (canary.go)
 //	cancel-task ──▶ the run's CancelWatcher fires; the agent kills its process tree
 
 import (
@@ -231,7 +232,8 @@ func (r *Runner) snapshot() client.HeartbeatRequest {
 			"watchdogRestarts": int64(r.st.WatchdogRestarts),
 		},
 	}
-	if len(r.st.CurrentTasks) > 0 {
+	if len(r.st.CurrentTasks) > 0 && r.st.CurrentTasks[0].Kind != SourceCanary {
+		// A canary is no task of the pool's (and no kind a heartbeat names).
 		hb.CurrentTask = taskRef(r.st.CurrentTasks[0])
 	}
 	for _, c := range r.st.Checks {
@@ -301,6 +303,7 @@ func (r *Runner) handleDirective(_ context.Context, d client.Directive) error {
 		if cur := r.st.Quarantine; cur == nil || cur.Source != q.Source || cur.Reason != q.Reason || !sameTime(cur.Until, q.Until) {
 			r.setQuarantine(q)
 		}
+		r.keepCanary(d.Canary)
 		r.commit()
 		r.mu.Unlock()
 	case client.DirectiveUnquarantine:
@@ -312,6 +315,7 @@ func (r *Runner) handleDirective(_ context.Context, d client.Directive) error {
 			}
 		}
 		r.liftQuarantine()
+		r.st.Canary = nil
 		r.commit()
 		r.mu.Unlock()
 	case client.DirectiveCancelTask:

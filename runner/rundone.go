@@ -30,6 +30,9 @@ func (r *Runner) runDone(run agent.Run, res agent.RunResult) {
 	now := r.now()
 	rec := TaskRecord{TaskID: run.TaskID(), RunID: run.RunID(), Ended: now, ExitCode: res.ExitCode, Resolution: res.Resolution.String()}
 	rec.Kind, rec.Buildbot = runKind(run)
+	if r.canaryDone(run) {
+		rec.Kind = SourceCanary
+	}
 	if !res.Reported {
 		rec.Resolution = "not reported (" + res.Resolution.String() + ")"
 		if res.Resolution.State == "" {

@@ -122,6 +122,9 @@ func runReport(rec TaskRecord, res agent.RunResult) (client.RunReport, bool) {
 	if rec.Buildbot != nil && rec.Buildbot.Builder != "" {
 		r.Kind, r.Builder, r.BuildNumber = client.KindBuildbot, rec.Buildbot.Builder, rec.Buildbot.BuildNumber
 	}
+	if rec.Kind == SourceCanary {
+		r.Kind = client.KindCanary
+	}
 	if res.ExitCode >= 0 {
 		code := res.ExitCode
 		r.ExitCode = &code

@@ -15,6 +15,7 @@ import (
 
 	"github.com/labrunner/labrunner/agent"
 	"github.com/labrunner/labrunner/platform"
+	"github.com/labrunner/labrunner/provisioner/client"
 )
 
 // StateVersion is the state file's schema version.
@@ -96,6 +97,9 @@ type State struct {
 	WatchdogRestarts int `json:"watchdogRestarts"`
 	// Checks are the latest results of every check.
 	Checks []CheckStatus `json:"checks"`
+	// Canary is a canary the provisioner sent with its quarantine, kept
+	// until it has run and been reported (canary.go).
+	Canary *client.Canary `json:"canary,omitempty"`
 }
 
 // CurrentTask is a run in progress.
