@@ -51,7 +51,7 @@ func (r *Runner) keepCanary(c *client.Canary) {
 // quarantined by the provisioner (which sent it), checks passed, nothing
 // running, no drain, stop, reboot or new assignment pending. A canary the
 // agent cannot read is reported failed at once. Caller holds r.mu and
-// commits.
+// commits when a run is returned.
 func (r *Runner) canaryDue() agent.Run {
 	c := r.st.Canary
 	if c == nil || r.st.Quarantine == nil || r.st.Quarantine.Source != SourceProvisioner {
@@ -72,6 +72,7 @@ func (r *Runner) canaryDue() agent.Run {
 			go r.link.ReportRun(client.RunReport{TaskID: c.TaskID, Kind: client.KindCanary, Result: client.ResultException,
 				Reason: agent.ReasonMalformedPayload, Started: now, Finished: now})
 		}
+		r.commit()
 		return nil
 	}
 	r.log.Info("running the canary", "taskId", c.TaskID)
