@@ -131,6 +131,25 @@ func TestPostinstallEnrolsFromManagedPreferences(t *testing.T) {
 	}
 }
 
+// TestPostinstallPassesTheTaskUserMode: a console pool's profile (or the
+// install's environment) names the task-user mode, and enroll gets it; an
+// empty one is left out (per-task, the default).
+func TestPostinstallPassesTheTaskUserMode(t *testing.T) {
+	s := newScriptSandbox(t, "postinstall")
+	prefs := "ProvisionerURL=https://mdm-prov.example.com\nEnrollmentToken=lre_from-profile\nTaskUser=console\n"
+	if err := os.WriteFile(filepath.Join(s.root, "Library/Managed Preferences/org.labrunner.runner.plist"), []byte(prefs), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, code, calls := s.run()
+	if code != 0 || !hasCall(calls, "runner enroll --provisioner https://mdm-prov.example.com --pool-hint  --tags  --task-user console token-env=lre_from-profile") {
+		t.Fatalf("profile: exit %d, calls %q\n%s", code, calls, out)
+	}
+	out, code, calls = s.run("LABRUNNER_TASK_USER=service")
+	if code != 0 || !hasCall(calls, "runner enroll --provisioner https://mdm-prov.example.com --pool-hint  --tags  --task-user service token-env=lre_from-profile") {
+		t.Fatalf("environment over profile: exit %d, calls %q\n%s", code, calls, out)
+	}
+}
+
 // TestPostinstallWithoutEnrolmentDoesNotStart and a refused token fails
 // the install without starting anything.
 func TestPostinstallWithoutEnrolmentDoesNotStart(t *testing.T) {
