@@ -212,10 +212,13 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 }
 
 // journals says whether run's claim is journalled: a Buildbot build's
-// claim lives in the bridge, which re-queues it if the agent vanishes.
+// claim lives in the bridge, which re-queues it if the agent vanishes, and
+// a local run (`runner run-task`, a black-hole canary) has no queue to
+// resolve it on at the next start.
 func (a *Agent) journals(run Run) bool {
 	_, self := run.(selfWatching)
-	return a.cfg.Journal != nil && !self
+	_, local := run.(*LocalRun)
+	return a.cfg.Journal != nil && !self && !local
 }
 
 // prepare makes the task directory and opens the log beside it.
