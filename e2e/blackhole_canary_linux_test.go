@@ -5,21 +5,12 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/taskcluster/slugid-go/slugid"
-	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
-	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
-
-	"github.com/labrunner/labrunner/internal/devqueue"
-	"github.com/labrunner/labrunner/internal/devstack"
-	"github.com/labrunner/labrunner/internal/testsvc"
 	"github.com/labrunner/labrunner/provisioner"
 	"github.com/labrunner/labrunner/provisioner/client"
 	"github.com/labrunner/labrunner/runner"
@@ -32,65 +23,14 @@ import (
 // the quarantine; once the marker is gone the next canary passes, the
 // provisioner releases the machine and it claims again.
 func TestBlackHoleCanary(t *testing.T) {
-	log := testLogger(t)
-	stack, err := devstack.Start(context.Background(), devstack.Options{Logger: log,
-		Queue: devqueue.Config{ResolverInterval: 50 * time.Millisecond, DeadlineDelay: -1, PollWait: 300 * time.Millisecond}})
-	if err != nil {
-		t.Fatalf("devstack: %v", err)
-	}
-	t.Cleanup(func() { _ = stack.Close() })
-	creds := stack.Credentials
-	srv, err := provisioner.New(provisioner.Config{
-		DB: filepath.Join(t.TempDir(), "prov.db"), AdminTokens: []string{provAdminToken},
-		RootURL: stack.RootURL, DefaultCredentials: &creds, DetectInterval: 100 * time.Millisecond,
-		AssignInterval: 100 * time.Millisecond, CancelPollInterval: -1, Logger: log.With("component", "provisioner"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; hs.Close(); _ = srv.Close() })
-	admin := client.New(hs.URL, provAdminToken, client.WithOperator("e2e"))
-
-	taskQueue := "canary-" + strings.ReplaceAll(testsvc.Unique(), "_", "-")
-	if len(taskQueue) > 38 {
-		taskQueue = taskQueue[:38]
-	}
-	taskQueue = "lab/" + taskQueue
-	// Tasks and canaries fail on the machine whose directory holds "broken".
-	script := `d=$(dirname "$(dirname "$TASK_WORKDIR")"); if [ -e "$d/broken" ]; then echo "broken machine"; exit 1; fi; sleep 0.3`
-	canary, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/sh", "-c", script}}, "maxRunTime": 60})
-	// A short quarantine: the canary is due at once, and again after each failure.
-	if _, err := admin.PutPool(context.Background(), "bh", client.PoolSpec{Source: client.SourceTaskcluster, TaskQueueID: taskQueue,
-		MinCapacity: 3, MaxCapacity: 3, BlackHole: &client.BlackHolePolicy{MaxQuarantinedShare: 0.34, QuarantineFor: "5s", Canary: canary}}); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := admin.CreateToken(context.Background(), client.TokenRequest{Kind: client.TokenEnroll, Uses: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := t.TempDir()
-	status := map[string]func() *runner.Status{}
-	for _, name := range []string{"bh-0", "bh-1", "bh-2"} {
-		status[name] = startPoolRunner(t, filepath.Join(base, name), name, hs.URL, tok.Token, log.With("component", name))
-	}
-	marker := filepath.Join(base, "bh-0", "broken")
-	if err := os.WriteFile(marker, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	q := tcqueue.New(&creds, stack.RootURL)
+	canary, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/sh", "-c", brokenOnMarker}}, "maxRunTime": 60})
+	// A short quarantine: the canary is due at once, and again after each
+	// failure. Tasks and canaries fail on bh-0, whose marker is written.
+	l := newBlackHoleLab(t, "canary-", client.BlackHolePolicy{MaxQuarantinedShare: 0.34, QuarantineFor: "5s", Canary: canary},
+		func(c *provisioner.Config) { c.DetectInterval = 100 * time.Millisecond })
+	srv, admin, status, marker := l.srv, l.admin, l.status, l.marker
 	for range 30 {
-		now := time.Now().UTC()
-		payload, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/sh", "-c", script}}, "maxRunTime": 120})
-		if _, err := q.CreateTask(slugid.Nice(), &tcqueue.TaskDefinitionRequest{TaskQueueID: taskQueue,
-			Created: tcclient.Time(now), Deadline: tcclient.Time(now.Add(time.Hour)), Expires: tcclient.Time(now.Add(24 * time.Hour)),
-			Payload:  payload,
-			Metadata: tcqueue.TaskMetadata{Name: "bh", Description: "bh", Owner: "t@example.com", Source: "https://example.com"}}); err != nil {
-			t.Fatal(err)
-		}
+		l.createTask(t)
 	}
 	canaries := func(result string) []provisioner.RunRecord {
 		runs, err := srv.Store().RunReports(context.Background(), "bh", time.Time{}, time.Time{})
