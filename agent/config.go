@@ -295,9 +295,12 @@ func (c *FileConfig) validate(assigned bool) []string {
 			add("chainOfTrust.ed25519SigningKey: %v; make a key with `runner new-ed25519-keypair --file %s`, or remove the key to refuse chain-of-trust tasks", err, path)
 		}
 	}
-	if m, err := platform.ParseTaskUserMode(c.TaskUser); err != nil {
-		add("taskUser: %v", err)
-	} else if err := platform.CheckTaskUserMode(m); err != nil {
+	// Only the spelling is checked here: whether this account can run the
+	// mode (root, SeAssignPrimaryTokenPrivilege) is agent.New's question,
+	// asked when the service starts. The config is also read by `runner
+	// status`, `runner check` and `runner enroll` from an administrator's
+	// console, which lacks what the service account has.
+	if _, err := platform.ParseTaskUserMode(c.TaskUser); err != nil {
 		add("taskUser: %v", err)
 	}
 	for key, d := range map[string]Duration{"idlePollWait": c.IdlePollWait, "errorPollWait": c.ErrorPollWait, "reclaimMargin": c.ReclaimMargin, "cancelPollInterval": c.CancelPollInterval, "killGrace": c.KillGrace} {
