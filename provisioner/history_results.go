@@ -7,8 +7,6 @@ package provisioner
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"sort"
 	"time"
 
@@ -22,31 +20,7 @@ type runKey struct {
 }
 
 func (s *sqlStore) MachineRunReports(ctx context.Context, machineID string, from, to time.Time) ([]RunRecord, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, pool_id, machine_id, task_id, run_id, kind, builder, build_number, result, reason, exit_code, started, finished
-		FROM run_reports WHERE finished >= ? AND finished < ? AND machine_id = ? ORDER BY finished, id`), ms(from), ms(to), machineID)
-	if err != nil {
-		return nil, fmt.Errorf("read run reports of %s: %w", machineID, err)
-	}
-	defer rows.Close()
-	var out []RunRecord
-	for rows.Next() {
-		var r RunRecord
-		var exit sql.NullInt64
-		var st, fin int64
-		if err := rows.Scan(&r.ID, &r.PoolID, &r.MachineID, &r.TaskID, &r.RunID, &r.Kind, &r.Builder, &r.BuildNumber, &r.Result, &r.Reason, &exit, &st, &fin); err != nil {
-			return nil, fmt.Errorf("read run reports of %s: %w", machineID, err)
-		}
-		if exit.Valid {
-			c := int(exit.Int64)
-			r.ExitCode = &c
-		}
-		r.Started, r.Finished = fromMS(st), fromMS(fin)
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read run reports of %s: %w", machineID, err)
-	}
-	return out, nil
+	return s.queryRunReports(ctx, "run reports of "+machineID, `finished >= ? AND finished < ? AND machine_id = ?`, ms(from), ms(to), machineID)
 }
 
 // mergeRunReports gives the heartbeats' runs the result the machine

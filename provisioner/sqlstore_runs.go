@@ -75,51 +75,59 @@ func (s *sqlStore) AddRunReports(ctx context.Context, runs []RunRecord, now time
 }
 
 func (s *sqlStore) RunReports(ctx context.Context, poolID string, finishedSince, receivedSince time.Time) ([]RunRecord, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, pool_id, machine_id, task_id, run_id, kind, builder, build_number, result, reason, exit_code, started, finished
-		FROM run_reports WHERE pool_id = ? AND finished >= ? AND received >= ? ORDER BY finished, id`), poolID, ms(finishedSince), ms(receivedSince))
+	return s.queryRunReports(ctx, "runs of pool "+poolID, `pool_id = ? AND finished >= ? AND received >= ?`, poolID, ms(finishedSince), ms(receivedSince))
+}
+
+// runReportColumns are the columns scanRunReport reads, in its order.
+const runReportColumns = `id, pool_id, machine_id, task_id, run_id, kind, builder, build_number, result, reason, exit_code, started, finished`
+
+// queryRunReports reads the run reports matching where (oldest finished
+// first); what names them in errors.
+func (s *sqlStore) queryRunReports(ctx context.Context, what, where string, args ...any) ([]RunRecord, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+runReportColumns+` FROM run_reports WHERE `+where+` ORDER BY finished, id`), args...)
 	if err != nil {
-		return nil, fmt.Errorf("read runs of pool %s: %w", poolID, err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []RunRecord
 	for rows.Next() {
-		var r RunRecord
-		var exit sql.NullInt64
-		var st, fin int64
-		if err := rows.Scan(&r.ID, &r.PoolID, &r.MachineID, &r.TaskID, &r.RunID, &r.Kind, &r.Builder, &r.BuildNumber, &r.Result, &r.Reason, &exit, &st, &fin); err != nil {
-			return nil, fmt.Errorf("read runs of pool %s: %w", poolID, err)
+		r, err := scanRunReport(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", what, err)
 		}
-		if exit.Valid {
-			c := int(exit.Int64)
-			r.ExitCode = &c
-		}
-		r.Started, r.Finished = fromMS(st), fromMS(fin)
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read runs of pool %s: %w", poolID, err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	return out, nil
 }
 
-func (s *sqlStore) FindRunReport(ctx context.Context, machineID, taskID, kind string) (RunRecord, error) {
-	r := RunRecord{MachineID: machineID}
+// scanRunReport reads one row of runReportColumns.
+func scanRunReport(row interface{ Scan(...any) error }) (RunRecord, error) {
+	var r RunRecord
 	var exit sql.NullInt64
 	var st, fin int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT id, pool_id, task_id, run_id, kind, result, reason, exit_code, started, finished
-		FROM run_reports WHERE machine_id = ? AND task_id = ? AND kind = ? ORDER BY id DESC LIMIT 1`), machineID, taskID, kind).
-		Scan(&r.ID, &r.PoolID, &r.TaskID, &r.RunID, &r.Kind, &r.Result, &r.Reason, &exit, &st, &fin)
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, ErrNotFound
-	}
-	if err != nil {
-		return r, fmt.Errorf("read %s run %s of %s: %w", kind, taskID, machineID, err)
+	if err := row.Scan(&r.ID, &r.PoolID, &r.MachineID, &r.TaskID, &r.RunID, &r.Kind, &r.Builder, &r.BuildNumber, &r.Result, &r.Reason, &exit, &st, &fin); err != nil {
+		return r, err
 	}
 	if exit.Valid {
 		c := int(exit.Int64)
 		r.ExitCode = &c
 	}
 	r.Started, r.Finished = fromMS(st), fromMS(fin)
+	return r, nil
+}
+
+func (s *sqlStore) FindRunReport(ctx context.Context, machineID, taskID, kind string) (RunRecord, error) {
+	r, err := scanRunReport(s.db.QueryRowContext(ctx, s.q(`SELECT `+runReportColumns+`
+		FROM run_reports WHERE machine_id = ? AND task_id = ? AND kind = ? ORDER BY id DESC LIMIT 1`), machineID, taskID, kind))
+	if errors.Is(err, sql.ErrNoRows) {
+		return RunRecord{MachineID: machineID}, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("read %s run %s of %s: %w", kind, taskID, machineID, err)
+	}
 	return r, nil
 }
 
