@@ -46,3 +46,11 @@ if [ ! -f "$sys32/bcryptprimitives.dll" ] || [ "$here/wine/bcryptprimitives.c" -
   rm -rf "$tmp"
 fi
 touch "$WINEPREFIX/.labrunner-ready"
+
+# A wineserver and Wine's own processes (services.exe, winedevice, …) that
+# the first test binary starts inherit its standard output: `go test` then
+# waits a minute for a pipe that stays open after the tests passed ("Test
+# I/O incomplete"), and fails the package. Start them here, detached, and
+# keep the server for 15 minutes after its last client.
+/usr/lib/wine/wineserver -p900 </dev/null >/dev/null 2>&1 || true # already running: fine
+"$wine" wineboot </dev/null >/dev/null 2>&1 || true
