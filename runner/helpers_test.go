@@ -171,6 +171,17 @@ func (e *testEnv) waitStatus(rn *running, what string, cond func(*Status) bool) 
 	return last
 }
 
+// waitNoClaim waits until cond holds with no claim in flight, neither in
+// the runner nor still held by the queue: a claim the runner abandons
+// when its gate closes ends at the queue only once the server sees the
+// connection close, and a task created before then would be claimed.
+func (e *testEnv) waitNoClaim(rn *running, what string, cond func(*Status) bool) *Status {
+	e.t.Helper()
+	s := e.waitStatus(rn, what, func(s *Status) bool { return !s.Polling && cond(s) })
+	waitUntil(e.t, "the queue to drop the abandoned claim", func() bool { return e.stack.Queue.WaitingClaims() == 0 }, nil)
+	return s
+}
+
 // createTask submits a task running sh -c script.
 func (e *testEnv) createTask(script string) string {
 	e.t.Helper()
@@ -220,13 +231,18 @@ func (e *testEnv) taskState(id string) string {
 	return st.Status.State
 }
 
-// reboots returns the reasons the fake reboot command recorded.
+// reboots returns the reasons the fake reboot command recorded: whole
+// lines only, as the shell creates the file before it writes the line.
 func (e *testEnv) reboots() []string {
 	b, err := os.ReadFile(e.rebootLog)
 	if err != nil {
 		return nil
 	}
-	return strings.Split(strings.TrimSpace(string(b)), "\n")
+	s := string(b)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return strings.Split(s[:i], "\n")
+	}
+	return nil
 }
 
 // workerQuarantinedUntil is the queue's quarantineUntil for the machine.
