@@ -32,7 +32,7 @@ func TestRebootAfterNTasks(t *testing.T) {
 	}
 	// While rebooting nothing is claimed: a new task stays pending even
 	// after the runner ran a full round of checks.
-	e.waitStatus(rn, "no claim in flight", func(s *Status) bool { return !s.Polling })
+	e.waitNoClaim(rn, "no claim in flight", func(*Status) bool { return true })
 	id := e.createTask("true")
 	if _, err := rn.client.Check(context.Background()); err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestDiskThresholdTripsAndClears(t *testing.T) {
 	if s.State != PhaseQuarantined || s.Quarantine == nil || s.Quarantine.Source != SourceHealth || !strings.Contains(s.Quarantine.Reason, "disk") {
 		t.Fatalf("state %s quarantine %+v; want quarantined by health naming disk", s.State, s.Quarantine)
 	}
-	e.waitStatus(rn, "no claim in flight", func(s *Status) bool { return !s.Polling })
+	e.waitNoClaim(rn, "no claim in flight", func(*Status) bool { return true })
 	id := e.createTask("true")
 	rn.client.Check(ctx) // a full round with the gate closed; tripped still
 	if st := e.taskState(id); st != "pending" {
@@ -274,7 +274,7 @@ func TestDrainDuringTaskLetsItFinish(t *testing.T) {
 	}
 	// Once the task is done and no claim is in flight, the state says
 	// drained, as the provisioner does, with who asked for it.
-	s = e.waitStatus(rn, "drained", func(s *Status) bool { return len(s.CurrentTasks) == 0 && s.State == PhaseDrained && !s.Polling })
+	s = e.waitNoClaim(rn, "drained", func(s *Status) bool { return len(s.CurrentTasks) == 0 && s.State == PhaseDrained })
 	var text strings.Builder
 	if err := FormatStatus(&text, s); err != nil || !strings.Contains(text.String(), "drained by runner drain on this machine") {
 		t.Errorf("status text after the drain (%v):\n%s", err, text.String())

@@ -307,8 +307,8 @@ func TestProvisionedRunnerQuarantine(t *testing.T) {
 	if _, err := e.prov.admin.Quarantine(e.prov.ctx(), id, "flaky USB", until); err != nil {
 		t.Fatal(err)
 	}
-	s := e.waitStatus(rn, "the provisioner's quarantine", func(s *Status) bool {
-		return s.Quarantine != nil && s.State == PhaseQuarantined && !s.Polling
+	s := e.waitNoClaim(rn, "the provisioner's quarantine", func(s *Status) bool {
+		return s.Quarantine != nil && s.State == PhaseQuarantined
 	})
 	raw, _ := json.Marshal(s)
 	var doc struct {

@@ -127,5 +127,7 @@ func (s *Server) claimPending(q *taskQueue, n int, workerGroup, workerID string)
 	return claims, nil
 }
 
-// waitingClaims is how many claimWork calls are blocked in the long poll.
-func (s *Server) waitingClaims() int64 { return s.waiting.Load() }
+// WaitingClaims is how many claimWork calls are blocked in the long poll.
+// A worker that gives up a claim closes its connection, and the server
+// notices a moment later: tests that need "no claim anywhere" wait for 0.
+func (s *Server) WaitingClaims() int64 { return s.waiting.Load() }

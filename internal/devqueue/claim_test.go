@@ -139,14 +139,14 @@ func TestClaimWorkAbortedClaimsNothing(t *testing.T) {
 		_, err := h.q.GetWorker("test-prov", strings.TrimPrefix(tq, "test-prov/"), "wg", "gone")
 		return err == nil
 	})
-	waitFor(t, "poller to wait", func() bool { return h.srv.waitingClaims() == 1 })
+	waitFor(t, "poller to wait", func() bool { return h.srv.WaitingClaims() == 1 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) && (err == nil || !strings.Contains(err.Error(), "context canceled")) {
 		t.Fatalf("claimWork after cancel: %v", err)
 	}
 	// Once the server has seen the connection close, a new task must stay
 	// for a live worker.
-	waitFor(t, "server to drop the poller", func() bool { return h.srv.waitingClaims() == 0 })
+	waitFor(t, "server to drop the poller", func() bool { return h.srv.WaitingClaims() == 0 })
 	id := h.create(h.def(tq))
 	c := h.claim(tq, "other")
 	if c.Status.TaskID != id || c.WorkerID != "other" {
