@@ -25,9 +25,12 @@ const taskHelperEnv = "LABRUNNER_AGENT_TEST_TASK"
 func runTaskHelper(mode string) int {
 	base := os.Getenv("TASKCLUSTER_PROXY_URL")
 	taskID, runID := os.Getenv("TASK_ID"), os.Getenv("RUN_ID")
-	fmt.Printf("TASKCLUSTER_PROXY_URL=%s\n", base)
-	if !strings.HasPrefix(base, "http://127.0.0.1:") {
-		fmt.Println("FAIL: no proxy on 127.0.0.1")
+	// The URL carries the run's secret and the log is public: print the
+	// address only.
+	addr, secret, _ := strings.Cut(strings.TrimPrefix(base, "http://"), "/")
+	fmt.Printf("TASKCLUSTER_PROXY_URL=http://%s/<secret of %d characters>\n", addr, len(secret))
+	if !strings.HasPrefix(base, "http://127.0.0.1:") || len(secret) < 32 {
+		fmt.Println("FAIL: no proxy on 127.0.0.1 with a secret path")
 		return 1
 	}
 	run := base + "/api/queue/v1/task/" + taskID + "/runs/" + runID
@@ -78,6 +81,8 @@ func runTaskHelper(mode string) int {
 	case "proxy":
 		st, body := call(http.MethodGet, base+"/api/queue/v1/task/"+taskID, "")
 		expect("task", 200, st, body)
+		st, body = call(http.MethodGet, "http://"+addr+"/api/queue/v1/task/"+taskID, "")
+		expect("task without the secret", 403, st, body)
 		create("public/from-task.txt", "made through the proxy")
 		create("private/allowed/a.txt", "within the task's scopes")
 		create("private/mine.txt", "outside the task's scopes")

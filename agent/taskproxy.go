@@ -49,7 +49,8 @@ func (a *Agent) startTaskProxy(run Run, tl *taskLog, log *slog.Logger) (*taskPro
 	if err != nil {
 		return nil, fmt.Errorf("start the taskcluster-proxy: %w", err)
 	}
-	tl.Printf("[taskcluster-proxy] Serving on %s for the task's scopes and queue:create-artifact:%s/%d", p.URL(), run.TaskID(), run.RunID())
+	// The log is public: the address only, never the URL with its secret.
+	tl.Printf("[taskcluster-proxy] Serving on http://%s for the task's scopes and queue:create-artifact:%s/%d", p.Addr(), run.TaskID(), run.RunID())
 	return &taskProxy{p: p, tl: tl}, nil
 }
 

@@ -6,6 +6,7 @@ package agent
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -19,10 +20,14 @@ func TestTaskclusterProxyServesTheTask(t *testing.T) {
 	if run.State != "completed" {
 		t.Fatalf("run resolved %s/%s, want completed; log:\n%s", run.State, run.ReasonResolved, log)
 	}
-	for _, want := range []string{"[taskcluster-proxy] Serving on http://127.0.0.1:", "getArtifact private/mine.txt: 403", "getArtifact private/allowed/a.txt: 303"} {
+	for _, want := range []string{"[taskcluster-proxy] Serving on http://127.0.0.1:", "getArtifact private/mine.txt: 403", "getArtifact private/allowed/a.txt: 303", "task without the secret: 403"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q:\n%s", want, log)
 		}
+	}
+	// The public log names the proxy's address, never its secret.
+	if !regexp.MustCompile(`\[taskcluster-proxy\] Serving on http://127\.0\.0\.1:\d+ for `).MatchString(log) {
+		t.Errorf("the proxy's log line shows more than its address:\n%s", log)
 	}
 	if got := string(e.artifact(e.lastTaskID, "public/from-task.txt")); got != "made through the proxy" {
 		t.Errorf("artifact created through the proxy = %q", got)

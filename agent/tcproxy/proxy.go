@@ -2,11 +2,20 @@ package tcproxy
 
 // One Proxy per task:
 //
-//	Start ──listen 127.0.0.1:0──▶ serving ──SetCredentials (reclaim) / PUT /credentials──▶ serving
+//	Start ──listen 127.0.0.1:0, draw a secret──▶ serving ──SetCredentials (reclaim) / PUT /credentials──▶ serving
 //	                                 └─ Close ──▶ closed: the port is released, requests in flight end
+//
+// Any local account can connect to 127.0.0.1, and with capacity above one
+// another task runs beside this one: the proxy therefore answers only
+// requests whose path starts with the run's secret, which is in the URL
+// handed to the task (TASKCLUSTER_PROXY_URL) and nowhere else. Clients
+// join their paths to that URL, so they need no change.
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +58,9 @@ type Proxy struct {
 	mu    sync.RWMutex
 	creds tcclient.Credentials
 
+	// secret is the first path segment every request must carry.
+	secret string
+
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{}
@@ -71,11 +83,16 @@ func Start(cfg Config) (*Proxy, error) {
 	if _, err := cfg.Credentials.Cert(); err != nil {
 		return nil, fmt.Errorf("tcproxy: credentials certificate: %w", err)
 	}
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("tcproxy: draw the proxy's secret: %w", err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("tcproxy: listen on 127.0.0.1: %w", err)
 	}
 	p := &Proxy{
+		secret:  hex.EncodeToString(secret),
 		rootURL: strings.TrimRight(cfg.RootURL, "/"),
 		version: cfg.Version,
 		log:     cfg.Logger,
@@ -94,8 +111,12 @@ func Start(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// URL is the proxy's base URL, for TASKCLUSTER_PROXY_URL.
-func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() }
+// URL is the proxy's base URL with its secret, for TASKCLUSTER_PROXY_URL
+// only: logs show Addr.
+func (p *Proxy) URL() string { return "http://" + p.ln.Addr().String() + "/" + p.secret }
+
+// Addr is the address the proxy listens on, safe to log.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // SetCredentials replaces the signing credentials (after a reclaim); the
 // authorized scopes stay those the proxy started with.
@@ -134,9 +155,21 @@ func (p *Proxy) Close() error {
 	return nil
 }
 
-// ServeHTTP routes as upstream's Routes.ServeHTTP does, by path prefix.
+// ServeHTTP checks the secret, then routes as upstream's
+// Routes.ServeHTTP does, by path prefix.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	path := r.URL.EscapedPath()
+	path, ok := p.withoutSecret(r.URL.EscapedPath())
+	if !ok {
+		// Said the same way whatever was wrong, and nothing is forwarded.
+		http.Error(w, "taskcluster-proxy: the path does not start with this run's secret; use $TASKCLUSTER_PROXY_URL as given to the task", http.StatusForbidden)
+		return
+	}
+	if r.URL.Path = strings.TrimPrefix(r.URL.Path, "/"+p.secret); r.URL.Path == "" {
+		r.URL.Path = "/"
+	}
+	if r.URL.RawPath != "" {
+		r.URL.RawPath = path
+	}
 	switch {
 	case strings.HasPrefix(path, "/bewit"):
 		p.serveBewit(w, r)
@@ -147,6 +180,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		p.serveLegacy(w, r)
 	}
+}
+
+// withoutSecret returns the escaped path after the secret segment, and
+// whether the path started with it (compared in constant time).
+func (p *Proxy) withoutSecret(escaped string) (string, bool) {
+	seg, rest, _ := strings.Cut(strings.TrimPrefix(escaped, "/"), "/")
+	if subtle.ConstantTimeCompare([]byte(seg), []byte(p.secret)) != 1 {
+		return "", false
+	}
+	return "/" + rest, true
 }
 
 // setHeaders sets the X-Taskcluster-Proxy-* headers upstream sends with

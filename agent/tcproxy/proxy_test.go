@@ -265,3 +265,59 @@ func TestProxyRetriesServerErrors(t *testing.T) {
 		t.Errorf("reference artifact created through retries: %v", err)
 	}
 }
+
+// TestProxyAnswersOnlyWithItsSecret sends requests that lack the run's
+// secret, or carry another, to a proxy whose deployment counts what
+// reaches it: every one is refused and nothing is forwarded or signed.
+func TestProxyAnswersOnlyWithItsSecret(t *testing.T) {
+	var upstream atomic.Int64
+	deployment := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstream.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer deployment.Close()
+	f := newFixture(t, nil, deployment.URL)
+	base, secret, ok := strings.Cut(strings.TrimPrefix(f.proxy.URL(), "http://"), "/")
+	if !ok || len(secret) != 32 || base != f.proxy.Addr() {
+		t.Fatalf("proxy URL %q: want http://<addr>/<32 hex characters>", f.proxy.URL())
+	}
+	other, err := Start(Config{RootURL: deployment.URL, Credentials: tcclient.Credentials{ClientID: "c", AccessToken: "t"}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	_, otherSecret, _ := strings.Cut(strings.TrimPrefix(other.URL(), "http://"), "/")
+	if otherSecret == secret {
+		t.Fatal("two proxies drew the same secret")
+	}
+	for _, path := range []string{
+		"/api/queue/v1/task/" + f.taskID,
+		"/queue/v1/task/" + f.taskID,
+		"/bewit",
+		"/credentials",
+		"/" + otherSecret + "/api/queue/v1/task/" + f.taskID,
+		"/" + secret + "x/api/queue/v1/task/" + f.taskID,
+		"/" + secret[:31] + "/api/queue/v1/task/" + f.taskID,
+		"/x/" + secret + "/api/queue/v1/task/" + f.taskID,
+	} {
+		for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut} {
+			req, _ := http.NewRequest(method, "http://"+base+path, strings.NewReader(`{}`))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "TASKCLUSTER_PROXY_URL") {
+				t.Errorf("%s %s: %s %q, want 403 naming TASKCLUSTER_PROXY_URL", method, path, resp.Status, body)
+			}
+		}
+	}
+	if n := upstream.Load(); n != 0 {
+		t.Errorf("%d requests without the secret reached the deployment", n)
+	}
+	resp, body := f.do(t, http.MethodGet, "/api/queue/v1/task/"+f.taskID, "")
+	if resp.StatusCode != 200 || upstream.Load() != 1 {
+		t.Errorf("with the secret: %s %q, %d forwarded; want 200 and 1", resp.Status, body, upstream.Load())
+	}
+}
