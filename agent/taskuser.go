@@ -37,6 +37,10 @@ func (e *taskUserPayloadError) Unwrap() error { return e.err }
 // no error) when commands run as the agent's own account. A
 // *taskUserPayloadError is the payload's fault.
 func (a *Agent) startTaskUser(taskDir string, spec *Payload, tl *taskLog) (*runUser, error) {
+	if err := refuseConsoleElevation(a.cfg.TaskUser, spec); err != nil {
+		tl.Printf("%v", err)
+		return nil, err
+	}
 	var u *platform.TaskUser
 	var err error
 	switch a.cfg.TaskUser {
@@ -139,4 +143,14 @@ func (a *Agent) removeLeftTaskUsers() {
 	if err != nil {
 		a.log.Error("remove task users left by an earlier run of the agent", "error", err)
 	}
+}
+
+// refuseConsoleElevation refuses features.runAsAdministrator in console
+// mode: the console's account outlives the task, so an elevated task
+// could change it, and through it the machine, for every later task.
+func refuseConsoleElevation(mode platform.TaskUserMode, spec *Payload) error {
+	if mode == platform.TaskUserConsole && spec.RunAsAdministrator {
+		return &taskUserPayloadError{errors.New("payload.features.runAsAdministrator: refused on a worker whose tasks run as the console's user (taskUser: console), which outlives the task; run the task on a pool with taskUser: per-task")}
+	}
+	return nil
 }

@@ -121,6 +121,10 @@ func ConsoleTaskUser(name string) (*TaskUser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console user: %w", err)
 	}
+	if err := u.refuseMightyConsole(); err != nil {
+		u.release()
+		return nil, fmt.Errorf("console user: %w", err)
+	}
 	u.Console = true
 	return u, nil
 }

@@ -180,6 +180,10 @@ func TestConsoleTaskUserLinux(t *testing.T) {
 	if _, err := ConsoleTaskUser("no_such_user_lr"); err == nil || !strings.Contains(err.Error(), "no_such_user_lr") {
 		t.Errorf("ConsoleTaskUser(an unknown account) = %v; want an error naming it", err)
 	}
+	// root at the console would give every task the machine.
+	if u, err := ConsoleTaskUser("root"); err == nil || !strings.Contains(err.Error(), "is root") {
+		t.Errorf("ConsoleTaskUser(root) = %+v, %v; want a refusal saying it is root", u, err)
+	}
 }
 
 // macOS's console wrapper, applied by the shared Unix RunAs: the command

@@ -44,6 +44,8 @@ func (u *TaskUser) remove() error { return canManageTaskUsers() }
 
 func (u *TaskUser) release() {}
 
+func (u *TaskUser) refuseMightyConsole() error { return nil }
+
 // unsupportedHere is the refusal of an OS without task users.
 func unsupportedHere(what string) error {
 	return fmt.Errorf("%w: %s is not supported on %s", ErrTaskUserModeUnsupported, what, runtime.GOOS)
