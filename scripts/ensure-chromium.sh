@@ -2,8 +2,11 @@
 # Makes sure Chromium is installed for the dashboard's browser tests
 # (e2e/dashboard): installs Debian's `chromium` package with apt-get when no
 # chromium binary is on the PATH. The version is pinned so that a test run
-# is reproducible; when Debian has replaced it (security updates keep only
-# the newest build), the script fails and names the version to pin instead.
+# is reproducible. Debian's security archive keeps only the newest build, so
+# a pinned build disappears at the next Chromium security update: the script
+# then installs the newest build of the same major version (the same
+# Chromium milestone, so the same DevTools protocol), says so, and fails only
+# when no build of that major version is offered; bump the pin then.
 # Idempotent; an already installed chromium of another version is kept and
 # reported.
 set -euo pipefail
@@ -31,12 +34,19 @@ fi
 log "apt-get update"
 DEBIAN_FRONTEND=noninteractive apt-get update -qq
 candidates=$(apt-cache madison chromium 2>/dev/null | awk -F'|' '{gsub(/ /, "", $2); print $2}')
-if ! grep -qxF "$CHROMIUM_VERSION" <<<"$candidates"; then
-  log "chromium $CHROMIUM_VERSION is no longer offered by apt; offered: $(echo $candidates)"
-  log "set CHROMIUM_VERSION in scripts/ensure-chromium.sh to one of them"
-  exit 1
+version=$CHROMIUM_VERSION
+if ! grep -qxF "$version" <<<"$candidates"; then
+  major=${CHROMIUM_VERSION%%.*}
+  # madison lists the newest first.
+  version=$(grep -m1 "^$major\." <<<"$candidates" || true)
+  if [ -z "$version" ]; then
+    log "chromium $CHROMIUM_VERSION is no longer offered by apt, nor any $major.x build; offered: $(tr "\n" " " <<<"$candidates")"
+    log "set CHROMIUM_VERSION in scripts/ensure-chromium.sh to one of them"
+    exit 1
+  fi
+  log "chromium $CHROMIUM_VERSION is no longer offered by apt (replaced by a security update); installing $version, the newest $major.x build: bump CHROMIUM_VERSION to it"
 fi
-log "installing chromium $CHROMIUM_VERSION"
+log "installing chromium $version"
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  "chromium=$CHROMIUM_VERSION" "chromium-common=$CHROMIUM_VERSION" fonts-liberation >/dev/null
+  "chromium=$version" "chromium-common=$version" fonts-liberation >/dev/null
 log "chromium $(installed) installed"
