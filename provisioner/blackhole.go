@@ -8,7 +8,8 @@ package provisioner
 //	report ──▶ kick ──▶ pass (≥ 1 s apart): per pool judge ──▶ quarantine ≤ cap
 //	quarantine: watch.judgedAfter = its last judged run (never judged again)
 //	operator unquarantine: every run so far judged (not re-quarantined for them)
-//	quarantine ending, pool with a canary: blackhole_canary.go
+//	quarantine ending: blackhole_canary.go (the canary, where the pool sets
+//	one; once ended, the watch forgets the quarantine)
 
 import (
 	"context"
@@ -147,7 +148,7 @@ func (s *Server) detectPool(ctx context.Context, p client.Pool, machines []*Mach
 		w := watches[m.MachineID]
 		if quarantined(m, now) {
 			excluded[m.MachineID] = true
-			if w.AutoUntil != nil && w.AutoUntil.After(now) {
+			if detectorHolds(m, w, now) {
 				auto++
 			}
 			continue
@@ -161,7 +162,7 @@ func (s *Server) detectPool(ctx context.Context, p client.Pool, machines []*Mach
 	if j.note != "" && len(j.flagged) == 0 {
 		s.log.Debug("black-hole detection", "pool", p.PoolID, "note", j.note)
 	}
-	limit := max(1, int(math.Floor(pol.maxShare*float64(len(members))+1e-9)))
+	limit := blackHoleCap(pol, len(members))
 	var done []*MachineRecord
 	for _, v := range j.flagged {
 		reason := v.reason(pol)
@@ -179,6 +180,20 @@ func (s *Server) detectPool(ctx context.Context, p client.Pool, machines []*Mach
 		done = append(done, m)
 	}
 	return done, nil
+}
+
+// blackHoleCap is how many of a pool's members may be in a quarantine set
+// by the detector at once: maxShare of them, rounded down, but at least
+// one so that small pools are protected too.
+func blackHoleCap(pol blackHolePolicy, members int) int {
+	return max(1, int(math.Floor(pol.maxShare*float64(members)+1e-9)))
+}
+
+// detectorHolds says whether m is in a quarantine the detector set (or
+// extended for a canary) that has not ended. One an operator set over it
+// is theirs, and does not count against the pool's cap.
+func detectorHolds(m *MachineRecord, w Watch, now time.Time) bool {
+	return w.AutoUntil != nil && m.QuarantinedUntil != nil && m.QuarantinedUntil.Equal(*w.AutoUntil) && now.Before(*w.AutoUntil)
 }
 
 // quarantineBlackHole records the verdict (its runs are never judged

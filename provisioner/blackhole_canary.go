@@ -6,13 +6,21 @@ package provisioner
 // that extends it); the runner runs it with no queue and reports it as a
 // run of kind canary. The detector pass then decides:
 //
-//	quarantine ends (within canaryLead) ──▶ canary sent, quarantined until deadline + quarantineFor
+//	quarantine ends (within canaryLead, before its end) ──▶ canary sent, quarantined until deadline + quarantineFor
 //	canary report completed ──▶ released (unquarantine)
 //	canary report failed or exception ──▶ quarantined again for quarantineFor
 //	no report by the deadline (maxRunTime + canaryGrace) ──▶ quarantined again
 //	the quarantine changed by someone else meanwhile ──▶ the canary is forgotten
+//	the quarantine's end passed (no canary, or no pass in time) ──▶ forgotten
 //
-// Without a canary the quarantine simply ends, as before.
+// Without a canary the quarantine simply ends, as before. A canary is
+// only ever sent before the end: past it, the runner has lifted the
+// quarantine by itself and claims again, so its new runs are the probe,
+// and the watch forgets the quarantine (else every machine the detector
+// ever quarantined would be sent one when a pool first sets a canary).
+// Sending one extends a detector's quarantine, so the pool's cap holds:
+// a pool over its cap (lowered since, or with fewer machines) lets the
+// quarantine end instead.
 
 import (
 	"bytes"
@@ -73,11 +81,26 @@ type queueMirror struct {
 }
 
 // canaryPass starts, judges and times out the canaries of every pool's
-// machines. Caller holds s.assignMu.
+// machines, and forgets quarantines that have ended; watches is updated
+// with what it saves, for the judgement that follows in the same pass.
+// Caller holds s.assignMu.
 func (s *Server) canaryPass(ctx context.Context, pools []client.Pool, machines []*MachineRecord, watches map[string]Watch) ([]queueMirror, error) {
 	byID := map[string]*client.Pool{}
 	for i := range pools {
 		byID[pools[i].PoolID] = &pools[i]
+	}
+	now := s.now()
+	rooms := map[string]*capRoom{}
+	for _, m := range machines {
+		r := rooms[m.PoolID]
+		if r == nil {
+			r = &capRoom{}
+			rooms[m.PoolID] = r
+		}
+		r.members++
+		if detectorHolds(m, watches[m.MachineID], now) {
+			r.held++
+		}
 	}
 	var out []queueMirror
 	var errs []error
@@ -86,9 +109,11 @@ func (s *Server) canaryPass(ctx context.Context, pools []client.Pool, machines [
 		if !ok || w.AutoUntil == nil {
 			continue
 		}
-		mirror, err := s.canaryStep(ctx, byID[m.PoolID], m, w)
+		mirror, err := s.canaryStep(ctx, byID[m.PoolID], m, &w, rooms[m.PoolID])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("canary of %s: %w", m.MachineID, err))
+		} else {
+			watches[m.MachineID] = w
 		}
 		if mirror != nil {
 			out = append(out, *mirror)
@@ -97,8 +122,13 @@ func (s *Server) canaryPass(ctx context.Context, pools []client.Pool, machines [
 	return out, errors.Join(errs...)
 }
 
-// canaryStep moves one machine's canary on, if it has one due.
-func (s *Server) canaryStep(ctx context.Context, pool *client.Pool, m *MachineRecord, w Watch) (*queueMirror, error) {
+// capRoom is a pool's machines and how many of them the detector holds
+// in quarantine, for the cap.
+type capRoom struct{ members, held int }
+
+// canaryStep moves one machine's canary on, if it has one due; w is
+// updated with what is saved.
+func (s *Server) canaryStep(ctx context.Context, pool *client.Pool, m *MachineRecord, w *Watch, room *capRoom) (*queueMirror, error) {
 	now := s.now()
 	// The detector's quarantine still holds as it set it: nobody lifted
 	// or replaced it meanwhile.
@@ -112,7 +142,14 @@ func (s *Server) canaryStep(ctx context.Context, pool *client.Pool, m *MachineRe
 	case w.CanaryTask != "" && !ours:
 		s.log.Info("canary forgotten: the machine's quarantine was changed meanwhile", "machine", m.MachineID, "task", w.CanaryTask)
 		w.CanaryTask, w.CanaryDeadline = "", nil
-		return nil, s.store.SaveWatch(ctx, w)
+		return nil, s.store.SaveWatch(ctx, *w)
+	case !now.Before(*w.AutoUntil):
+		// Ended: the runner lifted it at its expiry, its new runs are
+		// judged like any machine's. A canary still due was not judged
+		// in time (no leading replica then); it is stale now.
+		s.log.Info("black-hole quarantine ended", "machine", m.MachineID, "pool", m.PoolID, "until", *w.AutoUntil, "canary", w.CanaryTask)
+		w.AutoUntil, w.CanaryTask, w.CanaryDeadline = nil, "", nil
+		return nil, s.store.SaveWatch(ctx, *w)
 	case w.CanaryTask != "":
 		rep, err := s.store.FindRunReport(ctx, m.MachineID, w.CanaryTask, client.KindCanary)
 		switch {
@@ -128,6 +165,15 @@ func (s *Server) canaryStep(ctx context.Context, pool *client.Pool, m *MachineRe
 		}
 		return nil, nil
 	case ours && bh != nil && len(bh.Canary) > 0 && !now.Before(w.AutoUntil.Add(-s.canaryLead())):
+		// This machine is one of those held: extending its quarantine
+		// keeps the pool at most at its cap, or lets it shrink to it.
+		if limit := blackHoleCap(pol, room.members); room.held > limit {
+			room.held--
+			s.metrics.blackHoleCapped.WithLabelValues(m.PoolID).Inc()
+			s.log.Warn("canary not sent: the pool's cap is exceeded, the quarantine ends", "machine", m.MachineID, "pool", m.PoolID,
+				"quarantined", room.held+1, "cap", limit, "until", *w.AutoUntil)
+			return nil, nil
+		}
 		return s.startCanary(ctx, m, w, pol, bh.Canary)
 	}
 	return nil, nil
@@ -149,7 +195,7 @@ func describeCanaryRun(r RunRecord) string {
 // startCanary sends the canary with a quarantine lasting past its
 // deadline, so that the machine claims nothing until it is judged even if
 // this provisioner is away then.
-func (s *Server) startCanary(ctx context.Context, m *MachineRecord, w Watch, pol blackHolePolicy, payload json.RawMessage) (*queueMirror, error) {
+func (s *Server) startCanary(ctx context.Context, m *MachineRecord, w *Watch, pol blackHolePolicy, payload json.RawMessage) (*queueMirror, error) {
 	runTime, aerr := canaryRunTime(payload)
 	if aerr != nil {
 		// Validated when the pool was stored; a bad one is skipped.
@@ -161,7 +207,7 @@ func (s *Server) startCanary(ctx context.Context, m *MachineRecord, w Watch, pol
 	task := slugid.Nice()
 	reason := fmt.Sprintf("canary running (task %s, due by %s): %s", task, deadline.UTC().Format(time.RFC3339), m.QuarantineReason)
 	w.AutoUntil, w.CanaryTask, w.CanaryDeadline = &until, task, &deadline
-	if err := s.store.SaveWatch(ctx, w); err != nil {
+	if err := s.store.SaveWatch(ctx, *w); err != nil {
 		return nil, err
 	}
 	d := client.Directive{Kind: client.DirectiveQuarantine, Reason: reason, Until: &until, Created: now,
@@ -175,10 +221,10 @@ func (s *Server) startCanary(ctx context.Context, m *MachineRecord, w Watch, pol
 }
 
 // releaseAfterCanary ends the quarantine of a machine whose canary passed.
-func (s *Server) releaseAfterCanary(ctx context.Context, m *MachineRecord, w Watch) (*queueMirror, error) {
+func (s *Server) releaseAfterCanary(ctx context.Context, m *MachineRecord, w *Watch) (*queueMirror, error) {
 	task := w.CanaryTask
 	w.AutoUntil, w.CanaryTask, w.CanaryDeadline = nil, "", nil
-	if err := s.store.SaveWatch(ctx, w); err != nil {
+	if err := s.store.SaveWatch(ctx, *w); err != nil {
 		return nil, err
 	}
 	now := s.now()
@@ -198,11 +244,11 @@ func (s *Server) releaseAfterCanary(ctx context.Context, m *MachineRecord, w Wat
 
 // renewAfterCanary quarantines a machine again for quarantineFor: its
 // canary failed (outcome "failed") or did not report ("timeout").
-func (s *Server) renewAfterCanary(ctx context.Context, m *MachineRecord, w Watch, pol blackHolePolicy, outcome, why string) (*queueMirror, error) {
+func (s *Server) renewAfterCanary(ctx context.Context, m *MachineRecord, w *Watch, pol blackHolePolicy, outcome, why string) (*queueMirror, error) {
 	now := s.now()
 	until := now.Add(pol.quarantineFor)
 	w.AutoUntil, w.CanaryTask, w.CanaryDeadline = &until, "", nil
-	if err := s.store.SaveWatch(ctx, w); err != nil {
+	if err := s.store.SaveWatch(ctx, *w); err != nil {
 		return nil, err
 	}
 	reason := "black hole: canary failed: " + why

@@ -21,7 +21,8 @@ func TestBlackHoleCanary(t *testing.T) {
 			e := newEnv(t, k.url(t), nil)
 			canary := json.RawMessage(`{"command":[["/bin/sh","-c","test ! -e /tmp/broken"]],"maxRunTime":600}`)
 			win := tcPool("p/win", 2, 2, 0, "windows")
-			win.BlackHole = &client.BlackHolePolicy{QuarantineFor: "2h", Canary: canary}
+			// Both machines are held at once: the cap is the whole pool.
+			win.BlackHole = &client.BlackHolePolicy{QuarantineFor: "2h", Canary: canary, MaxQuarantinedShare: 1}
 			e.pool("win", win)
 			mac := tcPool("p/mac", 1, 1, 0, "darwin")
 			mac.BlackHole = &client.BlackHolePolicy{QuarantineFor: "2h"}

@@ -117,7 +117,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	auto := map[string]int{}
 	for _, mc := range machines {
-		if w, ok := watches[mc.MachineID]; ok && quarantined(mc, now) && w.AutoUntil != nil && w.AutoUntil.After(now) {
+		if detectorHolds(mc, watches[mc.MachineID], now) {
 			auto[mc.PoolID]++
 		}
 	}
