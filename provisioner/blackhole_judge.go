@@ -1,7 +1,8 @@
 package provisioner
 
 // The black-hole judgement of one pool, from its reported runs alone (no
-// store, no clock): each machine's latest runs (every tail of them from
+// store, no clock), those that count (blackhole_evidence.go): each
+// machine's latest runs (every tail of them from
 // minRuns to recentRuns) against the rest of the pool over the same
 // period, on three signals (docs/provisioner.md, "Black holes"):
 //
@@ -20,7 +21,6 @@ package provisioner
 import (
 	"fmt"
 	"math"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -72,27 +72,13 @@ type judgement struct {
 	note    string
 }
 
-// runFacts are what the signals need of one run.
-type runFacts struct {
-	failed, fast, passedElse bool
-}
-
-// countsAsFailure says whether a run blames someone: failed, or an
-// exception other than a cancellation or a deadline.
-func countsAsFailure(r *RunRecord) bool {
-	switch r.Result {
-	case "failed":
-		return true
-	case "exception":
-		return r.Reason != "canceled" && r.Reason != "deadline-exceeded"
-	}
-	return false
-}
-
 // tally counts runs and their signals.
 type tally struct{ n, failed, fast, passed int }
 
 func (t *tally) add(f runFacts) {
+	if !f.counted {
+		return
+	}
 	t.n++
 	if f.failed {
 		t.failed++
@@ -119,7 +105,7 @@ func (t tally) minus(o tally) tally {
 // bad a few runs ago is not hidden by its healthy past; the strongest
 // tail decides.
 func judgePool(pol blackHolePolicy, runs []RunRecord, candidates map[string]int64, excluded map[string]bool) judgement {
-	facts, medians := runSignals(pol, runs)
+	facts, medians := runSignals(pol, runs, excluded)
 	// suffix[i] counts runs[i:]: the pool over a period starting at run i
 	// is a subtraction.
 	suffix := make([]tally, len(runs)+1)
@@ -129,9 +115,11 @@ func judgePool(pol blackHolePolicy, runs []RunRecord, candidates map[string]int6
 			suffix[i].add(facts[i])
 		}
 	}
-	byMachine := map[string][]int{}
+	byMachine := map[string][]int{} // the machine's counted runs
 	for i := range runs {
-		byMachine[runs[i].MachineID] = append(byMachine[runs[i].MachineID], i)
+		if facts[i].counted {
+			byMachine[runs[i].MachineID] = append(byMachine[runs[i].MachineID], i)
+		}
 	}
 	var out judgement
 	judged, active := 0, 0
@@ -210,48 +198,6 @@ func judgePool(pol blackHolePolicy, runs []RunRecord, candidates map[string]int6
 	}
 	sort.SliceStable(out.flagged, func(i, j int) bool { return out.flagged[i].p < out.flagged[j].p })
 	return out
-}
-
-// runSignals marks each run failed, fast (a failure shorter than
-// fastFraction of its kind's median completed duration) and passed
-// elsewhere (a failure whose task completed on another machine), and
-// returns the medians by kind.
-func runSignals(pol blackHolePolicy, runs []RunRecord) ([]runFacts, map[string]time.Duration) {
-	durations := map[string][]time.Duration{}
-	completedOn := map[string][]string{} // task → machines that completed it
-	for i := range runs {
-		r := &runs[i]
-		if r.Result == "completed" {
-			durations[r.Kind] = append(durations[r.Kind], r.Duration())
-			completedOn[r.TaskID] = append(completedOn[r.TaskID], r.MachineID)
-		}
-	}
-	medians := map[string]time.Duration{}
-	for kind, ds := range durations {
-		if len(ds) >= minMedianRuns {
-			slices.Sort(ds)
-			medians[kind] = ds[len(ds)/2]
-		}
-	}
-	facts := make([]runFacts, len(runs))
-	for i := range runs {
-		r := &runs[i]
-		if !countsAsFailure(r) {
-			continue
-		}
-		f := runFacts{failed: true}
-		if m, ok := medians[r.Kind]; ok && float64(r.Duration()) < pol.fastFraction*float64(m) {
-			f.fast = true
-		}
-		for _, other := range completedOn[r.TaskID] {
-			if other != r.MachineID {
-				f.passedElse = true
-				break
-			}
-		}
-		facts[i] = f
-	}
-	return facts, medians
 }
 
 // binomialTail is P(X ≥ k) for X ~ Binomial(n, p), summed in log space so

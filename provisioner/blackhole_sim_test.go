@@ -6,6 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,12 +53,54 @@ func TestBlackHoleSimulation(t *testing.T) {
 	for _, k := range storeKinds {
 		t.Run(k.name, func(t *testing.T) {
 			t.Parallel()
-			simulate(t, k.url(t))
+			simulate(t, k.url(t), 19)
 		})
 	}
 }
 
-func simulate(t *testing.T, dbURL string) {
+// TestBlackHoleSimulationSeeds runs the simulation with seeds 1 to
+// $LABRUNNER_BLACKHOLE_SEEDS on SQLite (the figures do not depend on the
+// store) and logs the range of its figures, for docs/provisioner.md.
+func TestBlackHoleSimulationSeeds(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("LABRUNNER_BLACKHOLE_SEEDS"))
+	if n <= 0 {
+		t.Skip("set LABRUNNER_BLACKHOLE_SEEDS to a number of seeds")
+	}
+	var all []simFigures
+	for seed := range n {
+		t.Run(fmt.Sprintf("seed-%d", seed+1), func(t *testing.T) {
+			all = append(all, simulate(t, storeKinds[0].url(t), uint64(seed+1)))
+		})
+	}
+	if len(all) < n {
+		t.Fatal("a seed stopped its simulation")
+	}
+	span := func(get func(simFigures) int) string {
+		lo, hi := get(all[0]), get(all[0])
+		for _, f := range all {
+			lo, hi = min(lo, get(f)), max(hi, get(f))
+		}
+		return fmt.Sprintf("%d-%d", lo, hi)
+	}
+	t.Logf("FIGURE over %d seeds: 80 %% failer caught after %s of its runs, fast failer %s, first of the five breaking at once %s; false positives %s, during the bad push %s",
+		n, span(func(f simFigures) int { return f.m01 }), span(func(f simFigures) int { return f.m02 }),
+		span(func(f simFigures) int { return slices.Min(f.breakers) }), span(func(f simFigures) int { return f.falsePositives }),
+		span(func(f simFigures) int { return f.pushQuarantines }))
+}
+
+// simFigures are what a simulation measured: how many of their bad runs
+// m01, m02 and m10-m14 ran before their first quarantine, and the
+// quarantines of healthy machines and during the bad push.
+type simFigures struct {
+	m01, m02                        int
+	breakers                        []int
+	falsePositives, pushQuarantines int
+}
+
+// newSimPool starts a server (no loops: the test calls DetectOnce) with
+// pool "sim" (default black-hole settings) of machines m00, m01, ...
+func newSimPool(t *testing.T, dbURL string, machines int) (*Server, *fakeClock) {
+	t.Helper()
 	clock := newFakeClock()
 	srv, err := New(Config{DB: dbURL, Demand: &fixedDemand{}, Now: clock.Now, CancelPollInterval: -1, DetectInterval: -1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -64,21 +109,30 @@ func simulate(t *testing.T, dbURL string) {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	ctx := context.Background()
-	st := srv.store
 	now := clock.Now()
-	if err := st.PutPool(ctx, client.Pool{PoolID: "sim", Spec: tcPool("p/sim", 0, 50, 0, "windows"), Created: now, Updated: now}); err != nil {
+	if err := srv.store.PutPool(ctx, client.Pool{PoolID: "sim", Spec: tcPool("p/sim", 0, machines, 0, "windows"), Created: now, Updated: now}); err != nil {
 		t.Fatal(err)
 	}
+	for i := range machines {
+		id := fmt.Sprintf("m%02d", i)
+		rec := &MachineRecord{Machine: client.Machine{MachineID: id, PoolID: "sim", Facts: winFacts(id), State: client.StateIdle, Registered: now},
+			TokenHash: []byte(id)}
+		if err := srv.store.InsertMachine(ctx, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return srv, clock
+}
+
+func simulate(t *testing.T, dbURL string, seed uint64) simFigures {
 	const nMachines, totalRuns, background = 50, 20000, 0.03
 	const roundLen = 15 * time.Minute
+	srv, clock := newSimPool(t, dbURL, nMachines)
+	ctx := context.Background()
+	st := srv.store
 	machines := make([]*simMachine, nMachines)
 	for i := range machines {
 		machines[i] = &simMachine{id: fmt.Sprintf("m%02d", i), onset: -1, caught: -1}
-		rec := &MachineRecord{Machine: client.Machine{MachineID: machines[i].id, PoolID: "sim", Facts: winFacts(machines[i].id), State: client.StateIdle, Registered: now},
-			TokenHash: []byte(machines[i].id)}
-		if err := st.InsertMachine(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
 	}
 	machines[1].failRate, machines[1].onset = 0.8, 40
 	machines[2].failRate, machines[2].onset, machines[2].fast = 0.4, 80, true
@@ -87,7 +141,7 @@ func simulate(t *testing.T, dbURL string) {
 	}
 	bad := func(m *simMachine) bool { return m.onset >= 0 }
 
-	rng := rand.New(rand.NewPCG(19, 2026))
+	rng := rand.New(rand.NewPCG(seed, 2026))
 	var queue []simTask
 	tasks, runs, round := 0, 0, 0
 	maxAuto, pushQuarantines := 0, 0
@@ -196,14 +250,134 @@ func simulate(t *testing.T, dbURL string) {
 	if maxAuto != 5 || capped == 0 {
 		t.Errorf("five breaking at once beside two known black holes: at most %d quarantined at once and %v held back by the cap, want the cap (5) reached and some held back", maxAuto, capped)
 	}
+	fig := simFigures{m01: m01.runsToCatch, m02: m02.runsToCatch, falsePositives: len(falsePositives), pushQuarantines: pushQuarantines}
 	for _, m := range machines[10:15] {
 		if m.caught < 0 {
 			t.Errorf("%s (broken at round 250) was never quarantined", m.id)
 		}
+		fig.breakers = append(fig.breakers, m.runsToCatch)
 	}
 	t.Logf("FIGURE black-hole detection delay, 80 %% failer: %d of its runs", m01.runsToCatch)
 	t.Logf("FIGURE black-hole detection delay, fast failer (40 %% of runs failing in seconds): %d of its runs", m02.runsToCatch)
 	t.Logf("FIGURE black-hole false positives (healthy machines quarantined, %d runs, 3 %% background): %d", runs, len(falsePositives))
 	t.Logf("FIGURE black-hole quarantines during the bad push (200 tasks failing everywhere): %d", pushQuarantines)
 	t.Logf("FIGURE black-hole most machines quarantined at once (cap 5): %d; held back by the cap: %v", maxAuto, capped)
+	t.Logf("FIGURE black-hole detection delays of the five breaking at once (with the cap): %v of their runs", fig.breakers)
+	return fig
+}
+
+// TestBlackHoleTaskFaultsQuarantineNobody: a pool of 10 machines that
+// fail nothing else, default settings, the real store and detector (a
+// pass after every report) on both databases. m00, the one idle machine
+// while the others run long tasks, takes what fails fast back to back:
+//
+//	malformed push     five malformed-payload tasks of one push
+//	intermittent task  one broken task resolved intermittent-task and
+//	                   retried by the queue, five times
+//	reruns             one task failing five times (its reruns)
+//
+// Nobody is quarantined: the tasks are at fault. Five tasks ending in
+// internal-error, the machine's fault, do quarantine m00, so the same
+// pool can tell.
+func TestBlackHoleTaskFaultsQuarantineNobody(t *testing.T) {
+	type run struct {
+		task           string
+		run            int
+		result, reason string
+	}
+	five := func(f func(i int) run) []run {
+		var out []run
+		for i := range 5 {
+			out = append(out, f(i))
+		}
+		return out
+	}
+	scenarios := []struct {
+		name  string
+		runs  []run
+		black bool // m00 is a black hole
+	}{
+		{"malformed push", five(func(i int) run {
+			return run{fmt.Sprintf("push-%d", i), 0, client.ResultException, "malformed-payload"}
+		}), false},
+		{"intermittent task", five(func(i int) run { return run{"flaky", i, client.ResultException, "intermittent-task"} }), false},
+		{"reruns", five(func(i int) run { return run{"broken", i, client.ResultFailed, ""} }), false},
+		{"internal errors", five(func(i int) run {
+			return run{fmt.Sprintf("task-%d", i), 0, client.ResultException, "internal-error"}
+		}), true},
+	}
+	for _, k := range storeKinds {
+		for _, sc := range scenarios {
+			t.Run(k.name+"/"+sc.name, func(t *testing.T) {
+				t.Parallel()
+				srv, clock := newSimPool(t, k.url(t), 10)
+				ctx := context.Background()
+				tasks := 0
+				var quarantined []string
+				report := func(machine string, r run, started time.Time, took time.Duration) {
+					t.Helper()
+					if r.task == "" {
+						tasks++
+						r = run{task: fmt.Sprintf("task-%04d", tasks), result: client.ResultCompleted}
+					}
+					var exit *int
+					if r.result != client.ResultException {
+						code := map[bool]int{true: 0, false: 1}[r.result == client.ResultCompleted]
+						exit = &code
+					}
+					if _, err := srv.store.AddRunReports(ctx, []RunRecord{{PoolID: "sim", MachineID: machine, RunReport: client.RunReport{
+						TaskID: r.task, RunID: r.run, Kind: client.KindTaskcluster, Result: r.result, Reason: r.reason, ExitCode: exit,
+						Started: started, Finished: started.Add(took)}}}, clock.Now()); err != nil {
+						t.Fatal(err)
+					}
+					if err := srv.DetectOnce(ctx); err != nil {
+						t.Fatal(err)
+					}
+					recs, err := srv.store.ListMachines(ctx)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, m := range recs {
+						if m.QuarantinedUntil != nil && !slices.Contains(quarantined, m.MachineID) {
+							quarantined = append(quarantined, m.MachineID)
+							t.Logf("%s quarantined: %s", m.MachineID, m.QuarantineReason)
+						}
+					}
+				}
+				machine := func(i int) string { return fmt.Sprintf("m%02d", i) }
+				// Three rounds of passes, 6 to 14 minutes each.
+				round := func() {
+					start := clock.Now()
+					clock.Add(15 * time.Minute)
+					for i := range 10 {
+						report(machine(i), run{}, start, time.Duration(6+i)*time.Minute)
+					}
+				}
+				for range 3 {
+					round()
+				}
+				// The others run long tasks; m00 fails in seconds what it
+				// takes, reporting each, then the others finish theirs.
+				start := clock.Now()
+				for i, r := range sc.runs {
+					clock.Add(5 * time.Second)
+					report(machine(0), r, start.Add(time.Duration(i)*5*time.Second), 3*time.Second)
+				}
+				clock.Add(10 * time.Minute)
+				for i := 1; i < 10; i++ {
+					report(machine(i), run{}, start, 10*time.Minute)
+				}
+				for range 2 {
+					round()
+				}
+				want := []string(nil)
+				if sc.black {
+					want = []string{"m00"}
+				}
+				if !slices.Equal(quarantined, want) {
+					t.Errorf("quarantined %v, want %v", quarantined, want)
+				}
+			})
+		}
+	}
 }
