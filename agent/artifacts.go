@@ -4,6 +4,8 @@ package agent
 // (workers/generic-worker/artifacts.go): a readable file is an s3 artifact,
 // a directory is walked into one s3 artifact per file, and a path that is
 // missing or of the wrong kind is an error artifact, which fails the task.
+// Unlike generic-worker's, every read stays inside the task directory and
+// takes only regular files the task could read (artifactopen.go).
 
 import (
 	"errors"
@@ -39,8 +41,11 @@ type RunArtifact struct {
 	Kind    ArtifactKind
 	Name    string
 	Expires time.Time
-	// Path is the file to upload (KindFile), absolute.
+	// Path is the file to upload (KindFile), absolute. A task's file is
+	// read through root as rel (open), never by Path, which only names it.
 	Path string
+	root *os.Root
+	rel  string
 	// ContentType and ContentEncoding (identity or gzip) describe the
 	// upload (KindFile), or the target (KindReference, KindLink).
 	ContentType, ContentEncoding string
@@ -92,56 +97,40 @@ var incompressible = map[string]bool{
 }
 
 // resolveArtifacts turns payload artifact specs into the artifacts to
-// create, relative to taskDir; taskExpires is the default expiry.
-func resolveArtifacts(taskDir string, specs []PayloadArtifact, taskExpires time.Time) []RunArtifact {
+// create; root is the task directory taskDir, through which every file is
+// read (artifactopen.go); taskExpires is the default expiry. Payload paths
+// were checked at parse time (checkArtifactPath).
+func resolveArtifacts(root *os.Root, taskDir string, specs []PayloadArtifact, taskExpires time.Time) []RunArtifact {
 	var out []RunArtifact
 	for _, spec := range specs {
-		// Payload paths may use either separator (payload.go).
-		path := filepath.FromSlash(strings.ReplaceAll(spec.Path, "\\", "/"))
+		rel := artifactRel(spec.Path)
 		name := spec.Name
 		if name == "" {
-			name = filepath.ToSlash(path)
+			// Payload paths may use either separator (payload.go).
+			name = strings.ReplaceAll(spec.Path, "\\", "/")
 		}
 		expires := spec.Expires
 		if expires.IsZero() {
 			expires = taskExpires
 		}
-		full := filepath.Join(taskDir, path)
+		if msg := checkArtifactPath(spec.Path); msg != "" {
+			// Refused at parse time; kept for specs built elsewhere.
+			out = append(out, errorArtifact(name, expires, ReasonInvalidResource, "Artifact path "+msg))
+			continue
+		}
 		if spec.Type != DirectoryArtifact {
-			out = append(out, resolveFile(full, path, name, expires, spec.ContentType, spec.ContentEncoding))
+			out = append(out, resolveFile(root, taskDir, rel, name, expires, spec.ContentType, spec.ContentEncoding))
 			continue
 		}
-		info, err := os.Stat(full)
-		switch {
-		case err != nil:
-			out = append(out, errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not read directory '%s'", full)))
-			continue
-		case !info.IsDir():
-			out = append(out, errorArtifact(name, expires, ReasonInvalidResource, fmt.Sprintf("Directory artifact '%s' exists as a file, not a directory, on the worker", full)))
-			continue
-		}
-		walkErr := filepath.WalkDir(full, func(p string, d os.DirEntry, err error) error {
-			rel, relErr := filepath.Rel(full, p)
-			if relErr != nil {
-				return relErr
+		walkTaskDir(root, rel, func(p, sub string) {
+			out = append(out, resolveFile(root, taskDir, p, name+"/"+sub, expires, spec.ContentType, spec.ContentEncoding))
+		}, func(p, sub string, err error) {
+			if sub == "" {
+				out = append(out, dirErrorArtifact(name, expires, filepath.Join(taskDir, p), true, err))
+				return
 			}
-			subName := name + "/" + filepath.ToSlash(rel)
-			if err != nil {
-				out = append(out, errorArtifact(subName, expires, ReasonFileMissing, fmt.Sprintf("Could not read '%s': %v", p, err)))
-				if d != nil && d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() {
-				return nil
-			}
-			out = append(out, resolveFile(p, filepath.Join(path, rel), subName, expires, spec.ContentType, spec.ContentEncoding))
-			return nil
+			out = append(out, dirErrorArtifact(name+"/"+sub, expires, filepath.Join(taskDir, p), false, err))
 		})
-		if walkErr != nil {
-			out = append(out, errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not walk directory '%s': %v", full, walkErr)))
-		}
 	}
 	return out
 }
@@ -150,19 +139,38 @@ func errorArtifact(name string, expires time.Time, reason, message string) RunAr
 	return RunArtifact{Kind: KindError, Name: name, Expires: expires, Reason: reason, Message: message}
 }
 
-// resolveFile makes the artifact for one payload file, guessing content
-// type and encoding from the extension when the payload does not say.
-func resolveFile(full, rel, name string, expires time.Time, contentType, contentEncoding string) RunArtifact {
-	info, err := os.Stat(full)
-	if err != nil {
-		return errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not read file '%s'", full))
+// dirErrorArtifact describes a directory (the payload's, if top) that
+// could not be walked, in generic-worker's words where it has some.
+func dirErrorArtifact(name string, expires time.Time, full string, top bool, err error) RunArtifact {
+	var tfe *taskFileError
+	if !errors.As(err, &tfe) {
+		return errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not read directory '%s': %v", full, err))
 	}
-	if info.IsDir() {
-		return errorArtifact(name, expires, ReasonInvalidResource, fmt.Sprintf("File artifact '%s' exists as a directory, not a file, on the worker", full))
+	switch {
+	case tfe.Reason == ReasonFileMissing:
+		return errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not read directory '%s'", full))
+	case top:
+		return errorArtifact(name, expires, tfe.Reason, fmt.Sprintf("Directory artifact '%s' %s", full, tfe.Problem))
 	}
-	f, err := os.Open(full)
+	return errorArtifact(name, expires, tfe.Reason, fmt.Sprintf("Directory '%s' %s", full, tfe.Problem))
+}
+
+// resolveFile makes the artifact for one file, rel in the task directory,
+// guessing content type and encoding from the extension when the payload
+// does not say. The file is opened as it will be for the upload, so a
+// file that cannot be read is an error artifact before anything is uploaded.
+func resolveFile(root *os.Root, taskDir, rel, name string, expires time.Time, contentType, contentEncoding string) RunArtifact {
+	full := filepath.Join(taskDir, rel)
+	f, _, err := openTaskFile(root, rel)
 	if err != nil {
-		return errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not read file '%s'", full))
+		var tfe *taskFileError
+		switch {
+		case !errors.As(err, &tfe):
+			return errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not read file '%s': %v", full, err))
+		case tfe.Reason == ReasonFileMissing:
+			return errorArtifact(name, expires, ReasonFileMissing, fmt.Sprintf("Could not read file '%s'", full))
+		}
+		return errorArtifact(name, expires, tfe.Reason, fmt.Sprintf("File artifact '%s' %s", full, tfe.Problem))
 	}
 	_ = f.Close()
 	ext := strings.ToLower(filepath.Ext(rel))
@@ -181,7 +189,32 @@ func resolveFile(full, rel, name string, expires time.Time, contentType, content
 			contentEncoding = "identity"
 		}
 	}
-	return RunArtifact{Kind: KindFile, Name: name, Expires: expires, Path: full, ContentType: contentType, ContentEncoding: contentEncoding}
+	return RunArtifact{Kind: KindFile, Name: name, Expires: expires, Path: full, root: root, rel: rel,
+		ContentType: contentType, ContentEncoding: contentEncoding}
+}
+
+// open opens a KindFile artifact for reading and gives its size: a task's
+// file through the task directory's root, with openTaskFile's checks,
+// again (the task's processes may have outlived it); the agent's own by
+// its path.
+func (a RunArtifact) open() (*os.File, int64, error) {
+	if a.root != nil {
+		f, info, err := openTaskFile(a.root, a.rel)
+		if err != nil {
+			return nil, 0, fmt.Errorf("open %s: %w", a.Path, err)
+		}
+		return f, info.Size(), nil
+	}
+	f, err := os.Open(a.Path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open artifact: %w", err)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("stat artifact: %w", err)
+	}
+	return f, info.Size(), nil
 }
 
 // artifactError is a failure to create an artifact; status is the queue's

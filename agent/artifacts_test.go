@@ -22,7 +22,10 @@ func TestResolveArtifacts(t *testing.T) {
 	must(os.WriteFile(filepath.Join(dir, "build.log"), []byte("x"), 0o644))
 	expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 	own := expires.Add(-time.Minute)
-	got := resolveArtifacts(dir, []PayloadArtifact{
+	root, err := os.OpenRoot(dir)
+	must(err)
+	defer root.Close()
+	got := resolveArtifacts(root, dir, []PayloadArtifact{
 		{Type: FileArtifact, Path: "build.log"},
 		{Type: DirectoryArtifact, Path: "out", Name: "public/out", Expires: own},
 		{Type: FileArtifact, Path: "nope.txt", Name: "public/nope.txt"},

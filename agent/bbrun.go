@@ -8,9 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -179,9 +179,9 @@ func (r *bbRun) properties() (map[string]json.RawMessage, error) {
 	if dir == "" {
 		return out, nil
 	}
-	path := filepath.Join(dir, PropertiesFileName)
-	raw, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	raw, err := readPropertiesFile(dir)
+	var tfe *taskFileError
+	if errors.As(err, &tfe) && tfe.Reason == ReasonFileMissing {
 		return out, nil
 	}
 	if err != nil {
@@ -195,6 +195,31 @@ func (r *bbRun) properties() (map[string]json.RawMessage, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// maxPropertiesFile bounds the properties file as the bridge bounds the
+// finish request that carries them (bridge/masterapi.go).
+const maxPropertiesFile = 4 << 20
+
+// readPropertiesFile reads the task's properties file as artifacts are
+// read (artifactopen.go): the task wrote it, the runner reads it as root,
+// so a link out of the task directory, a pipe or another account's file
+// is refused, and so is one too large to send.
+func readPropertiesFile(taskDir string) ([]byte, error) {
+	root, err := os.OpenRoot(taskDir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	f, info, err := openTaskFile(root, PropertiesFileName)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if info.Size() > maxPropertiesFile {
+		return nil, fmt.Errorf("is %d bytes, more than the %d a build's properties may take", info.Size(), maxPropertiesFile)
+	}
+	return io.ReadAll(io.NewSectionReader(f, 0, info.Size()))
 }
 
 func (r *bbRun) finish(ctx context.Context, result int) error {

@@ -17,6 +17,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -84,7 +85,7 @@ func (a *Agent) publishChainOfTrust(ctx context.Context, run Run, tl *taskLog, p
 		if art.Kind != KindFile {
 			continue
 		}
-		sum, err := cot.FileSHA256(art.Path)
+		sum, err := artifactSHA256(art)
 		if err != nil {
 			o.internal = fmt.Errorf("chain of trust: artifact %s: %w", art.Name, err)
 			tl.Printf("Chain of trust: %v", o.internal)
@@ -110,6 +111,33 @@ func (a *Agent) publishChainOfTrust(ctx context.Context, run Run, tl *taskLog, p
 	}
 	a.publishOne(ctx, run, tl, RunArtifact{Kind: KindFile, Name: cot.SignatureName, Path: filepath.Join(dir, "chain-of-trust.json.sig"),
 		ContentType: "application/octet-stream", ContentEncoding: "gzip", Expires: expires}, o)
+}
+
+// artifactSHA256 digests a file artifact as it is opened for its upload:
+// a task's file through the task directory's root (RunArtifact.open).
+func artifactSHA256(a RunArtifact) (string, error) {
+	f, size, err := a.open()
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	return cot.ReaderSHA256(io.NewSectionReader(f, 0, size))
+}
+
+// copyFile copies one of the agent's own files (the task log) to a new
+// file dst.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, cerr := io.Copy(out, in)
+	return firstErr(cerr, out.Close())
 }
 
 // publishOne uploads one artifact of the agent's own; a failure is

@@ -95,17 +95,28 @@ func (r *LocalRun) Reclaim(context.Context) (time.Time, error) { return time.Tim
 func (r *LocalRun) Cancelled(context.Context) (bool, error) { return false, nil }
 
 // Publish copies file artifacts under the artifacts directory; the others
-// (error, reference, link) are already described in the log.
+// (error, reference, link) are already described in the log. An artifact's
+// name comes from the payload: it must be a path inside the directory, and
+// the copy is written through an os.Root of it, so no name nor link can
+// place it elsewhere.
 func (r *LocalRun) Publish(_ context.Context, a RunArtifact) error {
-	switch a.Kind {
-	case KindFile:
-		if r.artifactsDir == "" {
-			return nil
-		}
-		dst := filepath.Join(r.artifactsDir, filepath.FromSlash(a.Name))
-		if err := copyFile(a.Path, dst); err != nil {
-			return fmt.Errorf("copy artifact %s: %w", a.Name, err)
-		}
+	if a.Kind != KindFile || r.artifactsDir == "" {
+		return nil
+	}
+	dst := filepath.FromSlash(a.Name)
+	if !filepath.IsLocal(dst) {
+		return fmt.Errorf("copy artifact %s: the name is not a path inside the artifacts directory %s; not copied", a.Name, r.artifactsDir)
+	}
+	if err := os.MkdirAll(r.artifactsDir, 0o755); err != nil {
+		return fmt.Errorf("copy artifact %s: %w", a.Name, err)
+	}
+	root, err := os.OpenRoot(r.artifactsDir)
+	if err != nil {
+		return fmt.Errorf("copy artifact %s: %w", a.Name, err)
+	}
+	defer root.Close()
+	if err := copyArtifact(a, root, dst); err != nil {
+		return fmt.Errorf("copy artifact %s: %w", a.Name, err)
 	}
 	return nil
 }
@@ -128,24 +139,22 @@ func (r *LocalRun) Resolution() (Resolution, bool) {
 	return *r.resolved, true
 }
 
-func copyFile(src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+// copyArtifact copies a's content to dst in root.
+func copyArtifact(a RunArtifact, root *os.Root, dst string) error {
+	if err := root.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	in, err := os.Open(src)
+	in, size, err := a.open()
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := os.Create(dst)
+	out, err := root.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}
-	_, cerr := io.Copy(out, in)
-	if err := firstErr(cerr, out.Close()); err != nil {
-		return err
-	}
-	return nil
+	_, cerr := io.Copy(out, io.NewSectionReader(in, 0, size))
+	return firstErr(cerr, out.Close())
 }
 
 // TaskExitCode is the exit code `runner run-task` ends with: 0 when the

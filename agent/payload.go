@@ -276,25 +276,42 @@ func parsePayload(raw json.RawMessage, style platform.CommandStyle) (*Payload, e
 	if err != nil {
 		return nil, fmt.Errorf("decode validated payload command: %w", err)
 	}
+	// Problems the schema cannot see: mount and artifact paths.
+	var later []Problem
 	if len(rp.Mounts) > 0 {
 		ms, mprobs := mounts.Parse(rp.Mounts)
-		if len(mprobs) > 0 {
-			perr := &PayloadError{}
-			for _, mp := range mprobs {
-				perr.Problems = append(perr.Problems, Problem{Field: mp.Field, Message: mp.Message})
-			}
-			return nil, perr
+		for _, mp := range mprobs {
+			later = append(later, Problem{Field: mp.Field, Message: mp.Message})
 		}
 		p.Mounts = ms
 	}
-	for _, a := range rp.Artifacts {
+	for i, a := range rp.Artifacts {
+		if msg := checkArtifactPath(a.Path); msg != "" {
+			// Stricter than generic-worker v44, which reads such paths
+			// (artifactopen.go).
+			later = append(later, Problem{Field: fmt.Sprintf("payload.artifacts[%d].path", i), Message: fmt.Sprintf(
+				"%s%s; labrunner reads artifacts only from inside the task directory (docs/payload.md#artifacts)", msg, artifactLabel(a.Name))})
+		}
 		art := PayloadArtifact{Type: a.Type, Path: a.Path, Name: a.Name, ContentType: a.ContentType, ContentEncoding: a.ContentEncoding}
 		if a.Expires != nil {
 			art.Expires = *a.Expires
 		}
 		p.Artifacts = append(p.Artifacts, art)
 	}
+	if len(later) > 0 {
+		slices.SortStableFunc(later, func(a, b Problem) int { return strings.Compare(a.Field, b.Field) })
+		return nil, &PayloadError{Problems: later}
+	}
 	return p, nil
+}
+
+// artifactLabel names a payload artifact in a problem about its path, if
+// it has a name.
+func artifactLabel(name string) string {
+	if name == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (artifact %q)", name)
 }
 
 // unsupportedFields lists the payload fields that generic-worker accepts but

@@ -130,7 +130,7 @@ func (o outcome) describe() string {
 	case o.exitCode != 0:
 		return fmt.Sprintf("exit code %d", o.exitCode)
 	case o.missingOutput:
-		return "a payload artifact is missing"
+		return "a payload artifact is missing or not a file the task could read"
 	}
 	return "all commands exited 0"
 }

@@ -175,10 +175,7 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 		commandsEnded = time.Now()
 
 		if !o.gone && o.internal == nil && o.malformed == nil && failed == nil {
-			published := a.uploadArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
-			if spec.ChainOfTrust && o.internal == nil && o.resource == nil && o.malformed == nil {
-				a.publishChainOfTrust(callCtx, run, tl, published, expires, &o)
-			}
+			a.publishTaskArtifacts(callCtx, run, spec, taskDir, expires, tl, &o)
 		}
 		a.unmount(mounted, spec, tl, &o)
 	}
@@ -392,11 +389,29 @@ func quoteCommand(argv []string) string {
 	return strings.Join(parts, " ")
 }
 
+// publishTaskArtifacts uploads the payload's artifacts, then the chain of
+// trust of those uploaded if the payload asks for one. The task directory
+// stays open as an os.Root until both are done: every read of a task's
+// file goes through it (artifactopen.go).
+func (a *Agent) publishTaskArtifacts(ctx context.Context, run Run, spec *Payload, taskDir string, expires time.Time, tl *taskLog, o *outcome) {
+	root, err := os.OpenRoot(taskDir)
+	if err != nil {
+		o.internal = fmt.Errorf("open the task directory to read its artifacts: %w", err)
+		tl.Printf("Artifacts: %v", o.internal)
+		return
+	}
+	defer root.Close()
+	published := a.uploadArtifacts(ctx, run, spec, root, taskDir, expires, tl, o)
+	if spec.ChainOfTrust && o.internal == nil && o.resource == nil && o.malformed == nil {
+		a.publishChainOfTrust(ctx, run, tl, published, expires, o)
+	}
+}
+
 // uploadArtifacts publishes the payload's artifacts; a missing one fails
 // the task, and queue refusals map as generic-worker maps them.
-func (a *Agent) uploadArtifacts(ctx context.Context, run Run, spec *Payload, taskDir string, expires time.Time, tl *taskLog, o *outcome) (published []RunArtifact) {
+func (a *Agent) uploadArtifacts(ctx context.Context, run Run, spec *Payload, root *os.Root, taskDir string, expires time.Time, tl *taskLog, o *outcome) (published []RunArtifact) {
 	reserved := reservedArtifacts(spec)
-	for _, art := range resolveArtifacts(taskDir, spec.Artifacts, expires) {
+	for _, art := range resolveArtifacts(root, taskDir, spec.Artifacts, expires) {
 		if feature := reserved[art.Name]; feature != "" {
 			// As generic-worker: skipped, not failed, since a directory
 			// artifact may hold one innocently.

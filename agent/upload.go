@@ -17,28 +17,36 @@ import (
 // putFile uploads a KindFile artifact to its putUrl, gzipping it first when
 // its encoding says so, and retries transient failures. A 400 is retried
 // too: S3 answers 400 to connection inactivity (bug 1394557), as
-// generic-worker notes.
+// generic-worker notes. The artifact is opened once (RunArtifact.open, so
+// a task's file is checked as it is opened) and every attempt reads that
+// descriptor, or the gzipped copy made from it, up to the size it had.
 func putFile(ctx context.Context, hc *http.Client, putURL string, a RunArtifact) error {
-	body := a.Path
+	src, size, err := a.open()
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	body := src
 	if a.ContentEncoding == "gzip" {
-		tmp, err := gzipToTemp(a.Path)
+		tmp, err := gzipToTemp(io.NewSectionReader(src, 0, size), filepath.Base(a.Path))
 		if err != nil {
 			return err
 		}
-		defer os.Remove(tmp)
-		body = tmp
-	}
-	info, err := os.Stat(body)
-	if err != nil {
-		return fmt.Errorf("stat upload body: %w", err)
+		defer os.Remove(tmp.Name())
+		defer tmp.Close()
+		info, err := tmp.Stat()
+		if err != nil {
+			return fmt.Errorf("stat upload body: %w", err)
+		}
+		body, size = tmp, info.Size()
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPut, putURL, retryablehttp.ReaderFunc(func() (io.Reader, error) {
-		return os.Open(body)
+		return io.NewSectionReader(body, 0, size), nil
 	}))
 	if err != nil {
 		return fmt.Errorf("build upload request: %w", err)
 	}
-	req.ContentLength = info.Size()
+	req.ContentLength = size
 	req.Header.Set("Content-Type", a.ContentType)
 	if a.ContentEncoding != "" {
 		req.Header.Set("Content-Encoding", a.ContentEncoding)
@@ -69,28 +77,22 @@ func putFile(ctx context.Context, hc *http.Client, putURL string, a RunArtifact)
 	return nil
 }
 
-// gzipToTemp writes a gzipped copy of path to a temporary file and returns
-// its name; the caller removes it.
-func gzipToTemp(path string) (string, error) {
-	src, err := os.Open(path)
+// gzipToTemp writes a gzipped copy of src to a new temporary file, named
+// after name, and returns it open; the caller closes and removes it.
+func gzipToTemp(src io.Reader, name string) (*os.File, error) {
+	tmp, err := os.CreateTemp("", name+".*.gz")
 	if err != nil {
-		return "", fmt.Errorf("open artifact: %w", err)
-	}
-	defer src.Close()
-	tmp, err := os.CreateTemp("", filepath.Base(path)+".*.gz")
-	if err != nil {
-		return "", fmt.Errorf("create gzip temp file: %w", err)
+		return nil, fmt.Errorf("create gzip temp file: %w", err)
 	}
 	zw := gzip.NewWriter(tmp)
-	zw.Name = filepath.Base(path)
+	zw.Name = name
 	_, copyErr := io.Copy(zw, src)
-	closeErr := zw.Close()
-	fileErr := tmp.Close()
-	if err := firstErr(copyErr, closeErr, fileErr); err != nil {
+	if err := firstErr(copyErr, zw.Close()); err != nil {
+		_ = tmp.Close()
 		_ = os.Remove(tmp.Name())
-		return "", fmt.Errorf("gzip artifact %s: %w", path, err)
+		return nil, fmt.Errorf("gzip artifact %s: %w", name, err)
 	}
-	return tmp.Name(), nil
+	return tmp, nil
 }
 
 func firstErr(errs ...error) error {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 )
@@ -92,16 +91,11 @@ func Verify(pub ed25519.PublicKey, doc, sig []byte) (*Document, error) {
 	return &d, nil
 }
 
-// FileSHA256 is the lower-case hex SHA-256 of a file's content.
-func FileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("digest %s: %w", path, err)
-	}
-	defer f.Close()
+// ReaderSHA256 is the lower-case hex SHA-256 of everything r holds.
+func ReaderSHA256(r io.Reader) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("digest %s: %w", path, err)
+	if _, err := io.Copy(h, r); err != nil {
+		return "", fmt.Errorf("digest: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
