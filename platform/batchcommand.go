@@ -18,7 +18,6 @@ package platform
 // they are written and tested on any OS; only running them needs Windows.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -39,18 +38,28 @@ const (
 // them. Call it just before running that command: for index > 0 it reads
 // the state the previous command saved. last is true for the final command.
 // The caller sets Env (the task environment), Stdout and Stderr.
+//
+// The runner (LocalSystem) does this in a directory the previous commands
+// wrote, so the files are read and written through an os.Root of it
+// (readTaskFile, writeTaskFile): a link or a hard link the task left under
+// one of these names cannot make the runner read or overwrite another file.
 func BatchCommand(taskDir string, index int, last bool, taskID, line string) (*exec.Cmd, error) {
 	name := fmt.Sprintf("command_%06d", index)
 	script := filepath.Join(taskDir, name+".bat")
 	wrapper := filepath.Join(taskDir, name+"_wrapper.bat")
-	wrapperText, err := batchWrapper(taskDir, index, last, taskID, script)
+	root, err := os.OpenRoot(taskDir)
+	if err != nil {
+		return nil, fmt.Errorf("open the task directory: %w", err)
+	}
+	defer root.Close()
+	wrapperText, err := batchWrapper(root, taskDir, index, last, taskID, script)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(script, []byte(batchScript(line)), 0o755); err != nil {
+	if err := writeTaskFile(root, name+".bat", []byte(batchScript(line)), 0o755); err != nil {
 		return nil, fmt.Errorf("write %s: %w", script, err)
 	}
-	if err := os.WriteFile(wrapper, []byte(wrapperText), 0o755); err != nil {
+	if err := writeTaskFile(root, name+"_wrapper.bat", []byte(wrapperText), 0o755); err != nil {
 		return nil, fmt.Errorf("write %s: %w", wrapper, err)
 	}
 	// Run like generic-worker: the wrapper itself is the program, which
@@ -65,7 +74,7 @@ func batchScript(line string) string {
 	return "@echo on\r\n" + line
 }
 
-func batchWrapper(taskDir string, index int, last bool, taskID, script string) (string, error) {
+func batchWrapper(root *os.Root, taskDir string, index int, last bool, taskID, script string) (string, error) {
 	var b strings.Builder
 	crlf := func(s string) { b.WriteString(s + "\r\n") }
 	crlf(":: This script runs command " + strconv.Itoa(index) + " defined in TaskId " + taskID + "...")
@@ -75,14 +84,14 @@ func batchWrapper(taskDir string, index int, last bool, taskID, script string) (
 	if index == 0 {
 		crlf(`cd "` + taskDir + `"`)
 	} else {
-		vars, err := readSavedEnv(envFile)
+		vars, err := readSavedEnv(root)
 		if err != nil {
 			return "", err
 		}
 		for _, kv := range vars {
 			crlf("set " + kv[0] + "=" + batchEscape(kv[1]))
 		}
-		dir, err := readSavedDir(dirFile)
+		dir, err := readSavedDir(root)
 		if err != nil {
 			return "", err
 		}
@@ -103,37 +112,35 @@ func batchWrapper(taskDir string, index int, last bool, taskID, script string) (
 	return b.String(), nil
 }
 
+// maxSavedState bounds env.txt and dir.txt (an environment block is at
+// most 32 767 characters).
+const maxSavedState = 1 << 20
+
 // readSavedEnv parses the `set` output the previous command saved.
-func readSavedEnv(path string) ([][2]string, error) {
-	f, err := os.Open(path)
+func readSavedEnv(root *os.Root) ([][2]string, error) {
+	b, err := readTaskFile(root, batchEnvFile, maxSavedState)
 	if err != nil {
 		return nil, fmt.Errorf("read environment saved by the previous command: %w", err)
 	}
-	defer f.Close()
 	var vars [][2]string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(strings.TrimSuffix(sc.Text(), "\r"), "=")
+	for _, l := range strings.Split(string(b), "\n") {
+		name, value, ok := strings.Cut(strings.TrimSuffix(l, "\r"), "=")
 		if !ok || name == "" {
 			continue
 		}
 		vars = append(vars, [2]string{name, value})
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
 	return vars, nil
 }
 
-func readSavedDir(path string) (string, error) {
-	b, err := os.ReadFile(path)
+func readSavedDir(root *os.Root) (string, error) {
+	b, err := readTaskFile(root, batchDirFile, maxSavedState)
 	if err != nil {
 		return "", fmt.Errorf("read directory saved by the previous command: %w", err)
 	}
 	dir, _, _ := strings.Cut(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
 	if dir == "" {
-		return "", errors.New("previous command saved an empty current directory in " + path)
+		return "", errors.New("previous command saved an empty current directory in " + batchDirFile)
 	}
 	return dir, nil
 }
