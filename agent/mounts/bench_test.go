@@ -6,14 +6,12 @@ package mounts
 // records the figures.
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,38 +23,8 @@ import (
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
 
 	"github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/internal/testzip"
 )
-
-// bigZip is about size bytes of 1 MiB files, half random (stored as is),
-// half text-like (deflated), as a test harness or toolchain mixes them.
-func bigZip(b *testing.B, size int) []byte {
-	rng := rand.New(rand.NewPCG(1, 2))
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	chunk := make([]byte, 1<<20)
-	for i := 0; buf.Len() < size; i++ {
-		method := zip.Store
-		if i%2 == 1 {
-			method = zip.Deflate
-			for j := range chunk {
-				chunk[j] = "abcdefghij klmnop\n"[rng.IntN(18)]
-			}
-		} else {
-			for j := range chunk {
-				chunk[j] = byte(rng.Uint32())
-			}
-		}
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("dir%02d/file%04d.bin", i%16, i), Method: method})
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, _ = w.Write(chunk)
-	}
-	if err := zw.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return buf.Bytes()
-}
 
 // upstreamArtifact completes a task on the stack with one s3 artifact.
 func upstreamArtifact(b *testing.B, s *devstack.Stack, name string, body []byte) string {
@@ -110,7 +78,7 @@ func BenchmarkMount200MBZipFromArtifact(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	body := bigZip(b, 200<<20)
+	body := testzip.Mixed(b, 200<<20)
 	taskID := upstreamArtifact(b, s, "public/harness.zip", body)
 	ms := []Mount{{Kind: ReadOnlyDirectory, Path: "harness", Format: Zip, Content: &Content{TaskID: taskID, Artifact: "public/harness.zip", SHA256: digestOf(body)}}}
 	fetcher := &Fetcher{RootURL: s.RootURL, Credentials: s.Credentials}

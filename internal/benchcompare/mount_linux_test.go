@@ -3,13 +3,11 @@
 package benchcompare
 
 import (
-	"archive/zip"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +18,8 @@ import (
 	"github.com/taskcluster/slugid-go/slugid"
 	tcclient "github.com/taskcluster/taskcluster/v44/clients/client-go"
 	"github.com/taskcluster/taskcluster/v44/clients/client-go/tcqueue"
+
+	"github.com/labrunner/labrunner/internal/testzip"
 )
 
 // mountArtifact is the name under which the upstream task publishes the
@@ -32,46 +32,12 @@ type upstream struct {
 	bytes          int
 }
 
-// benchZip is about size bytes of 1 MiB files (smaller when size is),
-// half random (stored as is), half text-like (deflated), as a test
-// harness or a toolchain mixes them (the same mix as agent/mounts'
-// benchmark).
-func benchZip(t testing.TB, size int) []byte {
-	t.Helper()
-	rng := rand.New(rand.NewPCG(1, 2))
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	chunk := make([]byte, min(1<<20, max(size/4, 1)))
-	for i := 0; buf.Len() < size; i++ {
-		method := zip.Store
-		if i%2 == 1 {
-			method = zip.Deflate
-			for j := range chunk {
-				chunk[j] = "abcdefghij klmnop\n"[rng.IntN(18)]
-			}
-		} else {
-			for j := range chunk {
-				chunk[j] = byte(rng.Uint32())
-			}
-		}
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: fmt.Sprintf("dir%02d/file%04d.bin", i%16, i), Method: method})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = w.Write(chunk)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // publishZip has a task on the dev queue (claimed and completed by the
 // harness itself, on a queue no worker serves) publish a zip of about
 // size bytes as an s3 artifact, as a build task publishes a test harness.
 func publishZip(t testing.TB, s *stack, size int) upstream {
 	t.Helper()
-	body := benchZip(t, size)
+	body := testzip.Mixed(t, size)
 	sum := sha256.Sum256(body)
 	now := time.Now().UTC()
 	id := slugid.Nice()
