@@ -18,6 +18,7 @@ import (
 
 	"github.com/labrunner/labrunner/internal/devqueue"
 	"github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/internal/testrunner"
 	"github.com/labrunner/labrunner/internal/testsvc"
 	"github.com/labrunner/labrunner/provisioner"
 	"github.com/labrunner/labrunner/provisioner/client"
@@ -87,7 +88,10 @@ func newBlackHoleLab(t *testing.T, queuePrefix string, policy client.BlackHolePo
 		t.Fatal(err)
 	}
 	for _, name := range []string{"bh-0", "bh-1", "bh-2"} {
-		l.status[name] = startPoolRunner(t, filepath.Join(l.base, name), name, hs.URL, tok.Token, log.With("component", name))
+		c := testrunner.Start(t, testrunner.Machine{Name: name, Dir: filepath.Join(l.base, name),
+			Runner:  map[string]any{"provisioner": testrunner.Provisioner(t, hs.URL, tok.Token, 100*time.Millisecond)},
+			Options: runner.Options{Logger: log.With("component", name), Facts: testrunner.Facts(t, name)}})
+		l.status[name] = testrunner.Status(c)
 	}
 	l.marker = filepath.Join(l.base, "bh-0", "broken")
 	if err := os.WriteFile(l.marker, nil, 0o644); err != nil {

@@ -5,10 +5,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -106,69 +102,5 @@ func TestBlackHoleRunnerIsQuarantined(t *testing.T) {
 		if qr := s.Status.Runs[r.RunID]; qr.State != r.Result || r.Result != want || r.ExitCode == nil || *r.ExitCode != code || qr.WorkerID != r.MachineID || r.Kind != client.KindTaskcluster {
 			t.Errorf("reported %s/%d on %s: %s exit %v, queue says %s on %s; want %s exit %d", r.TaskID, r.RunID, r.MachineID, r.Result, r.ExitCode, qr.State, qr.WorkerID, want, code)
 		}
-	}
-}
-
-// startPoolRunner runs a runner in dir whose configuration names only the
-// provisioner; its host name (and machine id) is host.
-func startPoolRunner(t *testing.T, dir, host, provURL, enrollToken string, log *slog.Logger) func() *runner.Status {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	noIMDS := "http://" + ln.Addr().String()
-	_ = ln.Close()
-	cfg := map[string]any{
-		"stateDir":     filepath.Join(dir, "state"),
-		"tasksDir":     filepath.Join(dir, "tasks"),
-		"taskUser":     "service", // about black holes, not task users
-		"idlePollWait": "10ms",
-		"runner": map[string]any{
-			"reboot":   map[string]any{"command": []string{"/bin/true"}},
-			"checks":   map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},
-			"watchdog": map[string]any{"timeout": "0s"},
-			"provisioner": map[string]any{
-				"url": provURL, "enrollmentToken": enrollToken,
-				"heartbeatInterval": "100ms", "pollWait": "2s", "imdsEndpoint": noIMDS,
-			},
-		},
-	}
-	raw, _ := json.Marshal(cfg)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "runner.yml")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ac, rc, err := runner.Load(path)
-	if err != nil {
-		t.Fatalf("load the runner config: %v", err)
-	}
-	facts, _, err := runner.MachineRegistration(context.Background(), noIMDS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	facts.Hostname, facts.Serial = host, "SN-"+host
-	r, err := runner.New(ac, rc, runner.Options{Logger: log, Facts: &facts})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner %s: %v", host, err)
-		}
-	})
-	return func() *runner.Status {
-		s, err := runner.NewClient(rc.ControlSocket).Status(context.Background())
-		if err != nil {
-			return nil
-		}
-		return s
 	}
 }

@@ -4,9 +4,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -15,6 +13,7 @@ import (
 	"time"
 
 	"github.com/labrunner/labrunner/bridge"
+	"github.com/labrunner/labrunner/internal/testrunner"
 	"github.com/labrunner/labrunner/internal/testsvc"
 	"github.com/labrunner/labrunner/provisioner"
 	"github.com/labrunner/labrunner/provisioner/client"
@@ -80,51 +79,12 @@ func (e *graphEnv) startProvisioner(s setup) (string, *client.Client) {
 // worker names and credentials come from the assignment.
 func (e *graphEnv) startProvisionedRunner(provURL, enrollToken string) *runner.Client {
 	e.t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	noIMDS := "http://" + ln.Addr().String()
-	_ = ln.Close()
-	cfg := map[string]any{
-		"stateDir":     filepath.Join(e.dir, "state"),
-		"tasksDir":     filepath.Join(e.dir, "tasks"),
-		"taskUser":     "service", // about the runner and the bridge, not task users
-		"idlePollWait": "10ms",
-		"runner": map[string]any{
-			"reboot":   map[string]any{"command": []string{"/bin/true"}},
-			"checks":   map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},
-			"watchdog": map[string]any{"timeout": "0s"},
-			"buildbot": map[string]any{"bridgeURL": e.bridgeURL, "logUploadURL": e.logs.srv.URL + "/logs"},
-			"provisioner": map[string]any{
-				"url": provURL, "enrollmentToken": enrollToken,
-				"heartbeatInterval": "100ms", "pollWait": "2s", "imdsEndpoint": noIMDS,
-			},
+	return testrunner.Start(e.t, testrunner.Machine{Name: "provisioned", Dir: e.dir,
+		Runner: map[string]any{
+			"buildbot":    map[string]any{"bridgeURL": e.bridgeURL, "logUploadURL": e.logs.srv.URL + "/logs"},
+			"provisioner": testrunner.Provisioner(e.t, provURL, enrollToken, 100*time.Millisecond),
 		},
-	}
-	raw, _ := json.Marshal(cfg)
-	path := filepath.Join(e.dir, "runner.yml")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-	ac, rc, err := runner.Load(path)
-	if err != nil {
-		e.t.Fatalf("load the runner config: %v", err)
-	}
-	r, err := runner.New(ac, rc, runner.Options{Logger: e.log.With("component", "runner")})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			e.t.Errorf("runner: %v", err)
-		}
-	})
-	return runner.NewClient(rc.ControlSocket)
+		Options: runner.Options{Logger: e.log.With("component", "runner")}})
 }
 
 // moveBound bounds a move of an idle machine and one build in its new

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/labrunner/labrunner/internal/testrunner"
 	"github.com/labrunner/labrunner/runner"
 )
 
@@ -20,53 +18,19 @@ func TestRunnerBothSourcesStatus(t *testing.T) {
 
 func testRunnerBothSourcesStatus(t *testing.T, su setup) {
 	e := newBareEnv(t, su, graphBuilders)
-	cfg := map[string]any{
-		"rootURL":      e.stack.RootURL,
-		"credentials":  map[string]string{"clientId": e.stack.Credentials.ClientID, "accessToken": e.stack.Credentials.AccessToken},
-		"taskQueueId":  e.nativeQ,
-		"workerGroup":  "lab",
-		"workerId":     "runner-1",
-		"stateDir":     filepath.Join(e.dir, "state"),
-		"tasksDir":     filepath.Join(e.dir, "tasks"),
-		"taskUser":     "service", // about the runner and the bridge, not task users
-		"idlePollWait": "10ms",
-		"runner": map[string]any{
-			"reboot":   map[string]any{"command": []string{"/bin/true"}},
-			"checks":   map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},
-			"watchdog": map[string]any{"timeout": "0s"},
+	status := testrunner.Status(testrunner.Start(t, testrunner.Machine{Name: "runner-1", Dir: e.dir,
+		Config: map[string]any{
+			"rootURL":     e.stack.RootURL,
+			"credentials": map[string]string{"clientId": e.stack.Credentials.ClientID, "accessToken": e.stack.Credentials.AccessToken},
+			"taskQueueId": e.nativeQ,
+			"workerGroup": "lab",
+			"workerId":    "runner-1",
+		},
+		Runner: map[string]any{
 			"source":   "both",
 			"buildbot": map[string]any{"bridgeURL": e.bridgeURL, "builders": e.builderNames, "logUploadURL": e.logs.srv.URL + "/logs"},
 		},
-	}
-	raw, _ := json.Marshal(cfg)
-	path := filepath.Join(e.dir, "runner.yml")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ac, rc, err := runner.Load(path)
-	if err != nil {
-		t.Fatalf("load the runner config: %v", err)
-	}
-	r, err := runner.New(ac, rc, runner.Options{Logger: e.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner: %v", err)
-		}
-	})
-	status := func() *runner.Status {
-		s, err := runner.NewClient(rc.ControlSocket).Status(context.Background())
-		if err != nil {
-			return nil
-		}
-		return s
-	}
+		Options: runner.Options{Logger: e.log}}))
 
 	a := e.createBridged("linux-sleep")
 	var live *runner.Status

@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/labrunner/labrunner/devstack"
 	"github.com/labrunner/labrunner/internal/devqueue"
 	tcstack "github.com/labrunner/labrunner/internal/devstack"
+	"github.com/labrunner/labrunner/internal/testrunner"
 	"github.com/labrunner/labrunner/internal/testsvc"
 	"github.com/labrunner/labrunner/provisioner/client"
 	"github.com/labrunner/labrunner/runner"
@@ -129,58 +129,9 @@ func (e *Env) startRunner(ctx context.Context, i int) *Runner {
 	if err != nil {
 		t.Fatalf("create enrollment token: %v", err)
 	}
-	// A short directory: the control socket's path must fit a sockaddr.
-	dir, err := os.MkdirTemp("", "lrdash-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	noIMDS := "http://" + ln.Addr().String()
-	_ = ln.Close()
-	cfg := map[string]any{
-		"stateDir":     filepath.Join(dir, "state"),
-		"tasksDir":     filepath.Join(dir, "tasks"),
-		"idlePollWait": "10ms",
-		// Set explicitly: the runner's own account runs the tasks.
-		"taskUser": "service",
-		"runner": map[string]any{
-			"controlSocket": filepath.Join(dir, "control.sock"),
-			"reboot":        map[string]any{"command": []string{"/bin/true"}},
-			"checks":        map[string]any{"diskFreeMinMB": 1, "memFreeMinMB": 1},
-			"watchdog":      map[string]any{"timeout": "0s"},
-			"provisioner": map[string]any{
-				"url": e.System.RootURL, "enrollmentToken": tok.Token,
-				"heartbeatInterval": "200ms", "pollWait": "2s", "imdsEndpoint": noIMDS,
-			},
-		},
-	}
-	raw, _ := json.Marshal(cfg)
-	path := filepath.Join(dir, "runner.yml")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ac, rc, err := runner.Load(path)
-	if err != nil {
-		t.Fatalf("load runner %d's config: %v", i, err)
-	}
-	r, err := runner.New(ac, rc, runner.Options{Logger: e.log.With("component", fmt.Sprintf("runner-%d", i))})
-	if err != nil {
-		t.Fatalf("runner %d: %v", i, err)
-	}
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("runner %d: %v", i, err)
-		}
-	})
-	out := &Runner{Control: runner.NewClient(rc.ControlSocket)}
+	out := &Runner{Control: testrunner.Start(t, testrunner.Machine{Name: strconv.Itoa(i),
+		Runner:  map[string]any{"provisioner": testrunner.Provisioner(t, e.System.RootURL, tok.Token, 200*time.Millisecond)},
+		Options: runner.Options{Logger: e.log.With("component", fmt.Sprintf("runner-%d", i))}})}
 	e.WaitFor(fmt.Sprintf("runner %d to register", i), func() bool {
 		s, err := out.Control.Status(ctx)
 		if err != nil || s.Provisioner == nil || s.Provisioner.MachineID == "" {
