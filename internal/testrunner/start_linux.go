@@ -26,7 +26,8 @@ type Machine struct {
 	// must fit a sockaddr.
 	Dir string
 	// Config adds top-level keys to the configuration, or replaces them:
-	// the agent's (rootURL, credentials, taskQueueId, …).
+	// the agent's (rootURL, credentials, taskQueueId, …); "runner" is
+	// Runner's.
 	Config map[string]any
 	// Runner adds keys to the configuration's runner section, or replaces
 	// them: "provisioner" (see Provisioner), "buildbot", "source", ….
