@@ -20,4 +20,8 @@
 //	       read-only:  content ─▶ download cache ─▶ unpack to <taskDir>/<directory>
 //	       cache:      idle cache <name>? move it in : new dir (+ unpack content)
 //	  ─▶ commands run ─▶ caches moved back (or removed when purged) ─▶ index saved
+//
+// The task owns its directory and can put a link (a junction on Windows)
+// anywhere in it; the agent, running as root, reaches a cache there only
+// through directory handles and follows no link (taskroot.go, move.go).
 package mounts

@@ -109,14 +109,20 @@ func (e *TaskError) Unwrap() error { return e.Err }
 
 // Mounted is a task's mounts, to be removed after its commands.
 type Mounted struct {
-	m      *Manager
+	m *Manager
+	// dir is the task directory, which the task owns: the caches in it are
+	// reached through directory handles (taskroot.go).
+	dir    string
 	logf   func(string, ...any)
 	caches []takenCache
 	unpins []func()
 }
 
 type takenCache struct {
-	entry  *cacheEntry
+	entry *cacheEntry
+	// rel is the cache's place relative to the task directory; target is
+	// the whole path, for messages.
+	rel    string
 	target string
 	// fresh is a cache created for this task: if the mounts fail, it is
 	// removed rather than kept half made.
@@ -128,7 +134,7 @@ type takenCache struct {
 // undone (caches given back).
 func (m *Manager) Mount(ctx context.Context, t Task) (*Mounted, error) {
 	logf := func(format string, args ...any) { t.Logf("[mounts] "+format, args...) }
-	md := &Mounted{m: m, logf: logf}
+	md := &Mounted{m: m, dir: t.Dir, logf: logf}
 	m.applyPurges(ctx, t.Mounts, logf)
 	if removed, err := m.Evict(); err != nil {
 		logf("Low disk: %v", err)
@@ -149,7 +155,8 @@ func (m *Manager) Mount(ctx context.Context, t Task) (*Mounted, error) {
 }
 
 func (m *Manager) mountOne(ctx context.Context, t Task, mt Mount, md *Mounted, logf func(string, ...any)) error {
-	target := filepath.Join(t.Dir, filepath.FromSlash(strings.ReplaceAll(mt.Path, `\`, "/")))
+	rel := filepath.Clean(filepath.FromSlash(strings.ReplaceAll(mt.Path, `\`, "/")))
+	target := filepath.Join(t.Dir, rel)
 	// A cache or an earlier mount may hold a link (a task can leave one
 	// pointing anywhere): the agent must not write through it.
 	if err := noLinks(t.Dir, target); err != nil {
@@ -177,22 +184,18 @@ func (m *Manager) mountOne(ctx context.Context, t Task, mt Mount, md *Mounted, l
 		}
 		if existed {
 			logf("Moving existing writable directory cache %s from %s to %s", mt.CacheName, m.caches.path(e), target)
-			err := os.MkdirAll(filepath.Dir(target), 0o755)
-			if err == nil {
-				err = moveDir(m.caches.path(e), target)
-			}
-			if err != nil {
+			if err := moveIntoTask(m.caches.dir, e.Dir, t.Dir, rel); err != nil {
 				// The instance stays where it is, listed again.
 				if gerr := m.caches.giveBack(e); gerr != nil {
 					logf("%v", gerr)
 				}
 				return &TaskError{fmt.Errorf("%s: not able to move cache %q to %s: %w", mt.Field, mt.CacheName, mt.Path, err)}
 			}
-			md.caches = append(md.caches, takenCache{entry: e, target: target})
+			md.caches = append(md.caches, takenCache{entry: e, rel: rel, target: target})
 			return nil
 		}
 		logf("No existing writable directory cache %q - creating it at %s", mt.CacheName, target)
-		md.caches = append(md.caches, takenCache{entry: e, target: target, fresh: true})
+		md.caches = append(md.caches, takenCache{entry: e, rel: rel, target: target, fresh: true})
 		if mt.Content != nil {
 			return m.unpackInto(ctx, t, mt, target, md, logf)
 		}
@@ -221,7 +224,8 @@ func (m *Manager) unpackInto(ctx context.Context, t Task, mt Mount, target strin
 }
 
 // noLinks reports an error when an existing element of target below root
-// is a symbolic link.
+// is a symbolic link or, on Windows, a junction or other name-surrogate
+// reparse point (which Lstat reports as irregular, not as a link).
 func noLinks(root, target string) error {
 	rel, err := filepath.Rel(root, target)
 	if err != nil || rel == "." {
@@ -234,8 +238,8 @@ func noLinks(root, target string) error {
 		if err != nil {
 			return nil
 		}
-		if info.Mode()&os.ModeSymlink != 0 {
-			return fmt.Errorf("%s is a symbolic link; a mount path may not go through one", cur)
+		if info.Mode()&(os.ModeSymlink|os.ModeIrregular) != 0 {
+			return fmt.Errorf("%s is a symbolic link or junction; a mount path may not go through one", cur)
 		}
 	}
 	return nil
@@ -271,9 +275,12 @@ func (md *Mounted) CacheNames() []string {
 }
 
 // Unmount gives the writable caches back, or removes them when purge is
-// set (onExitStatus.purgeCaches). A cache that cannot be moved back is
-// removed and named in the error, which fails the task as generic-worker
-// fails it ("Could not persist cache").
+// set (onExitStatus.purgeCaches, or processes of the task that survive
+// it). A cache that cannot be moved back is removed and named in the
+// error, which fails the task as generic-worker fails it ("Could not
+// persist cache"). The task may have replaced any directory on a cache's
+// path by a link: the cache is then neither kept nor purged through it,
+// and stays in the task directory, which is removed after the task.
 func (md *Mounted) Unmount(purge bool) error { return md.unmount(purge, false) }
 
 func (md *Mounted) unmount(purge, failed bool) error {
@@ -281,23 +288,20 @@ func (md *Mounted) unmount(purge, failed bool) error {
 	c := md.m.caches
 	for _, tc := range md.caches {
 		if failed && tc.fresh {
-			_ = removeTree(tc.target)
+			_ = removeInTask(md.dir, tc.rel)
 			continue
 		}
 		if purge {
-			md.logf("Purging writable directory cache %q as the exit status asks", tc.entry.Name)
-			if err := removeTree(tc.target); err != nil {
+			md.logf("Purging writable directory cache %q", tc.entry.Name)
+			if err := removeInTask(md.dir, tc.rel); err != nil {
 				errs = append(errs, fmt.Errorf("purge cache %q at %s: %w", tc.entry.Name, tc.target, err))
 			}
 			continue
 		}
 		md.logf("Preserving cache: moving %s to %s", tc.target, c.path(tc.entry))
-		if info, err := os.Lstat(tc.target); err != nil || !info.IsDir() {
-			// Removed, or replaced by a file or a link: nothing to keep.
-			errs = append(errs, fmt.Errorf("could not persist cache %q: %s is no longer a directory", tc.entry.Name, tc.target))
-			continue
-		}
-		if err := moveDir(tc.target, c.path(tc.entry)); err != nil {
+		if err := moveOutOfTask(md.dir, tc.rel, c.dir, tc.entry.Dir); err != nil {
+			// Removed, or replaced (or a parent replaced) by a file or a
+			// link: nothing to keep.
 			_ = c.discard(tc.entry)
 			errs = append(errs, fmt.Errorf("could not persist cache %q: %w", tc.entry.Name, err))
 			continue

@@ -73,40 +73,51 @@ func TestConcurrentMountsOfOneURLFetchOnce(t *testing.T) {
 	}
 }
 
-func TestMoveDirReplacesOnlyAnEmptyDirectory(t *testing.T) {
+func TestMoveDirAtReplacesOnlyAnEmptyDirectory(t *testing.T) {
 	base := tempDir(t)
-	src := filepath.Join(base, "src")
-	_ = os.MkdirAll(filepath.Join(src, "sub"), 0o755)
-	_ = os.WriteFile(filepath.Join(src, "sub", "f"), []byte("f"), 0o644)
-	empty := filepath.Join(base, "empty")
-	_ = os.Mkdir(empty, 0o755)
-	if err := moveDir(src, empty); err != nil {
+	root, err := os.OpenRoot(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	_ = os.MkdirAll(filepath.Join(base, "src", "sub"), 0o755)
+	_ = os.WriteFile(filepath.Join(base, "src", "sub", "f"), []byte("f"), 0o644)
+	_ = os.Mkdir(filepath.Join(base, "empty"), 0o755)
+	if err := moveDirAt(root, "src", root, "empty"); err != nil {
 		t.Fatalf("move onto an empty directory: %v", err)
 	}
-	if got := readOrFail(t, filepath.Join(empty, "sub", "f")); got != "f" {
+	if got := readOrFail(t, filepath.Join(base, "empty", "sub", "f")); got != "f" {
 		t.Errorf("moved content %q", got)
 	}
-	full := filepath.Join(base, "full")
-	_ = os.MkdirAll(full, 0o755)
-	_ = os.WriteFile(filepath.Join(full, "keep"), []byte("keep"), 0o644)
-	if err := moveDir(empty, full); err == nil {
+	_ = os.MkdirAll(filepath.Join(base, "full"), 0o755)
+	_ = os.WriteFile(filepath.Join(base, "full", "keep"), []byte("keep"), 0o644)
+	if err := moveDirAt(root, "empty", root, "full"); err == nil {
 		t.Error("a move onto a non-empty directory succeeded")
 	}
-	if got := readOrFail(t, filepath.Join(full, "keep")); got != "keep" {
+	if got := readOrFail(t, filepath.Join(base, "full", "keep")); got != "keep" {
 		t.Error("the non-empty directory was changed")
 	}
 }
 
-func TestCopyTreeKeepsFilesAndModes(t *testing.T) {
+func TestCopyDirAtKeepsFilesAndLinks(t *testing.T) {
 	base := tempDir(t)
-	src := filepath.Join(base, "src")
-	_ = os.MkdirAll(filepath.Join(src, "a", "b"), 0o755)
-	_ = os.WriteFile(filepath.Join(src, "a", "b", "f"), []byte("deep"), 0o644)
-	dst := filepath.Join(base, "dst")
-	if err := copyTree(src, dst); err != nil {
+	root, err := os.OpenRoot(base)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := readOrFail(t, filepath.Join(dst, "a", "b", "f")); got != "deep" {
+	defer root.Close()
+	_ = os.MkdirAll(filepath.Join(base, "src", "a", "b"), 0o755)
+	_ = os.WriteFile(filepath.Join(base, "src", "a", "b", "f"), []byte("deep"), 0o640)
+	links := symlink(filepath.Join("b", "f"), filepath.Join(base, "src", "a", "l")) == nil
+	if err := copyDirAt(root, "src", root, "dst"); err != nil {
+		t.Fatal(err)
+	}
+	if got := readOrFail(t, filepath.Join(base, "dst", "a", "b", "f")); got != "deep" {
 		t.Errorf("copied %q", got)
+	}
+	if links {
+		if got, err := os.Readlink(filepath.Join(base, "dst", "a", "l")); err != nil || got != filepath.Join("b", "f") {
+			t.Errorf("copied link reads %q, %v; want the link itself, b/f", got, err)
+		}
 	}
 }

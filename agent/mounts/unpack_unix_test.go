@@ -98,7 +98,7 @@ func TestCacheReplacedByALinkIsNotKept(t *testing.T) {
 	if err := os.Symlink(base, target); err != nil {
 		t.Fatal(err)
 	}
-	if err := md.Unmount(false); err == nil || !strings.Contains(err.Error(), "no longer a directory") {
+	if err := md.Unmount(false); err == nil || !strings.Contains(err.Error(), "not a plain directory") {
 		t.Errorf("Unmount = %v, want the cache refused", err)
 	}
 	if n := len(m.caches.snapshot()); n != 0 {
