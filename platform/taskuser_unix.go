@@ -55,15 +55,56 @@ func lookupTaskUser(name string) (*TaskUser, error) {
 
 func existingTaskUser(name string) (*TaskUser, error) { return lookupTaskUser(name) }
 
+// own chowns dir and everything in it through a handle on dir (os.Root),
+// each entry itself (Lchown): the task directory holds caches a task
+// wrote, and no link in them, left there or swapped in meanwhile, takes a
+// chown outside dir. A regular file with hard links outside dir keeps its
+// owner: a task can hard-link another account's file into a cache (macOS;
+// Linux without fs.protected_hardlinks), and chowning it would hand that
+// file to the next task.
 func (u *TaskUser) own(dir string) error {
-	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	uid, gid := int(u.sys.uid), int(u.sys.gid)
+	type inode struct{ dev, ino uint64 }
+	type hardLinked struct {
+		path  string
+		nlink uint64
+		found uint64
+	}
+	linked := map[inode]*hardLinked{}
+	err = fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		return os.Lchown(p, int(u.sys.uid), int(u.sys.gid))
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+				k := inode{uint64(st.Dev), uint64(st.Ino)}
+				if linked[k] == nil {
+					linked[k] = &hardLinked{path: p, nlink: uint64(st.Nlink)}
+				}
+				linked[k].found++
+				return nil
+			}
+		}
+		return root.Lchown(p, uid, gid)
 	})
 	if err != nil {
 		return err
+	}
+	for _, h := range linked {
+		if h.found == h.nlink {
+			if err := root.Lchown(h.path, uid, gid); err != nil {
+				return err
+			}
+		}
 	}
 	return letThrough(filepath.Dir(dir))
 }
