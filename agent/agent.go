@@ -104,6 +104,10 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	mounts *mounts.Manager
+	// survivors lists the processes of a task user left after the kill;
+	// tests stand in for one the kill cannot reach (uninterruptible
+	// sleep), which they cannot make on demand.
+	survivors func(*platform.TaskUser) ([]int, error)
 }
 
 // New checks cfg and returns an Agent.
@@ -174,7 +178,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, mounts: m}, nil
+	return &Agent{cfg: cfg, log: cfg.Logger, mounts: m, survivors: (*platform.TaskUser).Survivors}, nil
 }
 
 // resumer is a Source that can rebuild a journalled run.

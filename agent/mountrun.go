@@ -68,13 +68,24 @@ func (a *Agent) mount(ctx, shutdown context.Context, run Run, spec *Payload, tas
 }
 
 // unmount gives the caches back, or purges them when the last command's
-// exit code is one of onExitStatus.purgeCaches; a cache that cannot be
+// exit code is one of onExitStatus.purgeCaches, or when processes of the
+// task user survived the task (they could still be writing in the caches,
+// and the next task would get what they write); a cache that cannot be
 // kept fails the task as in generic-worker.
 func (a *Agent) unmount(md *mounts.Mounted, spec *Payload, tl *taskLog, o *outcome) {
 	if md == nil {
 		return
 	}
-	purge := o.exitCode > 0 && slices.Contains(spec.OnExitStatus.PurgeCaches, o.exitCode)
+	purge := false
+	switch {
+	case len(md.CacheNames()) == 0:
+	case o.userKept:
+		tl.Printf("[mounts] Processes of the task user survive the task: its writable caches are purged, not kept")
+		purge = true
+	case o.exitCode > 0 && slices.Contains(spec.OnExitStatus.PurgeCaches, o.exitCode):
+		tl.Printf("[mounts] Exit code %d is in onExitStatus.purgeCaches: the writable caches are purged", o.exitCode)
+		purge = true
+	}
 	if err := md.Unmount(purge); err != nil {
 		tl.Printf("[mounts] %v", err)
 		if o.mountFailed == nil {

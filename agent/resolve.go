@@ -72,6 +72,7 @@ type outcome struct {
 	malformed     error
 	missingOutput bool  // a payload artifact was missing
 	mountFailed   error // a mount could not be made or a cache kept
+	userKept      bool  // processes of the task user survived it (agent/taskuser.go)
 }
 
 // decide maps an outcome to the resolution to report; ok is false when

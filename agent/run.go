@@ -276,8 +276,8 @@ func (a *Agent) startLiveLog(ctx context.Context, run Run, tl *taskLog, refExpir
 
 // execute runs the commands in sequence until one fails or the run must
 // stop.
-func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDir string, tl *taskLog, gone, cancelled <-chan struct{}, proxyURL string) outcome {
-	o := outcome{exitCode: -1}
+func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDir string, tl *taskLog, gone, cancelled <-chan struct{}, proxyURL string) (o outcome) {
+	o = outcome{exitCode: -1}
 	limit := time.NewTimer(spec.MaxRunTime)
 	defer limit.Stop()
 	env := TaskEnv(os.Environ(), spec.Env, TaskEnvRun{TaskID: run.TaskID(), RunID: run.RunID(), RootURL: a.cfg.RootURL, TaskDir: taskDir, TempDir: taskTempDir(taskDir), ProxyURL: proxyURL})
@@ -291,7 +291,7 @@ func (a *Agent) execute(shutdown context.Context, run Run, spec *Payload, taskDi
 		o.internal = err
 		return o
 	}
-	defer a.endTaskUser(user, tl)
+	defer func() { o.userKept = !a.endTaskUser(user, tl) }()
 	n := spec.CommandCount()
 	for i := range n {
 		command := commandAt(spec, i)

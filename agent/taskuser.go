@@ -96,10 +96,13 @@ func (a *Agent) startTaskUser(taskDir string, spec *Payload, tl *taskLog) (*runU
 
 // endTaskUser kills what the run's account left running, reports what
 // survives, leaves the groups it joined and removes the account; failures
-// are logged in the task log and the agent's.
-func (a *Agent) endTaskUser(u *runUser, tl *taskLog) {
+// are logged in the task log and the agent's. It reports false when the
+// account is kept because its processes survive: they may still write in
+// the task directory, so its caches are purged rather than kept
+// (mountrun.go).
+func (a *Agent) endTaskUser(u *runUser, tl *taskLog) (ended bool) {
 	if u == nil {
-		return
+		return true
 	}
 	n, err := u.KillProcesses()
 	if n > 0 {
@@ -113,12 +116,12 @@ func (a *Agent) endTaskUser(u *runUser, tl *taskLog) {
 		tl.Printf("Could not kill every process of task user %s: %v", u.Name, err)
 		a.log.Error("kill the task user's processes", "user", u.Name, "error", err)
 	}
-	if pids, err := u.Survivors(); err != nil || len(pids) > 0 {
+	if pids, err := a.survivors(u.TaskUser); err != nil || len(pids) > 0 {
 		tl.Printf("Processes of task user %s survive the task: %v %v", u.Name, pids, err)
 		a.log.Error("processes of the task user survive the task", "user", u.Name, "pids", pids, "error", err)
 		// Removing an account whose processes still run would leave them
 		// to a future account of the same id.
-		return
+		return false
 	}
 	if err := u.RemoveFromGroups(u.groups); err != nil {
 		tl.Printf("Could not remove task user %s from its groups: %v", u.Name, err)
@@ -128,6 +131,7 @@ func (a *Agent) endTaskUser(u *runUser, tl *taskLog) {
 		tl.Printf("Could not remove task user %s: %v", u.Name, err)
 		a.log.Error("remove the task user", "user", u.Name, "error", err)
 	}
+	return true
 }
 
 // removeLeftTaskUsers removes the per-task accounts a previous agent on
