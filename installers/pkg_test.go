@@ -126,7 +126,7 @@ func TestPkgReadsBack(t *testing.T) {
 	if _, err := plist.Unmarshal(byName[pkgPlist].Data, &job); err != nil {
 		t.Fatalf("the LaunchDaemon plist does not parse: %v", err)
 	}
-	wantArgs := []string{"/" + pkgRunner, "run", "--config", "/Library/Application Support/labrunner/runner.yml"}
+	wantArgs := []string{"/" + pkgRunner, "run", "--wait-for-config", "--config", "/Library/Application Support/labrunner/runner.yml"}
 	if job.Label != "org.labrunner.runner" || !job.RunAtLoad || !job.KeepAlive || strings.Join(job.ProgramArguments, "|") != strings.Join(wantArgs, "|") || job.StandardErrorPath == "" {
 		t.Errorf("LaunchDaemon %+v; want Label org.labrunner.runner running %v at load, kept alive, logging", job, wantArgs)
 	}

@@ -49,6 +49,17 @@ func RunAsService(name string, run func(ctx context.Context) error) (isService b
 	return runAsService(name, run)
 }
 
+// ServiceArgs are the arguments service definitions start the runner with
+// (runner service install, the macOS pkg's LaunchDaemon): where
+// serviceWaitsForConfig, a service registered before the machine is
+// enrolled waits for its configuration instead of exiting at every boot.
+func ServiceArgs(configPath string) []string {
+	if !serviceWaitsForConfig {
+		return []string{"run", "--config", configPath}
+	}
+	return []string{"run", "--wait-for-config", "--config", configPath}
+}
+
 // LaunchDaemonsDir is where system-wide launchd jobs live.
 const LaunchDaemonsDir = "/Library/LaunchDaemons"
 

@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -151,17 +150,6 @@ func New(ac *agent.FileConfig, rc *Config, opts Options) (*Runner, error) {
 	r.st = st
 	r.metrics = newMetrics(r)
 	return r, nil
-}
-
-// SetLogOutput sends the runner's (and the agent's) logs to w, at the
-// level the runner's logger had (info, or debug with `runner run -v`);
-// call it before Run (the Windows service logs to the Event Log).
-func (r *Runner) SetLogOutput(w io.Writer) {
-	level := slog.LevelInfo
-	if r.log.Enabled(context.Background(), slog.LevelDebug) {
-		level = slog.LevelDebug
-	}
-	r.log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 // Run runs the machine's life until ctx is done, then drains: running tasks

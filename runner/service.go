@@ -37,7 +37,7 @@ func (noProgram) Stop(service.Service) error { return nil }
 
 // ServiceConfig is the service definition for a runner reading configPath.
 func ServiceConfig(exe, configPath string) *service.Config {
-	args := []string{"run", "--config", configPath}
+	args := platform.ServiceArgs(configPath)
 	return &service.Config{
 		Name:        platform.ServiceName(),
 		DisplayName: platform.ServiceDisplayName,

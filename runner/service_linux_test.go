@@ -10,7 +10,7 @@ func TestServiceConfigRunsTheRunnerWithRestartAlways(t *testing.T) {
 	if c.Name != "labrunner" || c.Executable != "/usr/local/bin/runner" {
 		t.Errorf("name %q executable %q", c.Name, c.Executable)
 	}
-	if want := []string{"run", "--config", "/etc/labrunner/runner.yml"}; !slices.Equal(c.Arguments, want) {
+	if want := []string{"run", "--wait-for-config", "--config", "/etc/labrunner/runner.yml"}; !slices.Equal(c.Arguments, want) {
 		t.Errorf("arguments %q, want %q", c.Arguments, want)
 	}
 	if c.Option["Restart"] != "always" {

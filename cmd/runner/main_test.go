@@ -344,3 +344,20 @@ func TestRunTaskTaskUser(t *testing.T) {
 		t.Errorf("--task-user admin: exit %d, want 2 naming the flag:\n%s", code, stderr)
 	}
 }
+
+// Without --wait-for-config a missing file is an error at once, as an
+// operator typing the command expects; with it, a file that exists but is
+// wrong is still reported and exits 2.
+func TestRunWaitForConfigFlag(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.yml")
+	if code, _, stderr := execute(context.Background(), "run", "--config", missing); code == 0 || !strings.Contains(stderr, "missing.yml") {
+		t.Errorf("run with a missing config: exit %d, stderr %q; want a failure naming the file", code, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("rootURL: not-a-url\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := execute(context.Background(), "run", "--wait-for-config", "--config", bad); code != 2 || !strings.Contains(stderr, "rootURL:") {
+		t.Errorf("run --wait-for-config with a bad config: exit %d, stderr %q; want 2 naming rootURL", code, stderr)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -60,20 +61,22 @@ shows what the runner itself is doing.`,
 	return cmd
 }
 
-// runAsServiceOr runs the runner under the OS service manager if it
-// started this process, else in the foreground until ctx ends.
-func runAsServiceOr(ctx context.Context, r *runner.Runner) error {
+// runAsServiceOr runs body under the OS service manager if it started
+// this process, else in the foreground until ctx ends. body logs to out:
+// standard error, or the service's log (a service's standard error goes
+// nowhere on Windows).
+func runAsServiceOr(ctx context.Context, stderr io.Writer, body func(ctx context.Context, out io.Writer) error) error {
 	name := platform.ServiceName()
 	isService, err := platform.RunAsService(name, func(ctx context.Context) error {
-		// A service's standard error goes nowhere on Windows.
+		out := stderr
 		if w, err := platform.ServiceLog(name); err == nil && w != nil {
 			defer w.Close()
-			r.SetLogOutput(w)
+			out = w
 		}
-		return r.Run(ctx)
+		return body(ctx, out)
 	})
 	if isService {
 		return err
 	}
-	return r.Run(ctx)
+	return body(ctx, stderr)
 }

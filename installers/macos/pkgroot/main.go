@@ -53,7 +53,7 @@ func layout(root, amd64, arm64 string) error {
 	if err := machofat.Write(&fat, slices...); err != nil {
 		return err
 	}
-	plist := platform.LaunchdPlist(label, runnerPath, []string{"run", "--config", configPath})
+	plist := platform.LaunchdPlist(label, runnerPath, platform.ServiceArgs(configPath))
 	for _, f := range []struct {
 		path string
 		data []byte
