@@ -146,6 +146,13 @@ type Store interface {
 	// with ErrNotFound when it is unknown, spent or expired.
 	UseEnrollmentToken(ctx context.Context, hash []byte, now time.Time) error
 
+	// EndSession records that the dashboard session id was signed out,
+	// so that its cookie is refused until it expires, and forgets the
+	// sign-outs of sessions expired before now.
+	EndSession(ctx context.Context, id string, expires, now time.Time) error
+	// SessionEnded reports whether the dashboard session id was signed out.
+	SessionEnded(ctx context.Context, id string) (bool, error)
+
 	// TryLeadership takes the assigner lock if free; ok is false when
 	// another replica holds it.
 	TryLeadership(ctx context.Context) (l Leadership, ok bool, err error)

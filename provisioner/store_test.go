@@ -308,3 +308,33 @@ func TestStoreApplyMovesIsAllOrNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreSignOuts: a signed-out session is remembered until it would
+// have expired, then forgotten; signing out twice is no error.
+func TestStoreSignOuts(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s Store) {
+		ctx := context.Background()
+		now := time.UnixMilli(1_700_000_000_000)
+		if err := s.EndSession(ctx, "s1", now.Add(time.Hour), now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.EndSession(ctx, "s1", now.Add(time.Hour), now); err != nil {
+			t.Fatalf("signing out twice: %v", err)
+		}
+		for id, want := range map[string]bool{"s1": true, "s2": false} {
+			if got, err := s.SessionEnded(ctx, id); err != nil || got != want {
+				t.Errorf("SessionEnded(%s) = %v, %v; want %v", id, got, err, want)
+			}
+		}
+		// A later sign-out, after s1 would have expired, forgets s1.
+		later := now.Add(2 * time.Hour)
+		if err := s.EndSession(ctx, "s2", later.Add(time.Hour), later); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]bool{"s1": false, "s2": true} {
+			if got, err := s.SessionEnded(ctx, id); err != nil || got != want {
+				t.Errorf("after s1 expired: SessionEnded(%s) = %v, %v; want %v", id, got, err, want)
+			}
+		}
+	})
+}
