@@ -40,6 +40,13 @@ type Config struct {
 	// process, so sign-ins end when it restarts and hold only on the
 	// replica that made them.
 	DashboardSecret string
+	// DashboardPublicURL is the address browsers reach the dashboard at,
+	// such as https://prov.lab.example.com when a TLS-terminating proxy
+	// stands in front of the provisioner. When it is https, sign-in
+	// cookies are Secure and __Host- prefixed, and form posts must come
+	// from exactly its origin. Empty: both are judged from the request
+	// (plain HTTP for development; TLS when the provisioner serves it).
+	DashboardPublicURL string
 	// EC2Certificates maps an AWS region to the PEM certificate that signs
 	// its instance identity documents; EC2Accounts, when set, limits
 	// registration to these account ids.

@@ -7,15 +7,18 @@ package provisioner
 //	POST /dashboard/login   → same-origin check, token checked → cookie, 303 to the page asked for
 //	any page                → cookie verified (signature, expiry) and its token re-checked
 //	POST /dashboard/…       → same-origin check + the session's form token (csrf field)
-//	POST /dashboard/logout  → cookie cleared
+//	POST /dashboard/logout  → same-origin check + form token → session id recorded as ended, cookie cleared
 //
-// The cookie is not a server-side record: it carries the token's hash,
-// the kind, the operator's name, a random session id and the expiry,
-// signed with HMAC-SHA256 under the dashboard key (Config.DashboardSecret,
-// or a random key per process). The form token is an HMAC of the session
-// id under the same key, so it differs per session and cannot be computed
-// without the key. Re-checking the token on each request ends the sessions
-// of a token that expired.
+// The cookie carries the token's hash, the kind, the operator's name, a
+// random session id (new at every sign-in) and the expiry, signed with
+// HMAC-SHA256 under the dashboard key (Config.DashboardSecret, or a random
+// key per process). The form token is an HMAC of the session id under the
+// same key, so it differs per session and cannot be computed without the
+// key. Re-checking the token on each request ends the sessions of a token
+// that expired; the store's list of signed-out session ids ends a session
+// on every replica at sign-out, so that a copy of its cookie is refused.
+// How the cookie is named and flagged depends on where the browsers are
+// (dashboard_origin.go).
 
 import (
 	"crypto/hmac"
@@ -71,6 +74,8 @@ type viewer struct {
 	CSRF string
 
 	p *principal
+	// sess is the session signed in with (nil for a bearer or Basic caller).
+	sess *session
 }
 
 // dashboardKey derives the signing key from the configured secret, or
@@ -128,7 +133,7 @@ var errNoSession = errors.New("no dashboard session")
 
 // sessionViewer reads the session cookie and re-checks its token.
 func (s *Server) sessionViewer(r *http.Request) (*viewer, *apiError, error) {
-	c, err := r.Cookie(sessionCookie)
+	c, err := r.Cookie(s.cookieName(r, sessionCookie))
 	if err != nil {
 		return nil, nil, errNoSession
 	}
@@ -138,6 +143,13 @@ func (s *Server) sessionViewer(r *http.Request) (*viewer, *apiError, error) {
 	}
 	var sess session
 	if err := json.Unmarshal(payload, &sess); err != nil || sess.ID == "" || !s.now().Before(time.Unix(sess.Expires, 0)) {
+		return nil, nil, errNoSession
+	}
+	ended, err := s.store.SessionEnded(r.Context(), sess.ID)
+	if err != nil {
+		return nil, errStatus(http.StatusServiceUnavailable, "StoreUnavailable", "check session: %v", err), nil
+	}
+	if ended {
 		return nil, nil, errNoSession
 	}
 	p, aerr := s.tokenPrincipal(r.Context(), sess.TokenHash)
@@ -155,58 +167,13 @@ func (s *Server) sessionViewer(r *http.Request) (*viewer, *apiError, error) {
 		who = fmt.Sprintf("%s via %s (dashboard)", sess.Operator, p.name)
 	}
 	return &viewer{Who: who, Kind: p.kind, CanAct: p.kind == client.TokenAdmin, SignedIn: true, CSRF: s.csrfToken(sess.ID),
-		p: &principal{kind: p.kind, name: who}}, nil, nil
-}
-
-// sameOrigin refuses a form post that a browser sent from another site:
-// Sec-Fetch-Site when the browser sends it, then Origin, then Referer
-// must name this host. A post with none of them is refused too: every
-// browser that can show the dashboard sends Origin with a form post.
-func sameOrigin(r *http.Request) *apiError {
-	refuse := func(format string, args ...any) *apiError {
-		return errStatus(http.StatusForbidden, "CrossOrigin", "form refused: "+format, args...)
-	}
-	switch site := r.Header.Get("Sec-Fetch-Site"); site {
-	case "", "same-origin", "none":
-	default:
-		return refuse("it was not sent from this dashboard's pages (Sec-Fetch-Site: %s)", site)
-	}
-	if o := r.Header.Get("Origin"); o != "" {
-		if !sameHost(o, r) {
-			return refuse("it was sent from %s, not from this dashboard (%s)", o, r.Host)
-		}
-		return nil
-	}
-	if ref := r.Header.Get("Referer"); ref != "" {
-		if !sameHost(ref, r) {
-			from := "an unreadable address"
-			if u, err := url.Parse(ref); err == nil {
-				from = u.Scheme + "://" + u.Host
-			}
-			return refuse("it was sent from a page of %s, not from this dashboard (%s)", from, r.Host)
-		}
-		return nil
-	}
-	return refuse("the request says neither where it comes from (no Origin nor Referer header)")
-}
-
-// sameHost reports whether raw (an Origin or a Referer) names r's host;
-// behind a TLS listener its scheme must be https.
-func sameHost(raw string, r *http.Request) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return false
-	}
-	if r.TLS != nil && u.Scheme != "https" {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
+		p: &principal{kind: p.kind, name: who}, sess: &sess}, nil, nil
 }
 
 // checkForm admits a dashboard form post: same origin, a session, and the
 // session's form token. It parses the form.
 func (s *Server) checkForm(w http.ResponseWriter, r *http.Request) (*viewer, *apiError) {
-	if aerr := sameOrigin(r); aerr != nil {
+	if aerr := s.sameOrigin(r); aerr != nil {
 		return nil, aerr
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
@@ -239,7 +206,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 
 // login checks the token of the sign-in form and starts a session.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
-	if aerr := sameOrigin(r); aerr != nil {
+	if aerr := s.sameOrigin(r); aerr != nil {
 		s.writeErrorPage(w, aerr)
 		return
 	}
@@ -284,26 +251,24 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, v.Next, http.StatusSeeOther)
 }
 
-// logout ends the browser's session.
+// logout ends the browser's session, on every replica: its id is
+// recorded as ended before the cookie is cleared, so that a copy of the
+// cookie is refused too. When the store cannot record it the cookie is
+// kept, and the page says to try again.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
-	if _, aerr := s.checkForm(w, r); aerr != nil {
+	v, aerr := s.checkForm(w, r)
+	if aerr != nil {
 		s.writeErrorPage(w, aerr)
 		return
 	}
+	if err := s.store.EndSession(r.Context(), v.sess.ID, time.Unix(v.sess.Expires, 0), s.now()); err != nil {
+		s.log.Error("dashboard sign-out not recorded", "who", v.Who, "error", err)
+		s.writeErrorPageFor(w, errStatus(http.StatusServiceUnavailable, "StoreUnavailable", "sign-out not recorded, so the session still holds: %v; try again", err), v)
+		return
+	}
+	s.log.Info("dashboard sign-out", "who", v.Who)
 	http.SetCookie(w, s.cookie(r, sessionCookie, "", -1))
 	http.Redirect(w, r, "/dashboard/login", http.StatusSeeOther)
-}
-
-// cookie is a dashboard cookie: HttpOnly, SameSite=Lax (a cross-site form
-// post does not carry it), Secure behind TLS; maxAge < 0 deletes it.
-func (s *Server) cookie(r *http.Request, name, value string, maxAge time.Duration) *http.Cookie {
-	c := &http.Cookie{Name: name, Value: value, Path: "/dashboard", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil}
-	if maxAge < 0 {
-		c.MaxAge = -1
-	} else {
-		c.MaxAge = int(maxAge / time.Second)
-	}
-	return c
 }
 
 // setFlash leaves msg for the next page the browser loads.
@@ -321,7 +286,7 @@ type flash struct {
 
 // takeFlash reads and clears the flash cookie.
 func (s *Server) takeFlash(w http.ResponseWriter, r *http.Request) (flash, bool) {
-	c, err := r.Cookie(flashCookie)
+	c, err := r.Cookie(s.cookieName(r, flashCookie))
 	if err != nil {
 		return flash{}, false
 	}

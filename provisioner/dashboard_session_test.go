@@ -1,6 +1,7 @@
 package provisioner
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -61,4 +62,71 @@ func copyCookies(t *testing.T, from, to *browser) {
 		cs = append(cs, &http.Cookie{Name: c.Name, Value: c.Value, Path: "/dashboard"})
 	}
 	to.c.Jar.SetCookies(dst, cs)
+}
+
+// TestDashboardSignOutEndsSession: sign-out ends the session on the
+// server, on every replica sharing the database: a copy of its cookie
+// taken before (from another browser, a proxy's log) no longer opens a
+// page nor posts a form. A second sign-in in the same browser gets a new
+// session.
+func TestDashboardSignOutEndsSession(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef-shared"
+	db := sqliteURL(t)
+	a := &dashEnv{env: newEnv(t, db, func(c *Config) { c.DashboardSecret = secret })}
+	b := &dashEnv{env: newEnv(t, db, func(c *Config) { c.DashboardSecret = secret })}
+
+	br := a.browser()
+	first := br.login(testAdminToken, "alice")
+	csrf := br.login(testAdminToken, "alice")
+	if csrf == first {
+		t.Error("a second sign-in in the same browser kept the session (same form token)")
+	}
+	u, _ := url.Parse(a.url + "/dashboard")
+	var stolen *http.Cookie
+	for _, c := range br.c.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			stolen = c
+		}
+	}
+	if stolen == nil {
+		t.Fatal("no session cookie after sign-in")
+	}
+	replay := func(e *dashEnv, method, path string, form url.Values) int {
+		t.Helper()
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequest(method, e.url+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", e.url)
+		}
+		req.AddCookie(&http.Cookie{Name: stolen.Name, Value: stolen.Value})
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, e := range []*dashEnv{a, b} {
+		if got := replay(e, "GET", "/dashboard", nil); got != http.StatusOK {
+			t.Fatalf("the copied cookie before sign-out: %d, want 200", got)
+		}
+	}
+	if resp, _ := br.do("POST", "/dashboard/logout", url.Values{"csrf": {csrf}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d, want 303", resp.StatusCode)
+	}
+	for name, e := range map[string]*dashEnv{"this replica": a, "another replica": b} {
+		if got := replay(e, "GET", "/dashboard", nil); got != http.StatusSeeOther {
+			t.Errorf("%s: the copied cookie after sign-out: %d, want 303 to the sign-in form", name, got)
+		}
+		if got := replay(e, "POST", "/dashboard/logout", url.Values{"csrf": {csrf}}); got != http.StatusForbidden {
+			t.Errorf("%s: a form posted with the copied cookie after sign-out: %d, want 403", name, got)
+		}
+	}
 }

@@ -29,7 +29,8 @@ const (
 	hostileWhy  = `</td><script>alert('why')</script>`
 )
 
-func newDashEnv(t *testing.T) *dashEnv {
+// newDashEnv starts the dashboard's test system; mods adjust the config.
+func newDashEnv(t *testing.T, mods ...func(*Config)) *dashEnv {
 	t.Helper()
 	e := newEnv(t, sqliteURL(t), func(c *Config) {
 		c.ReadOnlyTokens = []string{dashReadOnly}
@@ -40,6 +41,9 @@ func newDashEnv(t *testing.T) *dashEnv {
 			}
 			return inner.Pending(ctx, p)
 		})
+		for _, m := range mods {
+			m(c)
+		}
 	})
 	spec := tcPool("proj/win11", 1, 10, 0, "windows")
 	spec.Description = hostilePool

@@ -31,6 +31,9 @@ type Server struct {
 	authCache authCache
 	// dashKey signs dashboard sessions and form tokens.
 	dashKey []byte
+	// dashOrigin is where browsers reach the dashboard
+	// (Config.DashboardPublicURL); nil when unset.
+	dashOrigin *webOrigin
 	// cancelReady is closed once the task-exception consumer is bound.
 	cancelReady chan struct{}
 	// kick wakes the assigner early after a change (pool edited, machine
@@ -94,6 +97,10 @@ func New(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("provisioner config: %w", err)
 	}
+	dashOrigin, err := parseDashboardURL(cfg.DashboardPublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("provisioner config: %w", err)
+	}
 	if cfg.DashboardSecret == "" && cfg.Store.Shared() {
 		cfg.Logger.Warn("dashboardSecret is not set: dashboard sign-ins hold only on the replica that made them; set the same dashboardSecret on every replica")
 	}
@@ -110,6 +117,7 @@ func New(cfg Config) (_ *Server, err error) {
 		detectKick: make(chan struct{}, 1),
 
 		cancelReady: make(chan struct{}),
+		dashOrigin:  dashOrigin,
 		tc:          newTaskcluster(cfg),
 		bridgeHTTP:  newBridgeHTTP(),
 	}

@@ -32,7 +32,10 @@ type fileConfig struct {
 	ReadOnlyTokens []string `yaml:"readOnlyTokens"`
 	// DashboardSecret signs dashboard sign-ins (same on every replica).
 	DashboardSecret string `yaml:"dashboardSecret"`
-	Credentials     struct {
+	// DashboardPublicURL is the https:// address browsers reach the
+	// dashboard at through a TLS-terminating proxy.
+	DashboardPublicURL string `yaml:"dashboardPublicUrl"`
+	Credentials        struct {
 		Default *tcCreds           `yaml:"default"`
 		Pools   map[string]tcCreds `yaml:"pools"`
 	} `yaml:"credentials"`
@@ -95,7 +98,7 @@ func loadConfig(path string) (*fileConfig, error) {
 func (fc *fileConfig) toConfig(logger *slog.Logger) (provisioner.Config, error) {
 	cfg := provisioner.Config{
 		DB: fc.DB, RootURL: fc.RootURL, AdminTokens: fc.AdminTokens, ReadOnlyTokens: fc.ReadOnlyTokens,
-		DashboardSecret: fc.DashboardSecret,
+		DashboardSecret: fc.DashboardSecret, DashboardPublicURL: fc.DashboardPublicURL,
 		EC2Certificates: fc.EC2.Certificates, EC2Accounts: fc.EC2.Accounts, PulseQueue: fc.PulseQueue, Logger: logger,
 		ReplicaID: fc.ReplicaID, Bridges: fc.Bridges,
 	}
@@ -209,6 +212,7 @@ func newServeCommand() *cobra.Command {
 		}()
 		go func() { errc <- srv.Run(ctx) }()
 		logger.Info("provisioner listening", "addr", ln.Addr().String(), "tls", fc.TLS.Cert != "")
+		srv.WarnInsecureDashboard(ln.Addr(), fc.TLS.Cert != "")
 		select {
 		case <-ctx.Done():
 		case err := <-errc:
