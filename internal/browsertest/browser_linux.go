@@ -2,6 +2,9 @@ package browsertest
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"os"
@@ -28,8 +31,9 @@ func (e *Env) Browser(t *testing.T) *Browser {
 	return NewBrowser(t, e.System.RootURL)
 }
 
-// NewBrowser opens a fresh Chromium for t on the site at baseURL.
-func NewBrowser(t *testing.T, baseURL string) *Browser {
+// NewBrowser opens a fresh Chromium for t on the site at baseURL; extra
+// options (TrustCertificate) add to the flags it always has.
+func NewBrowser(t *testing.T, baseURL string, extra ...chromedp.ExecAllocatorOption) *Browser {
 	t.Helper()
 	exe := Chromium(t)
 	// The flags Chromium needs as root in a container, and none of its
@@ -52,6 +56,7 @@ func NewBrowser(t *testing.T, baseURL string) *Browser {
 		chromedp.Flag("hide-scrollbars", true),
 		chromedp.Flag("mute-audio", true),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
 	t.Cleanup(func() { cancel(); cancelAlloc() })
@@ -63,6 +68,15 @@ func NewBrowser(t *testing.T, baseURL string) *Browser {
 		t.Fatalf("start chromium (%s): %v", exe, err)
 	}
 	return b
+}
+
+// TrustCertificate makes Chromium accept cert (a test server's
+// self-signed one) as valid for https, with no certificate error: pages
+// are then a secure context and keep Secure cookies as on a real site.
+// Chromium honours the flag because NewBrowser gives it its own profile.
+func TrustCertificate(cert *x509.Certificate) chromedp.ExecAllocatorOption {
+	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:]))
 }
 
 // Do runs actions in the browser, failing the test on an error or after
