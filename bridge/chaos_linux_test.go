@@ -135,7 +135,10 @@ type chaosRun struct {
 // newChaosRun sets up the environment with the chaos settings (o may name
 // other services) and starts the three instances.
 func newChaosRun(t *testing.T, s setup, o envOpts) *chaosRun {
-	o.claimTimeout = 20 * time.Second
+	// Claims last 30 s and are renewed 15 s before they end: a reflector
+	// pass may take seconds on a loaded CI machine (300 tasks, -race), and
+	// with 20 s claims the 5 s left let one expire (claim-expired) there.
+	o.claimTimeout = 30 * time.Second
 	o.mutate = func(c *Config) {
 		c.Reflector.Interval = 500 * time.Millisecond
 		c.Reflector.ReclaimThreshold = 15 * time.Second
