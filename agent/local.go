@@ -73,6 +73,12 @@ func NewLocalRunAs(taskID string, def []byte, artifactsDir string) (*LocalRun, e
 	return r, nil
 }
 
+// localRun is a *LocalRun, or a type that embeds one (the runner's
+// canary): a run with no queue behind it.
+type localRun interface{ local() }
+
+func (r *LocalRun) local() {}
+
 // TaskID is a fresh slugid, or the one given to NewLocalRunAs.
 func (r *LocalRun) TaskID() string { return r.taskID }
 

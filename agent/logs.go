@@ -23,6 +23,13 @@ const (
 	logContentType = "text/plain; charset=utf-8"
 )
 
+// logWatcher is a run told where its log is written, before the first
+// line: the runner keeps its canary's log path in its state file, so that
+// after a crash it can still read what the canary wrote (runner/canary.go).
+type logWatcher interface {
+	LogOpened(path string)
+}
+
 // taskLog is the log of one run: a LiveLog (the backing file, streamed
 // while it grows) plus an optional copy (the terminal for `runner
 // run-task`).

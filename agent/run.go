@@ -103,6 +103,9 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 		defer os.RemoveAll(taskDir)
 		defer os.Remove(tl.path)
 	}
+	if l, ok := run.(logWatcher); ok {
+		l.LogOpened(tl.path)
+	}
 	tl.header(&a.cfg, run)
 
 	spec, err = parseTaskPayload(task)
@@ -210,11 +213,11 @@ func (a *Agent) RunOne(ctx context.Context, run Run, tee io.Writer) (result RunR
 
 // journals says whether run's claim is journalled: a Buildbot build's
 // claim lives in the bridge, which re-queues it if the agent vanishes, and
-// a local run (`runner run-task`, a black-hole canary) has no queue to
-// resolve it on at the next start.
+// a local run (`runner run-task`, a black-hole canary, whose type embeds
+// *LocalRun) has no queue to resolve it on at the next start.
 func (a *Agent) journals(run Run) bool {
 	_, self := run.(selfWatching)
-	_, local := run.(*LocalRun)
+	_, local := run.(localRun)
 	return a.cfg.Journal != nil && !self && !local
 }
 
