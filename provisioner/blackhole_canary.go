@@ -182,6 +182,12 @@ func (s *Server) canaryStep(ctx context.Context, pool *client.Pool, m *MachineRe
 // describeCanaryRun says how a canary failed: its result, the exception's
 // reason or the exit code, and its task.
 func describeCanaryRun(r RunRecord) string {
+	return canaryResult(r.RunReport) + " (task " + r.TaskID + ")"
+}
+
+// canaryResult is a canary's result, the exception's reason or the exit
+// code: "failed, exit code 1", "exception worker-shutdown".
+func canaryResult(r client.RunReport) string {
 	what := r.Result
 	if r.Reason != "" {
 		what += " " + r.Reason
@@ -189,7 +195,7 @@ func describeCanaryRun(r RunRecord) string {
 	if r.ExitCode != nil {
 		what += fmt.Sprintf(", exit code %d", *r.ExitCode)
 	}
-	return what + " (task " + r.TaskID + ")"
+	return what
 }
 
 // startCanary sends the canary with a quarantine lasting past its

@@ -72,6 +72,7 @@ type machineDetailView struct {
 	Counters [][2]string
 	Times    [][2]string
 	Actions  []actionView
+	Canary   *canaryView
 }
 
 // actionView is one recorded action.
@@ -179,7 +180,8 @@ func (s *Server) dashboardMachine(r *http.Request, c chrome) (string, any, *apiE
 	}
 	now := s.now()
 	c.Title, c.Refresh = "machine "+d.MachineID, true
-	v := machineDetailView{chrome: c, Return: r.URL.RequestURI(), machineView: s.machineRow(d.Machine, nil, now), Health: d.Health}
+	v := machineDetailView{chrome: c, Return: r.URL.RequestURI(), machineView: s.machineRow(d.Machine, nil, now), Health: d.Health,
+		Canary: newCanaryView(d.LastCanary, now)}
 	if c.Viewer != nil && c.Viewer.CanAct {
 		pools, err := s.store.ListPools(r.Context())
 		if err != nil {

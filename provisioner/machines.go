@@ -1,6 +1,7 @@
 package provisioner
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -47,7 +48,14 @@ func (s *Server) machineDetail(r *http.Request, id string) (client.MachineDetail
 	if err != nil {
 		return client.MachineDetail{}, storeError("get machine actions", err)
 	}
-	return client.MachineDetail{Machine: s.publicMachine(m), Actions: actions}, nil
+	d := client.MachineDetail{Machine: s.publicMachine(m), Actions: actions}
+	switch c, err := s.store.LatestCanary(r.Context(), id, ""); {
+	case err == nil:
+		d.LastCanary = &c.RunReport
+	case !errors.Is(err, ErrNotFound):
+		return client.MachineDetail{}, storeError("get machine canary", err)
+	}
+	return d, nil
 }
 
 func (s *Server) getMachine(w http.ResponseWriter, r *http.Request, _ *principal) *apiError {

@@ -1,8 +1,11 @@
 package provisioner
 
 // POST /api/v1/machines/{id}/runs: a machine reports its finished runs
-// (result, reason, times, exit code) for the black-hole detector. Each run
-// is stored once, so a runner retries a report without counting it twice.
+// (result, reason, times, exit code; a canary's also the tail of its log)
+// for the black-hole detector. Each run is stored once, so a runner
+// retries a report without counting it twice. Only the machine's own
+// token may report its runs (accessMachine), so no machine can put a log
+// on another's page.
 
 import (
 	"fmt"
@@ -59,8 +62,27 @@ func decodeRunReports(data []byte) (client.RunReportsRequest, *apiError) {
 		if r.Started.Year() < 2000 {
 			return req, badField(at("started"), "%s is before the year 2000: send when the run started", r.Started.Format("2006-01-02T15:04:05Z07:00"))
 		}
+		if aerr := checkRunLog(r, at("log")); aerr != nil {
+			return req, aerr
+		}
 	}
 	return req, nil
+}
+
+// checkRunLog refuses a log on a run that is not a canary's (a queue
+// run's log is the queue's artifact) and one longer than client.MaxRunLog,
+// whatever the runner sends: the store keeps at most that per report.
+// strictCheck has already refused invalid UTF-8 and U+0000.
+func checkRunLog(r *client.RunReport, field string) *apiError {
+	switch {
+	case r.Log == "":
+		return nil
+	case r.Kind != client.KindCanary:
+		return badField(field, "only a canary's report carries its log (this run is of kind %s): remove it", r.Kind)
+	case len(r.Log) > client.MaxRunLog:
+		return badField(field, "%d bytes; a canary's log holds at most %d (send the tail of its output)", len(r.Log), client.MaxRunLog)
+	}
+	return nil
 }
 
 func (s *Server) reportRuns(w http.ResponseWriter, r *http.Request, _ *principal) *apiError {

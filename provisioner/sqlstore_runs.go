@@ -47,8 +47,8 @@ func (s *sqlStore) AddRunReports(ctx context.Context, runs []RunRecord, now time
 		return 0, fmt.Errorf("record runs of %s: begin: %w", machineID, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO run_reports (pool_id, machine_id, task_id, run_id, kind, builder, build_number, result, reason, exit_code, started, finished, received)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+	st, err := tx.PrepareContext(ctx, s.q(`INSERT INTO run_reports (pool_id, machine_id, task_id, run_id, kind, builder, build_number, result, reason, exit_code, started, finished, received, log)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
 	if err != nil {
 		return 0, fmt.Errorf("record runs of %s: prepare: %w", machineID, err)
 	}
@@ -60,7 +60,7 @@ func (s *sqlStore) AddRunReports(ctx context.Context, runs []RunRecord, now time
 			exit = sql.NullInt64{Int64: int64(*r.ExitCode), Valid: true}
 		}
 		res, err := st.ExecContext(ctx, r.PoolID, r.MachineID, r.TaskID, r.RunID, r.Kind, r.Builder, r.BuildNumber, r.Result, r.Reason, exit,
-			ms(r.Started), ms(r.Finished), ms(now))
+			ms(r.Started), ms(r.Finished), ms(now), r.Log)
 		if err != nil {
 			return 0, fmt.Errorf("record run %s/%d of %s: %w", r.TaskID, r.RunID, r.MachineID, err)
 		}
@@ -78,7 +78,9 @@ func (s *sqlStore) RunReports(ctx context.Context, poolID string, finishedSince,
 	return s.queryRunReports(ctx, "runs of pool "+poolID, `pool_id = ? AND finished >= ? AND received >= ?`, poolID, ms(finishedSince), ms(receivedSince))
 }
 
-// runReportColumns are the columns scanRunReport reads, in its order.
+// runReportColumns are the columns scanRunReport reads, in its order; a
+// canary's log is read only where it is shown (LatestCanary), not by the
+// detector's passes over every run.
 const runReportColumns = `id, pool_id, machine_id, task_id, run_id, kind, builder, build_number, result, reason, exit_code, started, finished`
 
 // queryRunReports reads the run reports matching where (oldest finished
@@ -103,12 +105,14 @@ func (s *sqlStore) queryRunReports(ctx context.Context, what, where string, args
 	return out, nil
 }
 
-// scanRunReport reads one row of runReportColumns.
-func scanRunReport(row interface{ Scan(...any) error }) (RunRecord, error) {
+// scanRunReport reads one row of runReportColumns, then the columns
+// after them into more.
+func scanRunReport(row interface{ Scan(...any) error }, more ...any) (RunRecord, error) {
 	var r RunRecord
 	var exit sql.NullInt64
 	var st, fin int64
-	if err := row.Scan(&r.ID, &r.PoolID, &r.MachineID, &r.TaskID, &r.RunID, &r.Kind, &r.Builder, &r.BuildNumber, &r.Result, &r.Reason, &exit, &st, &fin); err != nil {
+	dest := append([]any{&r.ID, &r.PoolID, &r.MachineID, &r.TaskID, &r.RunID, &r.Kind, &r.Builder, &r.BuildNumber, &r.Result, &r.Reason, &exit, &st, &fin}, more...)
+	if err := row.Scan(dest...); err != nil {
 		return r, err
 	}
 	if exit.Valid {
@@ -128,6 +132,28 @@ func (s *sqlStore) FindRunReport(ctx context.Context, machineID, taskID, kind st
 	if err != nil {
 		return r, fmt.Errorf("read %s run %s of %s: %w", kind, taskID, machineID, err)
 	}
+	return r, nil
+}
+
+func (s *sqlStore) LatestCanary(ctx context.Context, machineID, taskID string) (RunRecord, error) {
+	// The literal kind lets the partial indexes of 0006_run_report_log.sql
+	// serve the query.
+	where, args := `kind = 'canary'`, []any{}
+	if machineID != "" {
+		where, args = where+` AND machine_id = ?`, append(args, machineID)
+	}
+	if taskID != "" {
+		where, args = where+` AND task_id = ?`, append(args, taskID)
+	}
+	var log string
+	r, err := scanRunReport(s.db.QueryRowContext(ctx, s.q(`SELECT `+runReportColumns+`, log FROM run_reports WHERE `+where+` ORDER BY id DESC LIMIT 1`), args...), &log)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RunRecord{}, ErrNotFound
+	}
+	if err != nil {
+		return r, fmt.Errorf("read the latest canary of machine %q, task %q: %w", machineID, taskID, err)
+	}
+	r.Log = log
 	return r, nil
 }
 

@@ -128,6 +128,10 @@ type Store interface {
 	// FindRunReport returns the machine's latest reported run of taskID
 	// of that kind, or ErrNotFound.
 	FindRunReport(ctx context.Context, machineID, taskID, kind string) (RunRecord, error)
+	// LatestCanary returns the latest canary run reported, with its log:
+	// of machineID and of taskID, either left empty to match any
+	// (ErrNotFound when none).
+	LatestCanary(ctx context.Context, machineID, taskID string) (RunRecord, error)
 	// PruneRunReports forgets runs finished before before.
 	PruneRunReports(ctx context.Context, before time.Time) (int64, error)
 	// Watches returns the black-hole detector's memory, by machine.

@@ -129,6 +129,9 @@ func (s *Server) why(ctx context.Context, q whyQuery) (*client.WhyAnswer, *apiEr
 	if qerr != nil {
 		a.State = "unknown"
 		a.Errors = append(a.Errors, qerr.Error())
+		if httpStatus(qerr) == http.StatusNotFound && s.explainCanary(ctx, a) {
+			return a, nil
+		}
 		if httpStatus(qerr) == http.StatusNotFound {
 			a.Summary = "The queue does not know task " + a.TaskID + " (a typo, or it expired)."
 		} else {

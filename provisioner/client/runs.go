@@ -18,6 +18,10 @@ const (
 // carries; a runner with more sends them in several requests.
 const MaxRunReports = 100
 
+// MaxRunLog is the most a run report's Log may hold, in bytes (UTF-8):
+// the tail of a canary's output, enough for its last few hundred lines.
+const MaxRunLog = 64 << 10
+
 // RunReport is one finished run as its machine reports it. A run is
 // counted once: the provisioner keys it by machine, task, run, kind and
 // build number, so a report sent again (a retry after a lost answer) is a
@@ -38,6 +42,10 @@ type RunReport struct {
 	ExitCode *int      `json:"exitCode,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
+	// Log is the tail of a canary's log (kind canary only: a queue run's
+	// log is the queue's artifact), at most MaxRunLog bytes: the output an
+	// operator reads to see why the canary failed.
+	Log string `json:"log,omitempty"`
 }
 
 // RunReportsRequest is the body of POST /api/v1/machines/{id}/runs.

@@ -288,6 +288,9 @@ type MachineList struct {
 type MachineDetail struct {
 	Machine
 	Actions []Action `json:"actions"`
+	// LastCanary is the machine's latest black-hole canary run that the
+	// provisioner still keeps (runRetention), with its log.
+	LastCanary *RunReport `json:"lastCanary,omitempty"`
 	// Warnings report side effects that failed (a quarantine not mirrored
 	// to the queue); the action itself is recorded.
 	Warnings []string `json:"warnings,omitempty"`

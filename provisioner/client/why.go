@@ -16,8 +16,9 @@ type WhyAnswer struct {
 	TaskID string    `json:"taskId,omitempty"`
 	Build  *BuildRef `json:"build,omitempty"`
 	// State is the task's state in the queue (unscheduled, pending,
-	// running, completed, failed, exception), or "unknown" when the queue
-	// could not be asked.
+	// running, completed, failed, exception), "unknown" when the queue
+	// could not be asked, or "canary" for a black-hole canary, which runs
+	// with no queue.
 	State string `json:"state"`
 	// Summary is the answer in one sentence; Explanation adds the detail
 	// a person reads next, in order.
