@@ -50,6 +50,13 @@ func uniqueQueue(prefix string) string {
 // worker names: just the provisioner's URL and an enrollment token.
 func newProvEnv(t *testing.T, agentKeys map[string]any) *provEnv {
 	t.Helper()
+	return newProvEnvWith(t, agentKeys, nil)
+}
+
+// newProvEnvWith is newProvEnv with the provisioner's config adjusted by
+// mod.
+func newProvEnvWith(t *testing.T, agentKeys map[string]any, mod func(*provisioner.Config)) *provEnv {
+	t.Helper()
 	s, err := devstack.Start(context.Background(), devstack.Options{
 		Queue:  devqueue.Config{PollWait: 300 * time.Millisecond},
 		Logger: testLogger(),
@@ -63,6 +70,9 @@ func newProvEnv(t *testing.T, agentKeys map[string]any) *provEnv {
 		c.DefaultCredentials = &s.Credentials
 		c.CancelPollInterval = 50 * time.Millisecond
 		c.AssignInterval = 50 * time.Millisecond
+		if mod != nil {
+			mod(c)
+		}
 	})
 	prov.run()
 	e := &testEnv{t: t, stack: s, taskQueue: uniqueQueue("hello-")}

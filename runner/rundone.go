@@ -30,8 +30,11 @@ func (r *Runner) runDone(run agent.Run, res agent.RunResult) {
 	now := r.now()
 	rec := TaskRecord{TaskID: run.TaskID(), RunID: run.RunID(), Ended: now, ExitCode: res.ExitCode, Resolution: res.Resolution.String()}
 	rec.Kind, rec.Buildbot = runKind(run)
-	if r.canaryDone(run) {
+	canary, isCanary := run.(*canaryRun)
+	again := false
+	if isCanary {
 		rec.Kind = SourceCanary
+		again = r.canaryEnded(canary, res, &rec)
 	}
 	if !res.Reported {
 		rec.Resolution = "not reported (" + res.Resolution.String() + ")"
@@ -71,7 +74,10 @@ func (r *Runner) runDone(run agent.Run, res agent.RunResult) {
 	r.commit()
 	link := r.link
 	r.mu.Unlock()
-	if report, ok := runReport(rec, res); ok && link != nil {
+	if report, ok := runReport(rec, res); ok && link != nil && !again {
+		if isCanary {
+			report.Log = canary.logTail()
+		}
 		link.ReportRun(report)
 	}
 	r.maybeReboot()

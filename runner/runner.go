@@ -306,10 +306,14 @@ func (r *Runner) boot() {
 		r.st.RebootIssued = nil
 	}
 	// Runs in the state file were cut short by a crash; the agent's journal
-	// resolves them with the queue.
+	// resolves them with the queue, and a canary runs again (canary.go).
 	for _, ct := range r.st.CurrentTasks {
-		r.addRecord(TaskRecord{TaskID: ct.TaskID, RunID: ct.RunID, Started: ct.Started, Ended: now, Resolution: "interrupted (runner restarted)", ExitCode: -1,
-			Kind: ct.Kind, Buildbot: ct.Buildbot})
+		rec := TaskRecord{TaskID: ct.TaskID, RunID: ct.RunID, Started: ct.Started, Ended: now, Resolution: "interrupted (runner restarted)", ExitCode: -1,
+			Kind: ct.Kind, Buildbot: ct.Buildbot}
+		if rep := r.canaryCutShort(ct, &rec, now); rep != nil && r.link != nil {
+			go r.link.ReportRun(*rep)
+		}
+		r.addRecord(rec)
 	}
 	r.st.CurrentTasks = nil
 	if q := r.st.Quarantine; q != nil && q.Source == SourceHealth {

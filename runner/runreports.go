@@ -8,9 +8,16 @@ package runner
 // so a report sent again after a lost answer does no harm.
 //
 //	run ends ──▶ queued (state file) ──heartbeat ok──▶ POST runs ──ok──▶ dropped
+//	                                                     ├─ 400 naming a log ──▶ sent again without the logs
 //	                                                     ├─ 400 ──▶ dropped (it would be refused again)
 //	                                                     ├─ no such route ──▶ dropped, no more queued
 //	                                                     └─ other error ──▶ kept for the next heartbeat
+//
+// A canary's report carries the tail of its log (canarylog.go); a
+// provisioner that predates logs refuses the field, and the run is worth
+// more than its log, so it goes again without. One request carries at
+// most one log: each may be client.MaxRunLog bytes, several times that as
+// JSON, and the provisioner bounds a request's body (1 MiB).
 
 import (
 	"context"
@@ -57,9 +64,7 @@ func (l *ProvisionerLink) PendingRuns() int {
 // flushRuns sends the queued runs, client.MaxRunReports at a time.
 func (l *ProvisionerLink) flushRuns(ctx context.Context, id, tok string) {
 	for {
-		l.mu.Lock()
-		batch := slices.Clone(l.st.PendingRuns[:min(len(l.st.PendingRuns), client.MaxRunReports)])
-		l.mu.Unlock()
+		batch := l.nextBatch()
 		if len(batch) == 0 {
 			return
 		}
@@ -77,6 +82,9 @@ func (l *ProvisionerLink) flushRuns(ctx context.Context, id, tok string) {
 			l.mu.Unlock()
 			l.forgetRuns(nil)
 			return
+		case errors.As(err, &ae) && ae.Status == http.StatusBadRequest && strings.HasSuffix(ae.Body.Field, ".log") && l.dropLogs(batch):
+			l.log.Warn("the provisioner refused a canary's log; the runs are sent again without their logs", "error", err)
+			continue
 		case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
 			l.log.Warn("the provisioner refused finished runs; they are dropped", "runs", len(batch), "error", err)
 		default:
@@ -87,27 +95,71 @@ func (l *ProvisionerLink) flushRuns(ctx context.Context, id, tok string) {
 	}
 }
 
-// forgetRuns drops sent runs from the queue (all of it when sent is nil).
-func (l *ProvisionerLink) forgetRuns(sent []client.RunReport) {
-	type key struct {
-		task      string
-		run, bn   int
-		kind      string
-		finishedN int64
-	}
-	k := func(r client.RunReport) key {
-		return key{r.TaskID, r.RunID, r.BuildNumber, r.Kind, r.Finished.UnixNano()}
-	}
-	done := map[key]bool{}
-	for _, r := range sent {
-		done[k(r)] = true
-	}
+// nextBatch is the next request's runs: the oldest queued, at most
+// client.MaxRunReports, and at most one of them with a log.
+func (l *ProvisionerLink) nextBatch() []client.RunReport {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.st.PendingRuns = slices.DeleteFunc(l.st.PendingRuns, func(r client.RunReport) bool { return sent == nil || done[k(r)] })
+	n, logs := 0, 0
+	for _, r := range l.st.PendingRuns[:min(len(l.st.PendingRuns), client.MaxRunReports)] {
+		if r.Log != "" {
+			if logs++; logs > 1 {
+				break
+			}
+		}
+		n++
+	}
+	return slices.Clone(l.st.PendingRuns[:n])
+}
+
+// pendingKey names a queued run.
+type pendingKey struct {
+	task      string
+	run, bn   int
+	kind      string
+	finishedN int64
+}
+
+func keyOf(r client.RunReport) pendingKey {
+	return pendingKey{r.TaskID, r.RunID, r.BuildNumber, r.Kind, r.Finished.UnixNano()}
+}
+
+// keysOf names the runs of batch.
+func keysOf(batch []client.RunReport) map[pendingKey]bool {
+	keys := map[pendingKey]bool{}
+	for _, r := range batch {
+		keys[keyOf(r)] = true
+	}
+	return keys
+}
+
+// forgetRuns drops sent runs from the queue (all of it when sent is nil).
+func (l *ProvisionerLink) forgetRuns(sent []client.RunReport) {
+	done := keysOf(sent)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.st.PendingRuns = slices.DeleteFunc(l.st.PendingRuns, func(r client.RunReport) bool { return sent == nil || done[keyOf(r)] })
 	if err := l.saveLocked(); err != nil {
 		l.log.Error("cannot save the provisioner link state", "error", err)
 	}
+}
+
+// dropLogs removes the logs of batch's queued runs; false when they had
+// none (the refusal was not about a log).
+func (l *ProvisionerLink) dropLogs(batch []client.RunReport) bool {
+	in := keysOf(batch)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	dropped := false
+	for i := range l.st.PendingRuns {
+		if r := &l.st.PendingRuns[i]; r.Log != "" && in[keyOf(*r)] {
+			r.Log, dropped = "", true
+		}
+	}
+	if err := l.saveLocked(); err != nil {
+		l.log.Error("cannot save the provisioner link state", "error", err)
+	}
+	return dropped
 }
 
 // runReport is a finished run as the provisioner takes it; ok is false

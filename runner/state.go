@@ -15,7 +15,6 @@ import (
 
 	"github.com/labrunner/labrunner/agent"
 	"github.com/labrunner/labrunner/platform"
-	"github.com/labrunner/labrunner/provisioner/client"
 )
 
 // StateVersion is the state file's schema version.
@@ -99,7 +98,7 @@ type State struct {
 	Checks []CheckStatus `json:"checks"`
 	// Canary is a canary the provisioner sent with its quarantine, kept
 	// until it has run and been reported (canary.go).
-	Canary *client.Canary `json:"canary,omitempty"`
+	Canary *KeptCanary `json:"canary,omitempty"`
 }
 
 // CurrentTask is a run in progress.
@@ -239,6 +238,10 @@ func (st State) clone() State {
 			q.Until = &u
 		}
 		c.Quarantine = &q
+	}
+	if st.Canary != nil {
+		k := *st.Canary
+		c.Canary = &k
 	}
 	for _, p := range []**Reboot{&c.RebootPending, &c.RebootIssued, &c.LastReboot} {
 		if *p != nil {
