@@ -21,7 +21,8 @@ import (
 // marker file fails its tasks and is quarantined; its canaries (the same
 // marker test, run by the real runner while quarantined) fail and renew
 // the quarantine; once the marker is gone the next canary passes, the
-// provisioner releases the machine and it claims again.
+// provisioner releases the machine and it claims again. A failed canary's
+// report carries its log, which says why it failed.
 func TestBlackHoleCanary(t *testing.T) {
 	canary, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/sh", "-c", brokenOnMarker}}, "maxRunTime": 60})
 	// A short quarantine: the canary is due at once, and again after each
@@ -57,6 +58,10 @@ func TestBlackHoleCanary(t *testing.T) {
 		return a.Action == "quarantine" && strings.Contains(a.Why, "black hole: canary failed: failed, exit code 1")
 	}) {
 		t.Errorf("bh-0's actions %+v lack the renewal after a failed canary", m.Actions)
+	}
+	// Why it failed: the canary's output, in its report.
+	if c := m.LastCanary; c == nil || c.Result != client.ResultFailed || !strings.Contains(c.Log, "broken machine\n") || !strings.Contains(c.Log, "Result: failed") {
+		t.Errorf("bh-0's last canary %+v, want a failed one whose log says why", c)
 	}
 	st := status["bh-0"]()
 	if st == nil || st.Quarantine == nil || st.Quarantine.Source != runner.SourceProvisioner {

@@ -25,7 +25,12 @@ func newCanaryView(r *client.RunReport, now time.Time) *canaryView {
 	if r == nil {
 		return nil
 	}
+	took := r.Finished.Sub(r.Started)
+	if took < 10*time.Second {
+		took = took.Round(time.Millisecond)
+	} else {
+		took = took.Round(time.Second)
+	}
 	return &canaryView{TaskID: r.TaskID, Result: canaryResult(*r), Passed: r.Result == client.ResultCompleted,
-		Finished: stamp(r.Finished) + " (" + ago(now, r.Finished) + ")", Took: r.Finished.Sub(r.Started).Round(time.Second).String(),
-		Log: r.Log}
+		Finished: stamp(r.Finished) + " (" + ago(now, r.Finished) + ")", Took: took.String(), Log: r.Log}
 }

@@ -22,6 +22,7 @@ const adminToken = "faults-provisioner-admin-token-0123456789"
 type provEnv struct {
 	proxy *faultproxy.Proxy
 	admin *client.Client
+	srv   *provisioner.Server
 }
 
 // startProvisioner serves a provisioner with one pool, "lab", of task
@@ -29,12 +30,23 @@ type provEnv struct {
 // register joins it.
 func startProvisioner(t *testing.T, q *queueEnv, queueID string, seed uint64) *provEnv {
 	t.Helper()
+	return startProvisionerWith(t, q, queueID, seed, nil)
+}
+
+// startProvisionerWith is startProvisioner with the config adjusted by
+// mod.
+func startProvisionerWith(t *testing.T, q *queueEnv, queueID string, seed uint64, mod func(*provisioner.Config)) *provEnv {
+	t.Helper()
 	creds := q.creds
-	srv, err := provisioner.New(provisioner.Config{
+	cfg := provisioner.Config{
 		DB: filepath.Join(t.TempDir(), "prov.db"), AdminTokens: []string{adminToken},
 		RootURL: q.proxy.URL(), DefaultCredentials: &creds,
 		AssignInterval: time.Second, CancelPollInterval: -1, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := provisioner.New(cfg)
 	if err != nil {
 		t.Fatalf("provisioner.New: %v", err)
 	}
@@ -51,7 +63,7 @@ func startProvisioner(t *testing.T, q *queueEnv, queueID string, seed uint64) *p
 	if _, err := admin.PutPool(ctx, "lab", client.PoolSpec{Source: client.SourceTaskcluster, TaskQueueID: queueID, MinCapacity: 1, MaxCapacity: 1}); err != nil {
 		t.Fatal(err)
 	}
-	return &provEnv{proxy: proxy, admin: admin}
+	return &provEnv{proxy: proxy, admin: admin, srv: srv}
 }
 
 // enrollToken creates a one-use enrollment token.
