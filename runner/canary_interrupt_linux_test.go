@@ -37,7 +37,7 @@ func TestCanaryInterruptedByAStopRunsAgainOnce(t *testing.T) {
 		func(c *provisioner.Config) { c.DetectInterval = 100 * time.Millisecond })
 	ctx := e.prov.ctx()
 	if _, err := e.prov.admin.PutPool(ctx, "hello", client.PoolSpec{Source: client.SourceTaskcluster, TaskQueueID: e.taskQueue, MinCapacity: 1, MaxCapacity: 3,
-		BlackHole: &client.BlackHolePolicy{QuarantineFor: "5s", Canary: canary}}); err != nil {
+		BlackHole: &client.BlackHolePolicy{QuarantineFor: "30s", Canary: canary}}); err != nil {
 		t.Fatal(err)
 	}
 	rn, id := e.startLinked()

@@ -38,7 +38,7 @@ func TestFaultRunnerKilledMidCanary(t *testing.T) {
 		`if [ -e ` + hang + ` ]; then touch ` + dir + `/running-$n; exec sleep 600; fi; echo "canary passes"`
 	canary, _ := json.Marshal(map[string]any{"command": [][]string{{"/bin/sh", "-c", script}}, "maxRunTime": 600})
 	if _, err := p.admin.PutPool(ctx, "lab", client.PoolSpec{Source: client.SourceTaskcluster, TaskQueueID: queueID, MinCapacity: 1, MaxCapacity: 1,
-		BlackHole: &client.BlackHolePolicy{QuarantineFor: "5s", Canary: canary}}); err != nil {
+		BlackHole: &client.BlackHolePolicy{QuarantineFor: "30s", Canary: canary}}); err != nil {
 		t.Fatal(err)
 	}
 	r := newRunner(t, provisionedRunner(p.proxy.URL(), p.enrollToken(t)))
