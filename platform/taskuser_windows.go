@@ -403,21 +403,22 @@ func (u *TaskUser) release() {
 }
 
 // remove unloads and deletes the profile, then deletes the account (the
-// order of generic-worker's DeleteUser). A profile Windows still holds
-// open is deleted at the next start's RemoveLeftTaskUsers, after the
-// reboot that frees it.
+// order of generic-worker's DeleteUser). A profile that cannot be deleted
+// (Windows still holds it open) keeps the account: the account's
+// description is how RemoveLeftTaskUsers finds it again (the between-task
+// check, the next start, after the reboot that frees the profile) to
+// retry; deleted, it would leave the profile with nothing to find it by.
 func (u *TaskUser) remove() error {
 	u.release()
-	var errs []error
 	if u.sys.sid != nil {
 		if err := deleteProfile(u.sys.sid.String()); err != nil && !errors.Is(err, windows.ERROR_FILE_NOT_FOUND) {
-			errs = append(errs, err)
+			return fmt.Errorf("%w; the account is kept so that its profile is deleted at the next try", err)
 		}
 	}
 	if err := netUserDel(u.Name); err != nil && !errors.Is(err, nerrUserNotFound) {
-		errs = append(errs, err)
+		return err
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // consoleUser is the user of the session attached to the physical console

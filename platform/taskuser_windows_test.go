@@ -124,6 +124,38 @@ func TestWindowsPerTaskRefusalNamesTheFix(t *testing.T) {
 	}
 }
 
+// A profile that cannot be deleted keeps its account: the account's
+// description is how RemoveLeftTaskUsers finds the profile again to
+// retry. Wine has no DeleteProfile, so every deletion fails there, and
+// its NetUserAdd keeps the account in this process; on Windows deletion
+// succeeds (TestWindowsTaskUserLife).
+func TestWindowsTaskUserKeptWhileItsProfileStays(t *testing.T) {
+	if procDeleteProfileW.Find() == nil {
+		t.Skip("this Windows has DeleteProfile: the failure is not reproduced here")
+	}
+	name := taskUserPrefix + "0badc0ffee"
+	pw, err := randomWindowsPassword()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netUserAdd(&userInfo1{Name: windows.StringToUTF16Ptr(name), Password: windows.StringToUTF16Ptr(pw),
+		Priv: userPrivUser, Comment: windows.StringToUTF16Ptr(taskUserComment(t.Name())), Flags: ufScript | ufDontExpirePasswd}); err != nil {
+		t.Skipf("no account can be made here: %v", err)
+	}
+	sid, err := windows.StringToSid("S-1-5-21-1000-2000-3000-4242")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &TaskUser{Name: name, sys: taskUserSys{sid: sid}}
+	if err := u.Remove(); err == nil || !strings.Contains(err.Error(), "kept") {
+		t.Errorf("Remove with a profile that stays = %v; want an error saying the account is kept", err)
+	}
+	// Deleting it now (Wine's NetUserEnum lists nothing) says it was kept.
+	if err := netUserDel(name); err != nil {
+		t.Errorf("the account is gone after a removal that left its profile (NetUserDel: %v); want it kept for the retry", err)
+	}
+}
+
 // The password has every character class a complexity policy asks for
 // and is different each time.
 func TestWindowsTaskUserPassword(t *testing.T) {
