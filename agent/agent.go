@@ -92,6 +92,9 @@ type Config struct {
 	// ConsoleUser, in console mode, is the account expected at the
 	// console (the autologin account); empty: whoever is logged in.
 	ConsoleUser string
+	// TaskUserIDs is the range per-task accounts' uids come from on Linux
+	// and macOS (zero: platform.DefaultTaskUserIDs).
+	TaskUserIDs platform.TaskUserIDs
 	// RecoverUploadFor bounds the upload of the saved log of each run left
 	// by a previous agent, before that run is resolved (default 2 minutes).
 	RecoverUploadFor time.Duration

@@ -73,6 +73,10 @@ type FileConfig struct {
 	// ConsoleUser, with taskUser: console, is the account expected at the
 	// console (the autologin account); empty: whoever is logged in.
 	ConsoleUser string `yaml:"consoleUser"`
+	// TaskUserIDs is the range of uids per-task accounts get on Linux and
+	// macOS, FIRST-LAST (default platform.DefaultTaskUserIDs); only the
+	// machine's own file sets it, never a pool.
+	TaskUserIDs string `yaml:"taskUserIds"`
 }
 
 // FileChainOfTrust configures the signing of chain-of-trust documents.
@@ -302,6 +306,9 @@ func (c *FileConfig) validate(assigned bool) []string {
 	// console, which lacks what the service account has.
 	if _, err := platform.ParseTaskUserMode(c.TaskUser); err != nil {
 		add("taskUser: %v", err)
+	}
+	if _, err := platform.ParseTaskUserIDs(c.TaskUserIDs); err != nil {
+		add("taskUserIds: %v", err)
 	}
 	for key, d := range map[string]Duration{"idlePollWait": c.IdlePollWait, "errorPollWait": c.ErrorPollWait, "reclaimMargin": c.ReclaimMargin, "cancelPollInterval": c.CancelPollInterval, "killGrace": c.KillGrace} {
 		switch {

@@ -99,3 +99,17 @@ func TestParseConfigTaskUser(t *testing.T) {
 		t.Errorf("taskUser: service gave %v, %v", c, err)
 	}
 }
+
+// taskUserIds names the range of the per-task accounts' uids; a range
+// that would meet system accounts or systemd's ids is a problem naming
+// the key.
+func TestParseConfigTaskUserIDs(t *testing.T) {
+	base := "rootURL: https://tc.example.com\ncredentials: {clientId: c, accessToken: a}\ntaskQueueId: lab/hw\nworkerGroup: g\nworkerId: w\nstateDir: /s\ntasksDir: /t\n"
+	if c, err := ParseConfig([]byte(base + "taskUserIds: 200000-299999\n")); err != nil || c.TaskUserIDs != "200000-299999" {
+		t.Errorf("taskUserIds: 200000-299999 gave %v, %v", c, err)
+	}
+	_, err := ParseConfig([]byte(base + "taskUserIds: 500-5000\n"))
+	if err == nil || !strings.Contains(err.Error(), "taskUserIds: 500-5000: task account ids must lie between 1000") {
+		t.Errorf("taskUserIds: 500-5000 gave %v", err)
+	}
+}

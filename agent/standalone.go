@@ -74,6 +74,9 @@ func RunStandaloneWith(ctx context.Context, c *FileConfig, version string, log *
 	}
 	cfg.TaskUser = mode
 	cfg.ConsoleUser = c.ConsoleUser
+	if cfg.TaskUserIDs, err = platform.ParseTaskUserIDs(c.TaskUserIDs); err != nil {
+		return fmt.Errorf("taskUserIds: %w", err)
+	}
 
 	if path := c.ChainOfTrust.Ed25519SigningKey; path != "" {
 		key, err := loadSigningKey(path, log)

@@ -45,7 +45,7 @@ func (a *Agent) startTaskUser(taskDir string, spec *Payload, tl *taskLog) (*runU
 	var err error
 	switch a.cfg.TaskUser {
 	case platform.TaskUserPerTask:
-		u, err = platform.NewTaskUser(a.cfg.TasksDir)
+		u, err = platform.NewTaskUser(a.cfg.TasksDir, a.cfg.TaskUserIDs)
 	case platform.TaskUserConsole:
 		u, err = platform.ConsoleTaskUser(a.cfg.ConsoleUser)
 	default:
@@ -140,6 +140,8 @@ func (a *Agent) removeLeftTaskUsers() {
 	if a.cfg.TaskUser != platform.TaskUserPerTask {
 		return
 	}
+	k := platform.TaskUserKill()
+	a.log.Info("task users' processes are killed by "+k.Method, "how", k.Detail, "taskUserIds", a.cfg.TaskUserIDs.OrDefault().String())
 	names, err := platform.RemoveLeftTaskUsers(a.cfg.TasksDir)
 	if len(names) > 0 {
 		a.log.Warn("removed task users left by an earlier run of the agent", "users", names)

@@ -170,11 +170,11 @@ func processesWithArg(t *testing.T, arg string) []string {
 // processes; another agent's task user is left alone.
 func TestPerTaskAgentRemovesLeftTaskUsersAtStart(t *testing.T) {
 	a, _, _ := perTaskAgent(t)
-	left, err := platform.NewTaskUser(a.cfg.TasksDir)
+	left, err := platform.NewTaskUser(a.cfg.TasksDir, platform.TaskUserIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := platform.NewTaskUser(a.cfg.TasksDir + "-another-runner")
+	other, err := platform.NewTaskUser(a.cfg.TasksDir+"-another-runner", platform.TaskUserIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}

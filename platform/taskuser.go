@@ -7,8 +7,12 @@ package platform
 //	service   commands run as the runner's own account (no isolation)
 //	per-task  a fresh local account per task:
 //	            NewTaskUser ──▶ Own(task dir) ──▶ [AddToGroups] ──▶ RunAs(each command)
-//	              ──▶ KillProcesses (everything the account still runs)
-//	              ──▶ [RemoveFromGroups] ──▶ Remove (account and home/profile)
+//	              ──▶ KillProcesses (everything the account still runs: its
+//	                  cgroup on Linux, then by uid or token)
+//	              ──▶ [RemoveFromGroups] ──▶ Remove (account, home/profile and
+//	                  what it left in /tmp and kin, IPC objects)
+//	            An account's uid is not given again while the range
+//	            (TaskUserIDs) has others (taskuser_ids.go).
 //	console   commands run as the user logged in at the console, in its
 //	          graphical session: ConsoleTaskUser ──▶ Own ──▶ RunAs; the
 //	          account and its desktop are left alone afterwards
@@ -84,6 +88,12 @@ type TaskUser struct {
 	// nor removed for the task, and only the task's own processes die.
 	Console bool
 
+	// keep are the runner's directories (its tasks directory, those given
+	// to Own) whose files the account's removal leaves, should they lie
+	// where it removes the account's files (run-task's tasks directory is
+	// in /tmp).
+	keep []string
+
 	sys taskUserSys
 }
 
@@ -100,18 +110,45 @@ func taskUserComment(owner string) string {
 
 // NewTaskUser creates a fresh account with a random password (never
 // logged), its own home and no group but its own. owner is the runner's
-// tasks directory, marked on the account for RemoveLeftTaskUsers.
-func NewTaskUser(owner string) (*TaskUser, error) {
+// tasks directory, marked on the account for RemoveLeftTaskUsers; ids is
+// the range its uid comes from on Linux and macOS (zero: the default),
+// an id not given to an earlier account while the range has others.
+func NewTaskUser(owner string, ids TaskUserIDs) (*TaskUser, error) {
 	b := make([]byte, 5)
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("create task user: random name: %w", err)
 	}
-	u := &TaskUser{Name: taskUserPrefix + hex.EncodeToString(b)}
-	if err := u.create(taskUserComment(owner)); err != nil {
+	u := &TaskUser{Name: taskUserPrefix + hex.EncodeToString(b), keep: []string{owner}}
+	if err := u.create(taskUserComment(owner), ids); err != nil {
 		return nil, fmt.Errorf("create task user %s: %w", u.Name, err)
 	}
 	return u, nil
 }
+
+// TaskKill says how this machine finds and kills the processes of
+// per-task accounts (the runner's status shows it).
+type TaskKill struct {
+	// Method is TaskKillCgroup, TaskKillUID or TaskKillToken.
+	Method string
+	// Detail says where the cgroups are, or why there are none.
+	Detail string
+}
+
+// The ways processes of per-task accounts are killed.
+const (
+	// TaskKillCgroup: each task's commands run in a cgroup of their own,
+	// killed with cgroup.kill whatever uid they took (Linux).
+	TaskKillCgroup = "cgroup"
+	// TaskKillUID: processes are found by uid (Linux without task
+	// cgroups; macOS).
+	TaskKillUID = "uid"
+	// TaskKillToken: processes are found by their token's user (Windows).
+	TaskKillToken = "token"
+)
+
+// TaskUserKill is how this machine kills the processes of per-task
+// accounts (the first call on Linux tries cgroups).
+func TaskUserKill() TaskKill { return taskUserKill() }
 
 // ConsoleTaskUser is the user logged in at the console, inside whose
 // graphical session commands run; name, when set, is the account
@@ -141,6 +178,7 @@ func RemoveLeftTaskUsers(owner string) ([]string, error) {
 	for _, name := range names {
 		u, err := existingTaskUser(name)
 		if err == nil {
+			u.keep = []string{owner}
 			_, err = u.KillProcesses()
 		}
 		if err == nil {
@@ -157,6 +195,7 @@ func RemoveLeftTaskUsers(owner string) ([]string, error) {
 // dir through its parents (search permission only: it can list or read
 // nothing on the way).
 func (u *TaskUser) Own(dir string) error {
+	u.keep = append(u.keep, dir)
 	if err := u.own(dir); err != nil {
 		return fmt.Errorf("give %s to task user %s: %w", dir, u.Name, err)
 	}

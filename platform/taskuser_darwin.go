@@ -1,33 +1,27 @@
 package platform
 
 // macOS task users: Directory Services records made with dscl (the
-// commands are built in taskuser_dscl.go), processes found through the
-// kern.proc sysctl, the console's user being the owner of /dev/console.
+// commands are built in taskuser_dscl.go) with a uid of their own
+// (taskuser_idalloc_unix.go), processes found through the kern.proc
+// sysctl, the console's user being the owner of /dev/console.
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// darwinUserMu serialises account creation: the uid is picked from the
-// accounts that exist, so two at once could pick the same.
-var darwinUserMu sync.Mutex
+// sharedTaskDirs are where every account may leave files (the per-user
+// folders under /private/var/folders are cleaned by find in remove).
+var sharedTaskDirs = []string{"/private/tmp", "/private/var/tmp"}
 
-func (u *TaskUser) create(comment string) error {
-	darwinUserMu.Lock()
-	defer darwinUserMu.Unlock()
-	list, err := runDarwinTool(dsclListUIDs)
-	if err != nil {
-		return err
-	}
-	uid := nextDarwinTaskUID(list)
+func (u *TaskUser) create(comment string, ids TaskUserIDs) error {
 	u.Home = "/Users/" + u.Name
 	ok := false
 	defer func() {
@@ -36,20 +30,50 @@ func (u *TaskUser) create(comment string) error {
 			_ = os.RemoveAll(u.Home)
 		}
 	}()
-	for _, argv := range dsclCreateUser(u.Name, uid, comment, u.Home) {
-		if _, err := runDarwinTool(argv); err != nil {
-			return err
+	uid, err := allocateTaskID(ids.OrDefault(), func(uid uint32) error {
+		for _, argv := range dsclCreateUser(u.Name, int(uid), comment, u.Home) {
+			if _, err := runDarwinTool(argv); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	u.sys = taskUserSys{uid: uint32(uid), gid: darwinStaffGID}
+	u.sys = taskUserSys{uid: uid, gid: darwinStaffGID}
 	if err := os.Mkdir(u.Home, 0o700); err != nil {
 		return fmt.Errorf("create home: %w", err)
 	}
-	if err := os.Chown(u.Home, uid, darwinStaffGID); err != nil {
+	if err := os.Chown(u.Home, int(uid), darwinStaffGID); err != nil {
 		return fmt.Errorf("give home to the account: %w", err)
 	}
 	ok = true
 	return nil
+}
+
+// osIDChecks: the local accounts (dscl), the processes and the files in
+// the shared directories; the gid is staff's for every account.
+var osIDChecks = idChecks{
+	traces: func(r TaskUserIDs) (map[uint32]bool, error) {
+		list, err := runDarwinTool(dsclListUIDs)
+		if err != nil {
+			return nil, err
+		}
+		ids := darwinUIDsIn(list, r)
+		procs, err := unix.SysctlKinfoProcSlice("kern.proc.all")
+		if err != nil {
+			return nil, fmt.Errorf("list processes: %w", err)
+		}
+		for _, p := range procs {
+			addIDsIn(ids, r, p.Eproc.Ucred.Uid, p.Eproc.Pcred.P_ruid, p.Eproc.Pcred.P_svuid)
+		}
+		// As on Linux, what the walk could not reach lies below what it saw.
+		files, _ := idsInSharedDirs(sharedTaskDirs, r)
+		mergeIDs(ids, files, nil, nil)
+		return ids, nil
+	},
+	free: func(uint32) (bool, error) { return true, nil },
 }
 
 // runDarwinTool runs argv; its output is in the error.
@@ -84,19 +108,61 @@ func (u *TaskUser) removeFromGroup(g string) error {
 }
 
 func (u *TaskUser) remove() error {
-	// Files in the per-user temporary folders go first: find matches
-	// them by uid, which stays valid after the record is gone, but a
-	// later account could get the same uid.
+	// Files go first, while the uid still names the account: the
+	// per-user temporary folders (find), then /tmp and /var/tmp.
 	if _, err := runDarwinTool(darwinUserTempCleanup(u.sys.uid)); err != nil {
 		return err
 	}
+	traces := u.removeTraces()
+	if errors.Is(traces, errTaskProcessesLeft) {
+		return traces
+	}
 	if _, err := runDarwinTool(dsclDeleteUser(u.Name)); err != nil {
-		return err
+		return errors.Join(traces, err)
 	}
 	if err := os.RemoveAll(u.Home); err != nil {
-		return fmt.Errorf("remove home %s: %w", u.Home, err)
+		return errors.Join(traces, fmt.Errorf("remove home %s: %w", u.Home, err))
 	}
-	return nil
+	return traces
+}
+
+// System V IPC objects are not removed on macOS: it has ipcs and ipcrm,
+// but their use by tasks is rare and untested here (docs/operations.md).
+func removeIPCTraces(uint32) error { return nil }
+
+// taskCgroup: macOS has no cgroups; processes are found by uid.
+type taskCgroup struct{}
+
+func (*taskCgroup) procs() ([]int, error) { return nil, nil }
+
+func (*taskCgroup) kill() (int, error) { return 0, nil }
+
+func existingTaskCgroup(string) *taskCgroup { return nil }
+
+func intoCgroup(*syscall.SysProcAttr, *taskCgroup) {}
+
+func taskUserKill() TaskKill {
+	return TaskKill{Method: TaskKillUID, Detail: "processes found by uid (kern.proc) and killed by pid, their uid read again just before (macOS has no pidfd)"}
+}
+
+// killProcessOf sends SIGKILL to pid if it is still a process of uid.
+func killProcessOf(pid int, uid uint32) (bool, error) {
+	p, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
+	if err != nil || p.Proc.P_pid != int32(pid) {
+		return false, nil // gone
+	}
+	c := p.Eproc
+	if c.Ucred.Uid != uid && c.Pcred.P_ruid != uid && c.Pcred.P_svuid != uid {
+		return false, nil
+	}
+	err = syscall.Kill(pid, syscall.SIGKILL)
+	if errors.Is(err, syscall.ESRCH) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("kill %d: %w", pid, err)
+	}
+	return true, nil
 }
 
 // consoleUser is the named account, or the owner of /dev/console (root

@@ -16,10 +16,6 @@ import (
 	"strings"
 )
 
-// darwinTaskUIDBase is the lowest uid given to a task user: above the
-// ids macOS gives people (501 up) with room to spare.
-const darwinTaskUIDBase = 5000
-
 // darwinStaffGID is the staff group, every local user's primary group.
 const darwinStaffGID = 20
 
@@ -61,25 +57,21 @@ var (
 	dsclListRealNames = []string{"/usr/bin/dscl", ".", "-list", "/Users", "RealName"}
 )
 
-// nextDarwinTaskUID is the lowest uid from darwinTaskUIDBase that no
-// account in dsclListUIDs' output has.
-func nextDarwinTaskUID(listOutput string) int {
-	used := map[int]bool{}
+// darwinUIDsIn are the uids within r of the accounts in dsclListUIDs'
+// output.
+func darwinUIDsIn(listOutput string, r TaskUserIDs) map[uint32]bool {
+	ids := map[uint32]bool{}
 	sc := bufio.NewScanner(strings.NewReader(listOutput))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) < 2 {
 			continue
 		}
-		if id, err := strconv.Atoi(f[len(f)-1]); err == nil {
-			used[id] = true
+		if id, err := strconv.ParseUint(f[len(f)-1], 10, 32); err == nil && uint32(id) >= r.First && uint32(id) <= r.Last {
+			ids[uint32(id)] = true
 		}
 	}
-	uid := darwinTaskUIDBase
-	for used[uid] {
-		uid++
-	}
-	return uid
+	return ids
 }
 
 // darwinTaskUsersIn picks, from dsclListRealNames' output, the task

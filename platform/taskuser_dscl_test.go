@@ -9,11 +9,11 @@ import (
 // The commands that make a macOS task user: a record with a uid of its
 // own, in staff, hidden, without a password, with its home.
 func TestDsclCreateUser(t *testing.T) {
-	got := dsclCreateUser("task_0123456789", 5003, "labrunner task user abc", "/Users/task_0123456789")
+	got := dsclCreateUser("task_0123456789", 70003, "labrunner task user abc", "/Users/task_0123456789")
 	p := "/Users/task_0123456789"
 	want := [][]string{
 		{"/usr/bin/dscl", ".", "-create", p},
-		{"/usr/bin/dscl", ".", "-create", p, "UniqueID", "5003"},
+		{"/usr/bin/dscl", ".", "-create", p, "UniqueID", "70003"},
 		{"/usr/bin/dscl", ".", "-create", p, "PrimaryGroupID", "20"},
 		{"/usr/bin/dscl", ".", "-create", p, "UserShell", "/bin/zsh"},
 		{"/usr/bin/dscl", ".", "-create", p, "RealName", "labrunner task user abc"},
@@ -39,18 +39,19 @@ func TestDsclCreateUser(t *testing.T) {
 	}
 }
 
-// A task user's uid is the lowest free one from 5000: taken ids, even
-// far above, are skipped; people's ids (501...) are below.
-func TestNextDarwinTaskUID(t *testing.T) {
-	list := "_www                   70\nroot                   0\nalice                  501\ntask_aaaaaaaaaa        5000\ntask_bbbbbbbbbb        5001\ntask_cccccccccc        5003\nnobody                 -2\n"
-	if got := nextDarwinTaskUID(list); got != 5002 {
-		t.Errorf("nextDarwinTaskUID = %d, want 5002", got)
+// The uids of dscl's listing that lie in the task accounts' range count
+// as taken; others (people's 501..., nobody's -2) are left out.
+func TestDarwinUIDsIn(t *testing.T) {
+	list := "_www                   70\nroot                   0\nalice                  501\ntask_aaaaaaaaaa        70000\ntask_bbbbbbbbbb        70001\ntask_cccccccccc        70003\nbob                    100000\nnobody                 -2\n"
+	got := darwinUIDsIn(list, DefaultTaskUserIDs)
+	if want := map[uint32]bool{70000: true, 70001: true, 70003: true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("darwinUIDsIn = %v, want %v", got, want)
 	}
 	if !reflect.DeepEqual(dsclListUIDs, []string{"/usr/bin/dscl", ".", "-list", "/Users", "UniqueID"}) || !reflect.DeepEqual(dsclListRealNames, []string{"/usr/bin/dscl", ".", "-list", "/Users", "RealName"}) {
 		t.Errorf("the listings run: %q, %q", dsclListUIDs, dsclListRealNames)
 	}
-	if got := nextDarwinTaskUID(""); got != 5000 {
-		t.Errorf("nextDarwinTaskUID(no accounts) = %d, want 5000", got)
+	if got := darwinUIDsIn("", DefaultTaskUserIDs); len(got) != 0 {
+		t.Errorf("darwinUIDsIn(no accounts) = %v", got)
 	}
 }
 

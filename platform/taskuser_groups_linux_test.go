@@ -45,7 +45,7 @@ func TestTaskUserGroups(t *testing.T) {
 		t.Fatalf("groupadd: %v: %s", err, out)
 	}
 	defer exec.Command("groupdel", group).Run()
-	u, err := NewTaskUser(t.Name())
+	u, err := NewTaskUser(t.Name(), TaskUserIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestRemoveLeftTaskUsers(t *testing.T) {
 	mine, other := t.Name()+"/mine", t.Name()+"/other"
 	var users []*TaskUser
 	for _, owner := range []string{mine, mine, other} {
-		u, err := NewTaskUser(owner)
+		u, err := NewTaskUser(owner, TaskUserIDs{})
 		if err != nil {
 			t.Fatal(err)
 		}

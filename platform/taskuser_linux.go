@@ -1,8 +1,9 @@
 package platform
 
-// Linux task users through the shadow tools (useradd, chpasswd, gpasswd,
-// userdel, in the passwd package of Debian and its kin); their processes
-// are found in /proc.
+// Linux task users through the shadow tools (groupadd, useradd, chpasswd,
+// gpasswd, userdel, groupdel, in the passwd package of Debian and its
+// kin), with an id of their own (taskuser_idalloc_unix.go) and a cgroup
+// of their own where the machine allows (taskuser_cgroup_linux.go).
 
 import (
 	"bufio"
@@ -13,20 +14,40 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
 
-func (u *TaskUser) create(comment string) error {
-	if err := shadowTool(nil, "useradd", "--create-home", "--user-group", "--shell", "/bin/sh",
-		"--comment", comment, u.Name); err != nil {
+// sharedTaskDirs are where every account may leave files: a task
+// account's are removed with it (with its mail, crontab and at jobs).
+var sharedTaskDirs = []string{"/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue", "/run/lock", "/var/crash", "/var/mail", "/var/spool/mail", "/var/spool/cron", "/var/spool/at"}
+
+func (u *TaskUser) create(comment string, ids TaskUserIDs) error {
+	// The account's group has the account's id as gid: a gid given again
+	// would hand over group-owned files as a uid would.
+	id, err := allocateTaskID(ids.OrDefault(), func(id uint32) error {
+		n := strconv.FormatUint(uint64(id), 10)
+		if err := shadowTool(nil, "groupadd", "--gid", n, u.Name); err != nil {
+			return err
+		}
+		if err := shadowTool(nil, "useradd", "--create-home", "--uid", n, "--gid", n, "--shell", "/bin/sh",
+			"--comment", comment, u.Name); err != nil {
+			_ = shadowTool(nil, "groupdel", u.Name)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	ok := false
 	defer func() {
 		if !ok {
+			if u.sys.cgroup != nil {
+				_ = u.sys.cgroup.remove()
+			}
 			_ = shadowTool(nil, "userdel", "--remove", u.Name)
+			_ = shadowTool(nil, "groupdel", u.Name)
 		}
 	}()
 	pw, err := randomPassword()
@@ -40,10 +61,16 @@ func (u *TaskUser) create(comment string) error {
 	if err != nil {
 		return err
 	}
+	if acct.sys.uid != id || acct.sys.gid != id {
+		return fmt.Errorf("the account has uid %d and gid %d, not the %d it was made with", acct.sys.uid, acct.sys.gid, id)
+	}
 	u.Home, u.sys = acct.Home, acct.sys
 	// The home is the account's alone, whatever HOME_MODE says.
 	if err := os.Chmod(u.Home, 0o700); err != nil {
 		return fmt.Errorf("restrict the new home: %w", err)
+	}
+	if u.sys.cgroup, err = newTaskCgroup(u.Name); err != nil {
+		return err
 	}
 	ok = true
 	return nil
@@ -104,54 +131,38 @@ func (u *TaskUser) removeFromGroup(g string) error {
 	return shadowTool(nil, "gpasswd", "--delete", u.Name, g)
 }
 
-// processesOf lists the processes with uid as real, effective or saved
-// uid; zombies (already dead, waiting for their parent) are left out.
-func processesOf(uid uint32) ([]int, error) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
-	}
-	want := strconv.FormatUint(uint64(uid), 10)
-	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		var uids []string
-		zombie := false
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "Uid:"); ok {
-				uids = strings.Fields(v)
-			}
-			if v, ok := strings.CutPrefix(line, "State:"); ok && strings.HasPrefix(strings.TrimSpace(v), "Z") {
-				zombie = true
-			}
-		}
-		if zombie || len(uids) < 3 {
-			continue
-		}
-		if uids[0] == want || uids[1] == want || uids[2] == want {
-			pids = append(pids, pid)
-		}
-	}
-	return pids, nil
-}
-
 func (u *TaskUser) remove() error {
+	if c := u.sys.cgroup; c != nil {
+		// Fails while a process is in it: the account is kept.
+		if err := c.remove(); err != nil {
+			return err
+		}
+		u.sys.cgroup = nil
+	}
+	traces := u.removeTraces()
+	if errors.Is(traces, errTaskProcessesLeft) {
+		return traces
+	}
 	// userdel exits 12 when it removed the account but not all of the
-	// home (e.g. no mail spool): the home is then removed here.
+	// home (e.g. no mail spool): the home is then removed here. It
+	// removes the account's group too where USERGROUPS_ENAB is set
+	// (groupdel exits 6 for a group that is gone).
 	err := shadowTool(nil, "userdel", "--remove", u.Name)
 	var exit *exec.ExitError
 	if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 12) {
-		return err
+		return errors.Join(traces, err)
+	}
+	if err := shadowTool(nil, "groupdel", u.Name); err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 6) {
+		traces = errors.Join(traces, err)
 	}
 	if err := os.RemoveAll(u.Home); err != nil {
-		return fmt.Errorf("remove home %s: %w", u.Home, err)
+		return errors.Join(traces, fmt.Errorf("remove home %s: %w", u.Home, err))
 	}
-	return nil
+	return traces
+}
+
+// removeIPCTraces removes the account's System V IPC objects.
+func removeIPCTraces(uid uint32) error {
+	_, err := removeIPCOf(uid)
+	return err
 }

@@ -15,7 +15,7 @@ func BenchmarkTaskUserLife(b *testing.B) {
 	}
 	dir := testTempDir(b)
 	for b.Loop() {
-		u, err := NewTaskUser(dir)
+		u, err := NewTaskUser(dir, TaskUserIDs{})
 		if err != nil {
 			b.Fatal(err)
 		}

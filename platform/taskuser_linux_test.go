@@ -10,19 +10,12 @@ import (
 	"testing"
 )
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("task users are made with useradd and need root; run the tests as root (CI does)")
-	}
-}
-
 // A task user exists with its own home, runs commands as itself in the
 // directory given to it, loses every process (even one in a session of
 // its own) and is gone with its home afterwards.
 func TestTaskUserLife(t *testing.T) {
 	needRoot(t)
-	u, err := NewTaskUser(t.Name())
+	u, err := NewTaskUser(t.Name(), TaskUserIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +95,7 @@ func TestTaskUserLife(t *testing.T) {
 // opened behind its owner's back: Own says which and how to fix it.
 func TestTaskUserOwnRefusesAnotherAccountsDirectory(t *testing.T) {
 	needRoot(t)
-	u, err := NewTaskUser(t.Name())
+	u, err := NewTaskUser(t.Name(), TaskUserIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,7 +21,7 @@ func ownerOf(t *testing.T, p string) uint32 {
 // there shares (a task can plant either in a cache for the next task).
 func TestTaskUserOwnTakesNoLinkOutside(t *testing.T) {
 	needRoot(t)
-	u, err := NewTaskUser(t.Name())
+	u, err := NewTaskUser(t.Name(), TaskUserIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}

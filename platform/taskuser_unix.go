@@ -5,7 +5,9 @@ package platform
 // What Linux and macOS task users share: commands start as the account
 // through syscall.Credential (setuid and setgid by the runner, which runs
 // as root: no password is ever used), the task directory is chowned to
-// it, and its processes are killed in rounds until none is left.
+// it, its processes are killed (its cgroup, then by uid in rounds until
+// none is left), and what it left where every account may write goes
+// with it.
 
 import (
 	"errors"
@@ -15,6 +17,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -30,6 +33,9 @@ type taskUserSys struct {
 	// wrap, when set, turns a command's argv into the one to start (macOS
 	// console: launchctl asuser); the command then starts as root.
 	wrap func(argv []string) []string
+	// cgroup holds a per-task account's processes (Linux, where the
+	// machine allows: TaskUserKill); nil elsewhere.
+	cgroup *taskCgroup
 }
 
 func canManageTaskUsers() error {
@@ -53,7 +59,14 @@ func lookupTaskUser(name string) (*TaskUser, error) {
 	return &TaskUser{Name: name, Home: acct.HomeDir, sys: taskUserSys{uid: uint32(uid), gid: uint32(gid)}}, nil
 }
 
-func existingTaskUser(name string) (*TaskUser, error) { return lookupTaskUser(name) }
+func existingTaskUser(name string) (*TaskUser, error) {
+	u, err := lookupTaskUser(name)
+	if err != nil {
+		return nil, err
+	}
+	u.sys.cgroup = existingTaskCgroup(name)
+	return u, nil
+}
 
 // own chowns dir and everything in it through a handle on dir (os.Root),
 // each entry itself (Lchown): the task directory holds caches a task
@@ -159,6 +172,7 @@ func (u *TaskUser) runAs(cmd *exec.Cmd) error {
 	// Only the account's groups: the runner's (root's) are dropped.
 	groups := append([]uint32{}, u.sys.groups...)
 	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: u.sys.uid, Gid: u.sys.gid, Groups: groups}
+	intoCgroup(cmd.SysProcAttr, u.sys.cgroup)
 	return nil
 }
 
@@ -185,15 +199,45 @@ func (u *TaskUser) elevate() error {
 
 func (u *TaskUser) release() {}
 
-func (u *TaskUser) processes() ([]int, error) { return processesOf(u.sys.uid) }
+// processes are the account's: those with its uid, and those in its
+// cgroup whatever their uid.
+func (u *TaskUser) processes() ([]int, error) {
+	pids, err := processesOf(u.sys.uid)
+	if err != nil || u.sys.cgroup == nil {
+		return pids, err
+	}
+	in, err := u.sys.cgroup.procs()
+	for _, pid := range in {
+		if !slices.Contains(pids, pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, err
+}
 
-// killProcesses kills, in rounds, every process whose real, effective or
-// saved uid is the account's, until a round finds none: a process forking
-// during one round is found in the next.
+// killProcesses kills the account's cgroup, if it has one (every process
+// in it, whatever uid it took), then in rounds every process whose uid is
+// the account's (one started outside the cgroup: by cron, at or another
+// task's setuid program), until a round finds none: a process forking
+// during one round is found in the next. It returns how many it killed.
 func (u *TaskUser) killProcesses() (int, error) {
 	killed := 0
+	if c := u.sys.cgroup; c != nil {
+		n, err := c.kill()
+		killed += n
+		if err != nil {
+			return killed, err
+		}
+	}
+	n, err := killAccountProcesses(u.sys.uid)
+	return killed + n, err
+}
+
+// killAccountProcesses kills, in rounds, the processes with uid.
+func killAccountProcesses(uid uint32) (int, error) {
+	killed := 0
 	for round := 0; round < 50; round++ {
-		pids, err := processesOf(u.sys.uid)
+		pids, err := processesOf(uid)
 		if err != nil {
 			return killed, err
 		}
@@ -201,17 +245,47 @@ func (u *TaskUser) killProcesses() (int, error) {
 			return killed, nil
 		}
 		for _, pid := range pids {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			ok, err := killProcessOf(pid, uid)
+			if err != nil {
+				return killed, err
+			}
+			if ok {
 				killed++
-			} else if !errors.Is(err, syscall.ESRCH) {
-				return killed, fmt.Errorf("kill %d: %w", pid, err)
 			}
 		}
 		time.Sleep(time.Duration(round+1) * 10 * time.Millisecond)
 	}
-	pids, _ := processesOf(u.sys.uid)
+	pids, _ := processesOf(uid)
 	if len(pids) == 0 {
 		return killed, nil
 	}
 	return killed, fmt.Errorf("processes %v still run after 50 rounds of kills", pids)
+}
+
+// errTaskProcessesLeft is wrapped by removeTraces when processes of the
+// account keep appearing: the account is then kept, not freed.
+var errTaskProcessesLeft = errors.New("processes of the account keep appearing")
+
+// removeTraces removes what the account left where every account may
+// write (sharedTaskDirs) and its System V IPC objects. A process of the
+// account that appears meanwhile (another task ran a setuid program it
+// left, before the program was removed) is killed and the pass made
+// again. Errors removing files are returned, for the log: the account
+// may still go, as its id is not given again while they remain.
+func (u *TaskUser) removeTraces() error {
+	for range 3 {
+		_, files := removeFilesOf(sharedTaskDirs, u.sys.uid, u.keep)
+		ipc := removeIPCTraces(u.sys.uid)
+		pids, err := processesOf(u.sys.uid)
+		if err != nil {
+			return errors.Join(files, ipc, err)
+		}
+		if len(pids) == 0 {
+			return errors.Join(files, ipc)
+		}
+		if _, err := killAccountProcesses(u.sys.uid); err != nil {
+			return fmt.Errorf("%w: %w", errTaskProcessesLeft, err)
+		}
+	}
+	return fmt.Errorf("%w after its files were removed three times", errTaskProcessesLeft)
 }

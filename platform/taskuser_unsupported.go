@@ -16,7 +16,9 @@ type taskUserSys struct{}
 
 func canManageTaskUsers() error { return unsupportedHere("creating task users") }
 
-func (u *TaskUser) create(string) error { return canManageTaskUsers() }
+func (u *TaskUser) create(string, TaskUserIDs) error { return canManageTaskUsers() }
+
+func taskUserKill() TaskKill { return TaskKill{} }
 
 func consoleUser(string) (*TaskUser, error) { return nil, canManageTaskUsers() }
 

@@ -110,7 +110,9 @@ func randomWindowsPassword() (string, error) {
 	return b.String(), nil
 }
 
-func (u *TaskUser) create(comment string) error {
+// create makes the account; ids are for Unix uids (SIDs are never given
+// again).
+func (u *TaskUser) create(comment string, _ TaskUserIDs) error {
 	pw, err := randomWindowsPassword()
 	if err != nil {
 		return err
@@ -419,6 +421,10 @@ func (u *TaskUser) remove() error {
 		return err
 	}
 	return nil
+}
+
+func taskUserKill() TaskKill {
+	return TaskKill{Method: TaskKillToken, Detail: "processes found by their token's user and terminated"}
 }
 
 // consoleUser is the user of the session attached to the physical console

@@ -52,7 +52,7 @@ func TestWindowsTaskUserLife(t *testing.T) {
 	if err := CheckTaskUserMode(TaskUserPerTask); err != nil {
 		t.Skipf("this account cannot make task users (run the tests as LocalSystem): %v", err)
 	}
-	u, err := NewTaskUser(t.Name())
+	u, err := NewTaskUser(t.Name(), TaskUserIDs{})
 	if err != nil {
 		t.Fatal(err)
 	}

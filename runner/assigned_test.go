@@ -27,6 +27,17 @@ func TestPoolWorkerConfigCannotNameTheSigningKey(t *testing.T) {
 	}
 }
 
+// The task accounts' ids are the machine's: a pool cannot move them
+// onto its directory service's or containers' ids.
+func TestPoolWorkerConfigCannotSetTaskUserIDs(t *testing.T) {
+	base := &agent.FileConfig{StateDir: "/s", TasksDir: "/t", Capacity: 1, TaskUserIDs: "200000-299999"}
+	r := &Runner{baseCfg: base, log: slog.New(slog.DiscardHandler)}
+	got := r.assignedConfig(client.Assignment{PoolID: "p", TaskQueueID: "lab/hw", WorkerConfig: json.RawMessage(`{"capacity": 2, "taskUserIds": "1000-2000"}`)})
+	if got.Capacity != 2 || got.TaskUserIDs != "200000-299999" {
+		t.Errorf("capacity %d, taskUserIds %q; want the pool's capacity and the file's ids", got.Capacity, got.TaskUserIDs)
+	}
+}
+
 func TestChainOfTrustEnvironmentFromRegistration(t *testing.T) {
 	r := &Runner{link: &ProvisionerLink{cfg: LinkConfig{Facts: client.Facts{InstanceID: "i-0abc", InstanceType: "m5.xlarge", Region: "us-west-2"}}}}
 	env := cot.Environment{PrivateIPAddress: "10.0.0.5"}

@@ -127,8 +127,11 @@ func (r *Runner) assignedConfig(a client.Assignment) *agent.FileConfig {
 		} else {
 			c.TaskUser = string(mode)
 		}
-		// The signing key is the machine's secret: only its own file names it.
+		// The signing key is the machine's secret: only its own file names
+		// it. The task accounts' ids are the machine's too (they must miss
+		// its directory services' and containers' ids).
 		c.ChainOfTrust = r.baseCfg.ChainOfTrust
+		c.TaskUserIDs = r.baseCfg.TaskUserIDs
 	}
 	if a.RootURL != "" {
 		c.RootURL = a.RootURL

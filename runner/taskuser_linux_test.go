@@ -115,7 +115,7 @@ func TestBetweenTaskCheckRemovesTaskUsersLeftBehind(t *testing.T) {
 	// while no check runs, so that the check finds both.
 	e.waitStatus(rn, "the task users check", checkSays("none left"))
 	rn.r.checkMu.Lock()
-	u, err := platform.NewTaskUser(e.ac.TasksDir)
+	u, err := platform.NewTaskUser(e.ac.TasksDir, platform.TaskUserIDs{})
 	if err != nil {
 		rn.r.checkMu.Unlock()
 		t.Fatal(err)
