@@ -101,7 +101,7 @@ func (r *Runner) onAssignment(a client.Assignment) {
 	sameSource := source == r.assignedSource && slices.Equal(builders, r.assignedBuilders)
 	r.assignedSource, r.assignedBuilders = source, builders
 	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = ac.WorkerGroup, ac.WorkerID, ac.TaskQueueID
-	r.st.TaskUser = ac.TaskUser
+	r.st.TaskUser, r.st.TaskUserKill = ac.TaskUser, taskUserKill(ac.TaskUser)
 	if r.loopCfg != nil && (!sameAgentSetup(r.loopCfg, ac) || !sameSource) {
 		r.log.Info("new assignment: the agent restarts with it once idle", "pool", a.PoolID, "source", source, "taskQueueId", ac.TaskQueueID, "builders", builders)
 		r.restartPending = true

@@ -297,7 +297,7 @@ func (r *Runner) boot() {
 	r.st.Version = StateVersion
 	ac := r.agentCfg.Load()
 	r.st.WorkerGroup, r.st.WorkerID, r.st.TaskQueueID = ac.WorkerGroup, ac.WorkerID, ac.TaskQueueID
-	r.st.TaskUser = ac.TaskUser
+	r.st.TaskUser, r.st.TaskUserKill = ac.TaskUser, taskUserKill(ac.TaskUser)
 	r.st.RunnerStarted = now
 	r.startedAt = now
 	if ri := r.st.RebootIssued; ri != nil {

@@ -53,6 +53,9 @@ type State struct {
 	TaskQueueID string `json:"taskQueueId"`
 	// TaskUser is the account tasks run as (agent's taskUser).
 	TaskUser string `json:"taskUser,omitempty"`
+	// TaskUserKill is how per-task accounts' processes are killed
+	// (platform.TaskUserKill's method; empty in other modes).
+	TaskUserKill string `json:"taskUserKill,omitempty"`
 	// Phase is starting, booting, idle, running, draining, drained,
 	// rebooting, quarantined or stopped.
 	Phase string `json:"state"`

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/labrunner/labrunner/platform"
 )
 
 // StatusSchemaVersion is the version of Status's JSON form.
@@ -27,8 +29,11 @@ type Status struct {
 	// (docs/operations.md, "Task users"); empty in a status read from a
 	// state file written before the field existed.
 	TaskUser string `json:"taskUser"`
-	State    string `json:"state"`
-	Draining bool   `json:"draining"`
+	// TaskUserKill, in per-task mode, is how the accounts' processes are
+	// killed: cgroup, uid or token (platform.TaskUserKill).
+	TaskUserKill string `json:"taskUserKill,omitempty"`
+	State        string `json:"state"`
+	Draining     bool   `json:"draining"`
 	// DrainReason says who asked for the drain and why (while draining).
 	DrainReason string `json:"drainReason,omitempty"`
 	// Polling is true while a claim (claimWork, or the bridge's claim) is
@@ -143,6 +148,7 @@ func BuildStatus(st State, cfg *Config, version string, running bool, now time.T
 		Service:       ServiceStatus{Running: running, StateFile: cfg.StateFile, ControlSocket: cfg.ControlSocket},
 		Machine:       MachineStatus{Hostname: host, WorkerGroup: st.WorkerGroup, WorkerID: st.WorkerID, TaskQueueID: st.TaskQueueID, UptimeSeconds: uptime.Seconds()},
 		TaskUser:      st.TaskUser,
+		TaskUserKill:  st.TaskUserKill,
 		State:         st.Phase,
 		Draining:      st.Draining,
 		DrainReason:   st.DrainReason,
@@ -266,7 +272,7 @@ func FormatStatus(w io.Writer, s *Status) error {
 	}
 	p("state\t%s", state)
 	if s.TaskUser != "" {
-		p("task user\t%s", describeTaskUser(s.TaskUser))
+		p("task user\t%s", describeTaskUser(s.TaskUser, s.TaskUserKill))
 	}
 	if len(s.CurrentTasks) == 0 {
 		p("current task\tnone")
@@ -391,12 +397,21 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// describeTaskUser is the task-user mode with what it means.
-func describeTaskUser(mode string) string {
+// describeTaskUser is the task-user mode with what it means, and how a
+// per-task account's processes are killed.
+func describeTaskUser(mode, kill string) string {
 	switch mode {
 	case "service":
 		return "service (tasks run as the runner's own account: no isolation)"
 	case "per-task":
+		switch kill {
+		case platform.TaskKillCgroup:
+			return "per-task (a fresh account for each task; its processes killed through its cgroup)"
+		case platform.TaskKillUID:
+			return "per-task (a fresh account for each task; its processes found by uid and killed)"
+		case platform.TaskKillToken:
+			return "per-task (a fresh account for each task; its processes found by token and killed)"
+		}
 		return "per-task (a fresh account for each task)"
 	case "console":
 		return "console (the console's logged-in user)"

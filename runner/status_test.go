@@ -69,3 +69,21 @@ func TestFormatCheckReportAligns(t *testing.T) {
 		t.Errorf("THRESHOLD column at %d, %d, %d:\n%s", h, a, b, out.String())
 	}
 }
+
+// In per-task mode the status says how the accounts' processes are
+// killed: through their cgroup, or found by uid (no cgroups) or token.
+func TestFormatStatusTaskUserKill(t *testing.T) {
+	for kill, want := range map[string]string{
+		"cgroup": "task user     per-task (a fresh account for each task; its processes killed through its cgroup)",
+		"uid":    "task user     per-task (a fresh account for each task; its processes found by uid and killed)",
+		"":       "task user     per-task (a fresh account for each task)",
+	} {
+		var out strings.Builder
+		if err := FormatStatus(&out, &Status{State: PhaseIdle, TaskUser: "per-task", TaskUserKill: kill}); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(strings.Join(strings.Fields(out.String()), " "), strings.Join(strings.Fields(want), " ")) {
+			t.Errorf("taskUserKill %q:\n%s\nwant a line %q", kill, out.String(), want)
+		}
+	}
+}

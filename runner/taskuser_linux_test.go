@@ -34,6 +34,9 @@ func TestPerTaskRunnerKeepsItsFilesFromTasks(t *testing.T) {
 	if s.TaskUser != "per-task" {
 		t.Errorf("status taskUser = %q, want per-task", s.TaskUser)
 	}
+	if k := platform.TaskUserKill(); s.TaskUserKill != k.Method || k.Method == "" {
+		t.Errorf("status taskUserKill = %q, want this machine's way, %+v", s.TaskUserKill, k)
+	}
 	for _, f := range []string{e.rc.StateFile, e.configPath} {
 		if got := e.waitResolved(e.createTask("cat " + f)); got != "failed" {
 			t.Errorf("a task reading %s ended %s, want failed (permission denied)", f, got)

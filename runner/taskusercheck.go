@@ -38,3 +38,12 @@ func (r *Runner) leftTaskUsers() (sample, bool) {
 	}
 	return s, true
 }
+
+// taskUserKill is how the processes of mode's accounts are killed: the
+// platform's way in per-task mode, nothing otherwise.
+func taskUserKill(mode string) string {
+	if platform.TaskUserMode(mode) != platform.TaskUserPerTask {
+		return ""
+	}
+	return platform.TaskUserKill().Method
+}
