@@ -9,7 +9,8 @@ package platform
 //	macOS    our own LaunchDaemon plist (RunAtLoad, KeepAlive, logs under
 //	         /Library/Logs/labrunner); start/stop with launchctl
 //	         bootstrap/bootout, not the deprecated load/unload
-//	Linux    a systemd unit with Restart=always (kardianos option)
+//	Linux    a systemd unit with Restart=always (kardianos option) and
+//	         Delegate=yes (a drop-in: the runner makes a cgroup per task)
 
 import (
 	"context"
@@ -34,6 +35,10 @@ func ServiceOptions(exe string, args []string) map[string]any { return serviceOp
 
 // AfterServiceInstall configures what kardianos/service cannot.
 func AfterServiceInstall(name string) error { return afterServiceInstall(name) }
+
+// AfterServiceUninstall removes what AfterServiceInstall added beside the
+// service's definition.
+func AfterServiceUninstall(name string) error { return afterServiceUninstall(name) }
 
 // ServiceControl starts, stops or restarts the service where kardianos's
 // way is wrong for this OS; handled is false when kardianos should do it.

@@ -26,6 +26,9 @@ func afterServiceInstall(string) error {
 	return nil
 }
 
+// afterServiceUninstall: the plist goes with kardianos's uninstall.
+func afterServiceUninstall(string) error { return nil }
+
 // serviceControl uses launchctl bootstrap/bootout/kickstart: kardianos's
 // load/unload fail with "Input/output error" on recent macOS when the job
 // is already bootstrapped.

@@ -79,6 +79,9 @@ func ConfigureWindowsService(name string) error {
 	return nil
 }
 
+// afterServiceUninstall: nothing lives beside the service's registration.
+func afterServiceUninstall(string) error { return nil }
+
 func serviceControl(string, string) (bool, error) { return false, nil }
 
 // runAsService calls svc.Run first: kardianos's session-based guess of

@@ -106,6 +106,9 @@ func ControlService(action, configPath string) (string, error) {
 		if err := s.Uninstall(); err != nil {
 			return "", fmt.Errorf("service uninstall: %w", err)
 		}
+		if err := platform.AfterServiceUninstall(name); err != nil {
+			return "", fmt.Errorf("service uninstall: uninstalled, but: %w", err)
+		}
 		return fmt.Sprintf("uninstalled %s (%s)", name, s.Platform()), nil
 	case "start", "stop", "restart":
 		handled, err := platform.ServiceControl(action, name)

@@ -30,8 +30,9 @@ Windows, root elsewhere). "install" registers the runner with the OS:
             (starts at boot without a login, RunAtLoad and KeepAlive);
             logs in /Library/Logs/labrunner/
             sudo runner service install --config "/Library/Application Support/labrunner/runner.yml"
-  Linux     systemd unit /etc/systemd/system/labrunner.service (Restart=always),
-            or a SysV init script where systemd is not PID 1
+  Linux     systemd unit /etc/systemd/system/labrunner.service (Restart=always,
+            and Delegate=yes in a drop-in: a cgroup per task), or a SysV
+            init script where systemd is not PID 1
             sudo runner service install --config /etc/labrunner/runner.yml
 
 "configure" applies the settings above to a service an installer
