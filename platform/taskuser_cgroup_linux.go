@@ -149,17 +149,24 @@ func ownCgroup() (string, error) {
 // (empty when it may): the root of the hierarchy it sees is its own, and
 // below that its service manager must have delegated the subtree, which
 // systemd marks with the trusted.delegate attribute (systemd 251) and
-// shows as the unit's Delegate property.
+// shows as the unit's Delegate property. The runner may sit in a subgroup
+// of the delegated cgroup (systemd's DelegateSubgroup=): its ancestors
+// count.
 func notDelegated(dir, own string) string {
 	if own == "/" {
 		return ""
 	}
-	buf := make([]byte, 8)
-	if n, err := unix.Getxattr(dir, "trusted.delegate", buf); err == nil && string(buf[:n]) == "1" {
-		return ""
+	unit := ""
+	for d, p := dir, own; p != "/" && p != "."; d, p = filepath.Dir(d), filepath.Dir(p) {
+		buf := make([]byte, 8)
+		if n, err := unix.Getxattr(d, "trusted.delegate", buf); err == nil && string(buf[:n]) == "1" {
+			return ""
+		}
+		if b := filepath.Base(p); unit == "" && (strings.HasSuffix(b, ".service") || strings.HasSuffix(b, ".scope")) {
+			unit = b
+		}
 	}
-	unit := filepath.Base(own)
-	if strings.HasSuffix(unit, ".service") || strings.HasSuffix(unit, ".scope") {
+	if unit != "" {
 		out, err := exec.Command("systemctl", "show", "--property=Delegate", "--value", unit).Output()
 		if err == nil && strings.TrimSpace(string(out)) == "yes" {
 			return ""

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // withTaskCgroups makes the test's task users see sup, as on a machine
@@ -95,7 +97,8 @@ func TestKillProcessOfChecksTheUID(t *testing.T) {
 }
 
 // mountinfo escapes spaces and kin in paths; a unit that does not
-// delegate is named with the fix.
+// delegate is named with the fix; a cgroup systemd marked delegated is
+// the runner's to divide, also from a subgroup of it.
 func TestCgroupDetectionHelpers(t *testing.T) {
 	if got := unescapeMountinfo(`/sys/fs/cgroup\040x\134y`); got != `/sys/fs/cgroup x\y` {
 		t.Errorf("unescapeMountinfo = %q", got)
@@ -106,5 +109,19 @@ func TestCgroupDetectionHelpers(t *testing.T) {
 	}
 	if why := notDelegated(testTempDir(t), "/"); why != "" {
 		t.Errorf("the root of the hierarchy it sees is the runner's to divide: %q", why)
+	}
+	if os.Geteuid() != 0 {
+		return
+	}
+	// systemd marks the delegated cgroup; the runner may be in a subgroup.
+	unit := filepath.Join(testTempDir(t), "labrunner.service")
+	if err := os.MkdirAll(filepath.Join(unit, "supervisor"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Setxattr(unit, "trusted.delegate", []byte("1"), 0); err != nil {
+		t.Skipf("no trusted attributes here: %v", err)
+	}
+	if why := notDelegated(filepath.Join(unit, "supervisor"), "/system.slice/labrunner.service/supervisor"); why != "" {
+		t.Errorf("a subgroup of a delegated cgroup: %q; want it the runner's to divide", why)
 	}
 }
