@@ -130,6 +130,9 @@ func (a *Agent) endTaskUser(u *runUser, tl *taskLog) (ended bool) {
 	if err := u.Remove(); err != nil {
 		tl.Printf("Could not remove task user %s: %v", u.Name, err)
 		a.log.Error("remove the task user", "user", u.Name, "error", err)
+		if errors.Is(err, platform.ErrTaskProcessesLeft) {
+			return false // kept, with a process that may write in its caches
+		}
 	}
 	return true
 }

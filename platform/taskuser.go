@@ -244,6 +244,11 @@ func (u *TaskUser) RemoveFromGroups(groups []string) error {
 	return errors.Join(errs...)
 }
 
+// ErrTaskProcessesLeft is wrapped by Remove when processes of the account
+// kept appearing while its files were removed (another task ran a setuid
+// program it left): the account is kept, as when KillProcesses fails.
+var ErrTaskProcessesLeft = errors.New("processes of the account keep appearing")
+
 // ErrNoElevation is wrapped when RunElevated cannot give commands
 // administrator rights: not Windows, or UAC off.
 var ErrNoElevation = errors.New("no elevated token")

@@ -114,7 +114,7 @@ func (u *TaskUser) remove() error {
 		return err
 	}
 	traces := u.removeTraces()
-	if errors.Is(traces, errTaskProcessesLeft) {
+	if errors.Is(traces, ErrTaskProcessesLeft) {
 		return traces
 	}
 	if _, err := runDarwinTool(dsclDeleteUser(u.Name)); err != nil {

@@ -140,7 +140,7 @@ func (u *TaskUser) remove() error {
 		u.sys.cgroup = nil
 	}
 	traces := u.removeTraces()
-	if errors.Is(traces, errTaskProcessesLeft) {
+	if errors.Is(traces, ErrTaskProcessesLeft) {
 		return traces
 	}
 	// userdel exits 12 when it removed the account but not all of the

@@ -262,10 +262,6 @@ func killAccountProcesses(uid uint32) (int, error) {
 	return killed, fmt.Errorf("processes %v still run after 50 rounds of kills", pids)
 }
 
-// errTaskProcessesLeft is wrapped by removeTraces when processes of the
-// account keep appearing: the account is then kept, not freed.
-var errTaskProcessesLeft = errors.New("processes of the account keep appearing")
-
 // removeTraces removes what the account left where every account may
 // write (sharedTaskDirs) and its System V IPC objects. A process of the
 // account that appears meanwhile (another task ran a setuid program it
@@ -284,8 +280,8 @@ func (u *TaskUser) removeTraces() error {
 			return errors.Join(files, ipc)
 		}
 		if _, err := killAccountProcesses(u.sys.uid); err != nil {
-			return fmt.Errorf("%w: %w", errTaskProcessesLeft, err)
+			return fmt.Errorf("%w: %w", ErrTaskProcessesLeft, err)
 		}
 	}
-	return fmt.Errorf("%w after its files were removed three times", errTaskProcessesLeft)
+	return fmt.Errorf("%w after its files were removed three times", ErrTaskProcessesLeft)
 }
