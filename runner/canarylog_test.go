@@ -18,7 +18,7 @@ import (
 // line ends, a first line saying that earlier output was left out, and
 // no partial first line; a note added later keeps the bound.
 func TestCanaryLogTail(t *testing.T) {
-	dir := t.TempDir()
+	dir := testTempDir(t) // t.TempDir cannot remove it under Wine
 	write := func(name, s string) string {
 		t.Helper()
 		p := filepath.Join(dir, name)
